@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title Every EIP-712 type Tollgate signs, in one place, with its hash helpers.
+/// @dev `server/chain/eip712.ts` holds the same type strings; `test/contracts/typehashes.test.ts` pins them
+/// together so the TypeScript signer and this verifier can never drift apart.
+library UsageTypes {
+    /// @notice A gateway's batch of usage records (encoding in `IUsageSettlement`).
+    struct UsageBatch {
+        uint64 firstSequence;
+        uint32 baseTime;
+        bytes buyers;
+        bytes models;
+        bytes records;
+        bytes32 contentRoot;
+    }
+
+    /// @notice A settled batch with its byte sections replaced by their hashes: enough to recompute its commitment.
+    struct UsageBatchHeader {
+        uint64 firstSequence;
+        uint32 baseTime;
+        bytes32 buyersHash;
+        bytes32 modelsHash;
+        bytes32 recordsHash;
+        bytes32 contentRoot;
+    }
+
+    /// @notice What a gateway hands a buyer for one call. Its struct hash is a leaf of the batch's content root.
+    struct UsageReceipt {
+        uint64 sequence;
+        address buyer;
+        uint32 modelId;
+        uint32 inputTokens;
+        uint32 cachedInputTokens;
+        uint32 outputTokens;
+        uint32 servedAt;
+        uint72 inputPrice;
+        uint72 cachedInputPrice;
+        uint72 outputPrice;
+        uint256 cost;
+        bytes32 contentHash;
+    }
+
+    bytes internal constant USAGE_BATCH_TYPE =
+        "UsageBatch(uint64 firstSequence,uint32 baseTime,bytes buyers,bytes models,bytes records,bytes32 contentRoot)";
+    bytes32 internal constant USAGE_BATCH_TYPEHASH = keccak256(USAGE_BATCH_TYPE);
+
+    bytes internal constant USAGE_RECEIPT_TYPE = "UsageReceipt(uint64 sequence,address buyer,uint32 modelId,"
+        "uint32 inputTokens,uint32 cachedInputTokens,uint32 outputTokens,uint32 servedAt,uint72 inputPrice,"
+        "uint72 cachedInputPrice,uint72 outputPrice,uint256 cost,bytes32 contentHash)";
+    bytes32 internal constant USAGE_RECEIPT_TYPEHASH = keccak256(USAGE_RECEIPT_TYPE);
+
+    /// @dev Entry sizes of the packed batch sections.
+    uint256 internal constant BUYER_ENTRY_SIZE = 24;
+    uint256 internal constant MODEL_ENTRY_SIZE = 8;
+    uint256 internal constant RECORD_SIZE = 18;
+
+    function hash(UsageBatch calldata batch) internal pure returns (bytes32) {
+        return hashHeader(
+            batch.firstSequence,
+            batch.baseTime,
+            keccak256(batch.buyers),
+            keccak256(batch.models),
+            keccak256(batch.records),
+            batch.contentRoot
+        );
+    }
+
+    function hash(UsageBatchHeader calldata header) internal pure returns (bytes32) {
+        return hashHeader(
+            header.firstSequence,
+            header.baseTime,
+            header.buyersHash,
+            header.modelsHash,
+            header.recordsHash,
+            header.contentRoot
+        );
+    }
+
+    function hashHeader(
+        uint64 firstSequence,
+        uint32 baseTime,
+        bytes32 buyersHash,
+        bytes32 modelsHash,
+        bytes32 recordsHash,
+        bytes32 contentRoot
+    ) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(USAGE_BATCH_TYPEHASH, firstSequence, baseTime, buyersHash, modelsHash, recordsHash, contentRoot)
+        );
+    }
+
+    function hash(UsageReceipt calldata r) internal pure returns (bytes32) {
+        // Two steps keep the stack shallow; the encoding is the same as one abi.encode of all fields.
+        bytes memory head = abi.encode(
+            USAGE_RECEIPT_TYPEHASH,
+            r.sequence,
+            r.buyer,
+            r.modelId,
+            r.inputTokens,
+            r.cachedInputTokens,
+            r.outputTokens,
+            r.servedAt
+        );
+        return keccak256(
+            bytes.concat(head, abi.encode(r.inputPrice, r.cachedInputPrice, r.outputPrice, r.cost, r.contentHash))
+        );
+    }
+}
