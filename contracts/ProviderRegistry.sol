@@ -175,26 +175,6 @@ abstract contract ProviderRegistry is IProviderRegistry {
     }
 
     /// @inheritdoc IProviderRegistry
-    function priceAt(uint32 modelId, uint256 timestamp)
-        external
-        view
-        returns (uint256 epochIndex, PriceEpoch memory epoch)
-    {
-        _modelOrRevert(modelId);
-        PriceEpoch[] storage epochs = _priceEpochs[modelId];
-        if (timestamp < epochs[0].effectiveFrom) revert RegistryNoPriceAt(modelId, timestamp);
-        // Binary search for the last epoch starting at or before `timestamp`.
-        uint256 low = 0;
-        uint256 high = epochs.length - 1;
-        while (low < high) {
-            uint256 mid = (low + high + 1) / 2;
-            if (epochs[mid].effectiveFrom <= timestamp) low = mid;
-            else high = mid - 1;
-        }
-        return (low, epochs[low]);
-    }
-
-    /// @inheritdoc IProviderRegistry
     function signerOf(address signer) external view returns (SignerView memory) {
         Signer storage state = _signers[signer];
         return SignerView({providerId: state.providerId, authorized: state.authorized, nextSequence: state.nextSequence});

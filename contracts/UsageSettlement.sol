@@ -25,7 +25,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     uint256 private constant MAX_RECORDS = 1 << 24;
     uint256 private constant TOKENS_PER_PRICE = 1_000_000;
 
-    /// @dev The terms a record is priced by, loaded once per batch.
+    /// @dev The terms a record is priced by, loaded once per batch. Addressed by offset in `_chargeRecords`.
     struct ModelTerms {
         uint256 from;
         uint256 until;
@@ -35,26 +35,33 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         uint256 maskBit;
     }
 
-    /// @dev A buyer's state during one batch: loaded once, updated per record in memory, written once.
+    /// @dev A buyer's state during one batch: loaded once, priced into per record, drawn and written once.
+    /// The record loop in `_priceRecords` addresses fields by offset (field n at n * 32): keep the order.
     struct BuyerTally {
         address buyer;
         uint256 planId;
         uint256 balance;
         uint256 pending;
-        uint256 available;
         uint256 credits;
         uint256 creditValue;
-        uint256 creditExpiry;
-        uint256 creditMask;
+        uint256 creditExpiry; // 0xc0
+        uint256 creditMask; // 0xe0
         bool limited;
         uint256 allowance;
         uint256 windowStart;
         uint256 spent;
-        uint256 cost;
+        uint256 otherCost; // 0x180
+        uint256 eligibleCost; // 0x1a0
         uint256 creditsBurned;
-        uint256 creditCovered;
         uint256 fromBalance;
         uint256 shortfall;
+    }
+
+    struct Totals {
+        uint256 cost;
+        uint256 paid;
+        uint256 shortfall;
+        uint256 protocolFee;
     }
 
     mapping(address signer => mapping(uint64 firstSequence => bytes32 commitment)) private _batchCommitments;
@@ -82,13 +89,12 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
 
         ModelTerms[] memory models = _loadModels(batch.models, providerId);
         BuyerTally[] memory buyers = _loadBuyers(batch.buyers, providerId);
-        uint256 protocolFee = _chargeRecords(batch, recordCount, models, buyers);
-        (uint256 totalCost, uint256 totalPaid, uint256 totalShortfall) =
-            _applyTallies(buyers, providerId, signer, firstSequence);
+        _priceRecords(batch, recordCount, models, buyers);
+        (Totals memory totals, bytes memory buyerResults) = _applyTallies(buyers, providerId, signer, firstSequence);
 
-        uint256 providerEarnings = totalPaid - protocolFee;
+        uint256 providerEarnings = totals.paid - totals.protocolFee;
         _earnings[providerId] += providerEarnings;
-        _protocolFees += protocolFee;
+        _protocolFees += totals.protocolFee;
         emit BatchSettled(
             signer,
             providerId,
@@ -96,10 +102,11 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             recordCount,
             commitment,
             batch.contentRoot,
-            totalCost,
+            totals.cost,
             providerEarnings,
-            protocolFee,
-            totalShortfall
+            totals.protocolFee,
+            totals.shortfall,
+            buyerResults
         );
     }
 
@@ -133,130 +140,168 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             && MerkleProof.verifyCalldata(proof, header.contentRoot, receipt.hash());
     }
 
-    /// @dev Prices every record and draws it from its buyer's tally: credits, then balance, else shortfall.
-    /// Returns the protocol fee, taken per record (rounded up) on what was drawn from balance.
-    function _chargeRecords(
+    /// @dev Prices every record and adds its cost to its buyer's tally: to `eligibleCost` when the buyer's
+    /// named credit plan covers the record (model in the plan, served before expiry), else to `otherCost`.
+    /// The loop is assembly because it runs once per record and is most of a large batch's gas; when it
+    /// meets an invalid record it stops, and `_revertInvalidRecord` names the error in plain Solidity.
+    function _priceRecords(
         UsageTypes.UsageBatch calldata batch,
         uint256 recordCount,
         ModelTerms[] memory models,
         BuyerTally[] memory buyers
-    ) private view returns (uint256 protocolFee) {
+    ) private view {
         uint256 baseTime = batch.baseTime;
-        uint256 feeBps = _feeBps;
-        uint256 buyerCount = buyers.length;
-        uint256 modelCount = models.length;
         bytes calldata records = batch.records;
-        uint256 offset;
+        uint256 badRecord; // 1 + index of the first invalid record, or 0
         assembly ("memory-safe") {
-            offset := records.offset
+            let buyerCount := mload(buyers)
+            let modelCount := mload(models)
+            let buyerData := add(buyers, 0x20)
+            let modelData := add(models, 0x20)
+            let start := records.offset
+            let end := add(start, mul(recordCount, 18))
+            // Counts < 2^32 and prices < 2^72, so a record costs < 2^106 and no sum over at most 2^24
+            // records can overflow 256 bits.
+            for { let ptr := start } lt(ptr, end) { ptr := add(ptr, 18) } {
+                let word := calldataload(ptr)
+                let buyerIndex := shr(240, word)
+                let modelIndex := and(shr(232, word), 0xff)
+                let input := and(shr(200, word), 0xffffffff)
+                let cached := and(shr(168, word), 0xffffffff)
+                let servedAt := add(baseTime, and(shr(112, word), 0xffffff))
+                let terms := mload(add(modelData, shl(5, modelIndex)))
+                // Valid: both indices in range, cached <= input, from <= servedAt < until (until <= now + 1).
+                if iszero(
+                    and(
+                        and(lt(buyerIndex, buyerCount), lt(modelIndex, modelCount)),
+                        and(
+                            iszero(gt(cached, input)),
+                            and(iszero(lt(servedAt, mload(terms))), lt(servedAt, mload(add(terms, 0x20))))
+                        )
+                    )
+                ) {
+                    badRecord := add(div(sub(ptr, start), 18), 1)
+                    break
+                }
+                let cost := div(
+                    add(
+                        add(mul(sub(input, cached), mload(add(terms, 0x40))), mul(cached, mload(add(terms, 0x60)))),
+                        add(mul(and(shr(136, word), 0xffffffff), mload(add(terms, 0x80))), 999999)
+                    ),
+                    1000000
+                )
+                let tally := mload(add(buyerData, shl(5, buyerIndex)))
+                // otherCost is field 12 (0x180), eligibleCost field 13 (0x1a0)
+                let eligible := and(
+                    iszero(iszero(and(mload(add(tally, 0xe0)), mload(add(terms, 0xa0))))),
+                    lt(servedAt, mload(add(tally, 0xc0)))
+                )
+                let slot := add(tally, add(0x180, shl(5, eligible)))
+                mstore(slot, add(mload(slot), cost))
+            }
         }
-        for (uint256 i; i < recordCount; ++i) {
-            uint256 word;
-            assembly ("memory-safe") {
-                word := calldataload(add(offset, mul(i, 18)))
-            }
-            uint256 buyerIndex = word >> 240;
-            uint256 modelIndex = (word >> 232) & 0xff;
-            if (buyerIndex >= buyerCount) revert SettlementEntryOutOfRange(i, buyerIndex);
-            if (modelIndex >= modelCount) revert SettlementEntryOutOfRange(i, modelIndex);
-            uint256 input = (word >> 200) & 0xffffffff;
-            uint256 cached = (word >> 168) & 0xffffffff;
-            uint256 output = (word >> 136) & 0xffffffff;
-            uint256 servedAt = baseTime + ((word >> 112) & 0xffffff);
-            if (cached > input) revert SettlementCachedExceedsInput(i);
-            if (servedAt > block.timestamp) revert SettlementServedInFuture(i, servedAt, block.timestamp);
-            ModelTerms memory terms = models[modelIndex];
-            if (servedAt < terms.from || servedAt >= terms.until) {
-                revert SettlementPriceEpochMismatch(i, servedAt, terms.from, terms.until);
-            }
-            uint256 cost;
-            unchecked {
-                // Counts < 2^32 and prices < 2^72, so the sum stays below 2^106: no overflow.
-                cost = (
-                    (input - cached) * terms.inputPrice + cached * terms.cachedInputPrice
-                        + output * terms.outputPrice + (TOKENS_PER_PRICE - 1)
-                ) / TOKENS_PER_PRICE;
-            }
-            uint256 paid = _drawRecord(buyers[buyerIndex], terms.maskBit, servedAt, cost);
-            protocolFee += _feeOn(paid, feeBps);
-        }
+        if (badRecord != 0) _revertInvalidRecord(batch, badRecord - 1, buyers.length, models);
     }
 
-    /// @dev Draws one record's `cost` from a buyer's tally and returns what came from its balance.
-    function _drawRecord(BuyerTally memory tally, uint256 maskBit, uint256 servedAt, uint256 cost)
-        private
-        pure
-        returns (uint256 paid)
-    {
-        tally.cost += cost;
-        uint256 chargeable = cost;
+    /// @dev Reverts with the named error for record `index`, which the record loop found invalid.
+    function _revertInvalidRecord(
+        UsageTypes.UsageBatch calldata batch,
+        uint256 index,
+        uint256 buyerCount,
+        ModelTerms[] memory models
+    ) private view {
+        uint256 word = uint256(bytes32(batch.records[index * 18:index * 18 + 18]));
+        uint256 buyerIndex = word >> 240;
+        uint256 modelIndex = (word >> 232) & 0xff;
+        if (buyerIndex >= buyerCount) revert SettlementEntryOutOfRange(index, buyerIndex);
+        if (modelIndex >= models.length) revert SettlementEntryOutOfRange(index, modelIndex);
+        if ((word >> 168) & 0xffffffff > (word >> 200) & 0xffffffff) revert SettlementCachedExceedsInput(index);
+        uint256 servedAt = batch.baseTime + ((word >> 112) & 0xffffff);
+        if (servedAt > block.timestamp) revert SettlementServedInFuture(index, servedAt, block.timestamp);
+        ModelTerms memory terms = models[modelIndex];
+        revert SettlementPriceEpochMismatch(index, servedAt, terms.from, terms.until);
+    }
+
+    /// @dev Draws a buyer's batch total: the spending cap first limits what may be charged; credits of the
+    /// named plan cover the eligible part; the balance (pending withdrawal included) pays the rest; what is
+    /// left is shortfall. The fee is taken once per buyer and batch on what came from balance, rounded up,
+    /// so splitting usage into more or smaller records never lowers it.
+    function _drawTally(BuyerTally memory tally, uint256 feeBps) private pure returns (uint256 fee) {
+        uint256 total = tally.otherCost + tally.eligibleCost;
+        uint256 chargeable = total;
         if (tally.limited) {
-            uint256 allowance = tally.allowance;
-            if (chargeable > allowance) chargeable = allowance;
-            tally.allowance = allowance - chargeable;
+            if (chargeable > tally.allowance) chargeable = tally.allowance;
             tally.spent += chargeable;
         }
+        uint256 available = tally.balance + tally.pending;
+        // Eligible usage is charged first, so the cap leaves it to credits where it can.
+        uint256 toCredits = tally.eligibleCost < chargeable ? tally.eligibleCost : chargeable;
         uint256 rest = chargeable;
         uint256 credits = tally.credits;
-        if (credits != 0 && tally.creditMask & maskBit != 0 && servedAt < tally.creditExpiry) {
+        if (toCredits != 0 && credits != 0) {
             uint256 value = tally.creditValue;
-            uint256 burned = rest / value;
+            uint256 burned = toCredits / value;
             if (burned > credits) burned = credits;
+            uint256 remainder = toCredits - burned * value;
             rest -= burned * value;
-            // A remainder worth less than a credit goes to balance; if the balance cannot cover it, one
-            // more credit does, so a buyer holding credits is never short for a fraction of one.
-            if (rest != 0 && burned < credits && tally.available < rest) {
+            // A remainder worth less than a credit goes to balance; if the balance cannot cover what is
+            // left, one more credit covers it, so a buyer holding credits is never short by a fraction of one.
+            if (remainder != 0 && burned < credits && available < rest) {
                 ++burned;
-                rest = 0;
+                rest -= remainder;
             }
-            tally.credits = credits - burned;
-            tally.creditsBurned += burned;
-            tally.creditCovered += chargeable - rest;
+            tally.creditsBurned = burned;
         }
-        uint256 available = tally.available;
-        paid = rest <= available ? rest : available;
-        tally.available = available - paid;
-        tally.fromBalance += paid;
-        tally.shortfall += cost - chargeable + rest - paid;
+        uint256 paid = rest <= available ? rest : available;
+        tally.fromBalance = paid;
+        tally.shortfall = total - chargeable + rest - paid;
+        fee = _feeOn(paid, feeBps);
     }
 
-    /// @dev Writes each buyer's tally back: one account slot, one credit burn, one limit window, one event.
+    /// @dev Draws and writes back each buyer's tally, and packs what the batch did to it into `results`:
+    /// 32 bytes per buyer, in table order, uint128 fromBalance | uint128 shortfall.
     function _applyTallies(BuyerTally[] memory buyers, uint32 providerId, address signer, uint64 firstSequence)
         private
-        returns (uint256 totalCost, uint256 totalPaid, uint256 totalShortfall)
+        returns (Totals memory totals, bytes memory results)
     {
-        for (uint256 j; j < buyers.length; ++j) {
+        uint256 count = buyers.length;
+        uint256 feeBps = _feeBps;
+        results = new bytes(count * 32);
+        for (uint256 j; j < count; ++j) {
             BuyerTally memory tally = buyers[j];
-            uint256 fromBalance = tally.fromBalance;
-            if (fromBalance != 0) {
-                // Spendable balance first; pending withdrawals are still the buyer's money until withdrawn.
-                uint256 balance = tally.balance;
-                uint256 fromSpendable = fromBalance <= balance ? fromBalance : balance;
-                Account storage account = _accounts[tally.buyer];
-                account.balance = uint112(balance - fromSpendable);
-                account.pendingWithdrawal = uint104(tally.pending - (fromBalance - fromSpendable));
+            totals.protocolFee += _drawTally(tally, feeBps);
+            uint256 packed = _applyTally(tally, providerId, signer, firstSequence);
+            assembly ("memory-safe") {
+                mstore(add(add(results, 0x20), shl(5, j)), packed)
             }
-            if (tally.creditsBurned != 0) _burn(tally.buyer, tally.planId, tally.creditsBurned);
-            if (tally.limited) _recordSpending(tally.buyer, providerId, tally.windowStart, tally.spent);
-            _emitBuyerSettled(tally, signer, firstSequence);
-            totalCost += tally.cost;
-            totalPaid += fromBalance;
-            totalShortfall += tally.shortfall;
+            totals.cost += tally.otherCost + tally.eligibleCost;
+            totals.paid += tally.fromBalance;
+            totals.shortfall += tally.shortfall;
         }
     }
 
-    function _emitBuyerSettled(BuyerTally memory tally, address signer, uint64 firstSequence) private {
-        emit BuyerSettled(
-            tally.buyer,
-            signer,
-            firstSequence,
-            tally.cost,
-            tally.planId,
-            tally.creditsBurned,
-            tally.creditCovered,
-            tally.fromBalance,
-            tally.shortfall
-        );
+    /// @dev One account slot, one credit burn, one limit window per buyer and batch; an indexed
+    /// `ShortfallRecorded` when the buyer could not pay for everything.
+    function _applyTally(BuyerTally memory tally, uint32 providerId, address signer, uint64 firstSequence)
+        private
+        returns (uint256 packed)
+    {
+        uint256 fromBalance = tally.fromBalance;
+        uint256 shortfall = tally.shortfall;
+        if (fromBalance != 0) {
+            // Spendable balance first; pending withdrawals are still the buyer's money until withdrawn.
+            uint256 balance = tally.balance;
+            uint256 fromSpendable = fromBalance <= balance ? fromBalance : balance;
+            Account storage account = _accounts[tally.buyer];
+            account.balance = uint112(balance - fromSpendable);
+            account.pendingWithdrawal = uint104(tally.pending - (fromBalance - fromSpendable));
+        }
+        if (tally.creditsBurned != 0) _burn(tally.buyer, tally.planId, tally.creditsBurned);
+        if (tally.limited) _recordSpending(tally.buyer, providerId, tally.windowStart, tally.spent);
+        if (shortfall != 0) emit ShortfallRecorded(tally.buyer, signer, firstSequence, shortfall);
+        // fromBalance <= balance + pending < 2^106. A shortfall can pass 128 bits only in theory
+        // (2^24 records at the highest prices): it saturates here; BatchSettled's total is exact.
+        packed = (fromBalance << 128) | (shortfall > type(uint128).max ? type(uint128).max : shortfall);
     }
 
     function _loadModels(bytes calldata table, uint32 providerId) private view returns (ModelTerms[] memory models) {
@@ -272,9 +317,12 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             uint256 epochCount = epochs.length;
             if (epochIndex >= epochCount) revert RegistryUnknownPriceEpoch(modelId, epochIndex);
             PriceEpoch memory epoch = epochs[epochIndex];
+            uint256 until = epochIndex + 1 < epochCount ? epochs[epochIndex + 1].effectiveFrom : type(uint256).max;
+            // Nothing can have been served after now: capping `until` lets one check in the record loop cover both.
+            if (until > block.timestamp) until = block.timestamp + 1;
             models[k] = ModelTerms({
                 from: epoch.effectiveFrom,
-                until: epochIndex + 1 < epochCount ? epochs[epochIndex + 1].effectiveFrom : type(uint256).max,
+                until: until,
                 inputPrice: epoch.input,
                 cachedInputPrice: epoch.cachedInput,
                 outputPrice: epoch.output,
@@ -299,7 +347,6 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             tally.buyer = buyer;
             tally.balance = account.balance;
             tally.pending = account.pendingWithdrawal;
-            tally.available = uint256(account.balance) + account.pendingWithdrawal;
             if (planId != 0) {
                 CreditPlan storage plan = _plans[planId];
                 if (plan.providerId != providerId) revert SettlementPlanNotOfProvider(planId, providerId);

@@ -58,8 +58,6 @@ interface IProviderRegistry {
     error RegistrySignerUnchanged(address signer, uint32 providerId, bool authorized);
     /// @notice Model `modelId` has no price epoch with index `epochIndex`.
     error RegistryUnknownPriceEpoch(uint32 modelId, uint256 epochIndex);
-    /// @notice Model `modelId` had no price at `timestamp` (it was listed later).
-    error RegistryNoPriceAt(uint32 modelId, uint256 timestamp);
     /// @notice A payout address or signer key must not be the zero address.
     error RegistryZeroAddress();
     /// @notice Model `modelId` is already in pause state `paused`.
@@ -110,13 +108,9 @@ interface IProviderRegistry {
     function providerOf(uint32 providerId) external view returns (ProviderView memory);
     function modelCount() external view returns (uint256);
     function modelOf(uint32 modelId) external view returns (ModelView memory);
+    /// @notice Epoch `epochIndex` of `modelId`'s prices. Epochs are ordered by `effectiveFrom`; the one in force
+    /// at time t is the last starting at or before t (`server/chain` finds it for the oracle).
     function priceEpochOf(uint32 modelId, uint256 epochIndex) external view returns (PriceEpoch memory);
-
-    /// @notice The epoch in force for `modelId` at `timestamp`, and its index (what a batch must name).
-    function priceAt(uint32 modelId, uint256 timestamp)
-        external
-        view
-        returns (uint256 epochIndex, PriceEpoch memory epoch);
 
     function signerOf(address signer) external view returns (SignerView memory);
 }

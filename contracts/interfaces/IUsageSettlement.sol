@@ -44,6 +44,9 @@ interface IUsageSettlement {
 
     /// @notice A batch settled. `commitment` is the batch's EIP-712 struct hash, kept on-chain under
     /// (`signer`, `firstSequence`); `contentRoot` is the Merkle root of the batch's receipts.
+    /// `buyerResults` holds 32 bytes per entry of the batch's buyer table, in its order:
+    /// uint128 drawn from balance (pending withdrawal included) | uint128 shortfall. What each record cost
+    /// follows from the calldata and the price epochs; credits burned show as ERC-1155 burns.
     event BatchSettled(
         address indexed signer,
         uint32 indexed providerId,
@@ -54,23 +57,13 @@ interface IUsageSettlement {
         uint256 totalCost,
         uint256 providerEarnings,
         uint256 protocolFee,
-        uint256 totalShortfall
+        uint256 totalShortfall,
+        bytes buyerResults
     );
 
-    /// @notice What one batch did to `buyer`: `cost` at list prices, covered by `creditsBurned` credits of
-    /// `planId` (worth `creditValue`), `fromBalance` drawn from its balance, and `shortfall` left unpaid
-    /// (not enough money, or over its spending limit).
-    event BuyerSettled(
-        address indexed buyer,
-        address indexed signer,
-        uint64 firstSequence,
-        uint256 cost,
-        uint256 planId,
-        uint256 creditsBurned,
-        uint256 creditValue,
-        uint256 fromBalance,
-        uint256 shortfall
-    );
+    /// @notice `buyer` could not cover `shortfall` of its usage in `signer`'s batch starting at `firstSequence`
+    /// (not enough credits and balance, or over its spending limit). The usage stays recorded, unpaid.
+    event ShortfallRecorded(address indexed buyer, address indexed signer, uint64 firstSequence, uint256 shortfall);
 
     /// @notice Settles a batch signed by an authorized gateway signer. Reverts with a named error on any
     /// malformed or mis-signed batch; never reverts because a buyer cannot pay (that becomes shortfall).

@@ -1,0 +1,128 @@
+/**
+ * Gas per settled record, by batch size and buyer count, beside the gas of the simplest per-call
+ * settlement (a buyer-signed EIP-3009 transfer per call, as x402 pays), measured in one run.
+ *
+ *   npm run bench:gas
+ */
+import { ethers } from "hardhat";
+import { time } from "@nomicfoundation/hardhat-network-helpers";
+import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
+import { keccak256, toHex, type Address } from "viem";
+import { deployMarketplace, USD } from "../test/helpers/fixtures";
+import { buildSignedBatch } from "../test/helpers/batches";
+import type { UsageRecord } from "../server/chain/usage-batch";
+
+const BATCH_SIZES = [1, 10, 100, 1_000];
+const BUYER_COUNTS = [1, 10, 100];
+
+/** Deterministic, realistic-looking counts: prompts of 200-4,000 tokens, a third partly cached. */
+function countsFor(i: number) {
+  const inputTokens = 200 + ((i * 7919) % 3_800);
+  const cachedInputTokens = i % 3 === 0 ? Math.floor(inputTokens / 2) : 0;
+  const outputTokens = 50 + ((i * 104_729) % 950);
+  return { inputTokens, cachedInputTokens, outputTokens };
+}
+
+async function main() {
+  const market = await deployMarketplace();
+  const { tollgate, token, provider, gateway, providerId } = market;
+  const [funder] = await ethers.getSigners();
+  const tollgateAddress = await tollgate.getAddress();
+
+  const maxBuyers = Math.max(...BUYER_COUNTS);
+  process.stderr.write(`funding ${maxBuyers} buyers...\n`);
+  const buyers: Address[] = [];
+  await token.mint(funder.address, USD(10_000_000));
+  await token.connect(funder).approve(tollgateAddress, ethers.MaxUint256);
+  for (let i = 0; i < maxBuyers; i++) {
+    const buyer = privateKeyToAccount(generatePrivateKey()).address;
+    await tollgate.connect(funder).deposit(buyer, USD(1_000));
+    buyers.push(buyer);
+  }
+
+  await time.increase(3_600); // calls below are served within the last 10 minutes, after the listing
+  let sequence = 0n;
+  // Warm-up batch so every buyer's account has been charged before (steady state, not first use).
+  const rows: { records: number; buyers: number; gas: bigint }[] = [];
+  for (const warm of [true, false]) {
+    for (const size of BATCH_SIZES) {
+      for (const buyerCount of BUYER_COUNTS) {
+        if (buyerCount > size) continue;
+        const latest = (await ethers.provider.getBlock("latest"))!.timestamp;
+        const records: UsageRecord[] = Array.from({ length: size }, (_, i) => ({
+          sequence: sequence + BigInt(i),
+          buyer: buyers[i % buyerCount],
+          modelId: i % 2 === 0 ? 1 : 2,
+          priceEpoch: 0,
+          ...countsFor(i),
+          servedAt: latest - 600 + Math.floor((i * 600) / size),
+          receiptHash: keccak256(toHex(`receipt ${sequence + BigInt(i)}`)),
+        }));
+        const { batch, signature } = await buildSignedBatch(tollgate, gateway, records);
+        const receipt = await (await tollgate.connect(provider).settleBatch(batch, signature)).wait();
+        sequence += BigInt(size);
+        if (!warm) rows.push({ records: size, buyers: buyerCount, gas: receipt!.gasUsed });
+        process.stderr.write(".");
+      }
+    }
+  }
+  process.stderr.write("\n");
+
+  // Baseline: one on-chain transfer per call, authorized by the buyer's signature (EIP-3009).
+  const payer = privateKeyToAccount(generatePrivateKey());
+  await token.mint(payer.address, USD(1_000));
+  const { chainId } = await ethers.provider.getNetwork();
+  const baselineGas: bigint[] = [];
+  for (let i = 0; i < 5; i++) {
+    const nonce = keccak256(toHex(`x402 call ${i}`));
+    const message = {
+      from: payer.address,
+      to: provider.address as Address,
+      value: 1_234n,
+      validAfter: 0n,
+      validBefore: 2n ** 40n,
+      nonce,
+    };
+    const signature = await payer.signTypedData({
+      domain: { name: "Tollgate Test USD", version: "1", chainId: Number(chainId), verifyingContract: (await token.getAddress()) as Address },
+      types: {
+        TransferWithAuthorization: [
+          { name: "from", type: "address" },
+          { name: "to", type: "address" },
+          { name: "value", type: "uint256" },
+          { name: "validAfter", type: "uint256" },
+          { name: "validBefore", type: "uint256" },
+          { name: "nonce", type: "bytes32" },
+        ],
+      },
+      primaryType: "TransferWithAuthorization",
+      message,
+    });
+    const { v, r, s } = ethers.Signature.from(signature);
+    const tx = await token
+      .connect(funder)
+      .transferWithAuthorization(message.from, message.to, message.value, message.validAfter, message.validBefore, nonce, v, r, s);
+    baselineGas.push((await tx.wait())!.gasUsed);
+  }
+  const baseline = baselineGas.reduce((a, b) => a + b) / BigInt(baselineGas.length);
+
+  const lines = [
+    `Settlement gas per record (hardfork ${(await ethers.provider.send("hardhat_metadata", [])).hardfork ?? "?"}, provider ${providerId})`,
+    "",
+    "| records per batch | buyers | gas per batch | gas per record | x below per-call baseline |",
+    "|---:|---:|---:|---:|---:|",
+    ...rows.map((row) => {
+      const perRecord = row.gas / BigInt(row.records);
+      const ratio = Number((baseline * 100n) / perRecord) / 100;
+      return `| ${row.records} | ${row.buyers} | ${row.gas} | ${perRecord} | ${ratio.toFixed(1)} |`;
+    }),
+    "",
+    `Baseline: one EIP-3009 transferWithAuthorization per call (x402 style): ${baseline} gas per call.`,
+  ];
+  console.log(lines.join("\n"));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
