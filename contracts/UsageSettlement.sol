@@ -227,35 +227,39 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     /// left is shortfall. The fee is taken once per buyer and batch on what came from balance, rounded up,
     /// so splitting usage into more or smaller records never lowers it.
     function _drawTally(BuyerTally memory tally, uint256 feeBps) private pure returns (uint256 fee) {
-        uint256 total = tally.otherCost + tally.eligibleCost;
-        uint256 chargeable = total;
-        if (tally.limited) {
-            if (chargeable > tally.allowance) chargeable = tally.allowance;
-            tally.spent += chargeable;
-        }
-        uint256 available = tally.balance + tally.pending;
-        // Eligible usage is charged first, so the cap leaves it to credits where it can.
-        uint256 toCredits = tally.eligibleCost < chargeable ? tally.eligibleCost : chargeable;
-        uint256 rest = chargeable;
-        uint256 credits = tally.credits;
-        if (toCredits != 0 && credits != 0) {
-            uint256 value = tally.creditValue;
-            uint256 burned = toCredits / value;
-            if (burned > credits) burned = credits;
-            uint256 remainder = toCredits - burned * value;
-            rest -= burned * value;
-            // A remainder worth less than a credit goes to balance; if the balance cannot cover what is
-            // left, one more credit covers it, so a buyer holding credits is never short by a fraction of one.
-            if (remainder != 0 && burned < credits && available < rest) {
-                ++burned;
-                rest -= remainder;
+        // Unchecked: costs sum below 2^130, allowances and balances below 2^113, and every subtraction
+        // takes away at most what the min() just above it allows.
+        unchecked {
+            uint256 total = tally.otherCost + tally.eligibleCost;
+            uint256 chargeable = total;
+            if (tally.limited) {
+                if (chargeable > tally.allowance) chargeable = tally.allowance;
+                tally.spent += chargeable;
             }
-            tally.creditsBurned = burned;
+            uint256 available = tally.balance + tally.pending;
+            // Eligible usage is charged first, so the cap leaves it to credits where it can.
+            uint256 toCredits = tally.eligibleCost < chargeable ? tally.eligibleCost : chargeable;
+            uint256 rest = chargeable;
+            uint256 credits = tally.credits;
+            if (toCredits != 0 && credits != 0) {
+                uint256 value = tally.creditValue;
+                uint256 burned = toCredits / value;
+                if (burned > credits) burned = credits;
+                uint256 remainder = toCredits - burned * value;
+                rest -= burned * value;
+                // A remainder worth less than a credit goes to balance; if the balance cannot cover what is
+                // left, one more credit covers it, so a buyer holding credits is never short by a fraction of one.
+                if (remainder != 0 && burned < credits && available < rest) {
+                    ++burned;
+                    rest -= remainder;
+                }
+                tally.creditsBurned = burned;
+            }
+            uint256 paid = rest <= available ? rest : available;
+            tally.fromBalance = paid;
+            tally.shortfall = total - chargeable + rest - paid;
+            fee = _feeOn(paid, feeBps);
         }
-        uint256 paid = rest <= available ? rest : available;
-        tally.fromBalance = paid;
-        tally.shortfall = total - chargeable + rest - paid;
-        fee = _feeOn(paid, feeBps);
     }
 
     /// @dev Draws and writes back each buyer's tally, and packs what the batch did to it into `results`:
