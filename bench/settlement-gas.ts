@@ -4,7 +4,7 @@
  *
  *   npm run bench:gas
  */
-import { ethers } from "hardhat";
+import hre, { ethers } from "hardhat";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { keccak256, toHex, type Address } from "viem";
@@ -107,7 +107,7 @@ async function main() {
   const baseline = baselineGas.reduce((a, b) => a + b) / BigInt(baselineGas.length);
 
   const lines = [
-    `Settlement gas per record (hardfork ${(await ethers.provider.send("hardhat_metadata", [])).hardfork ?? "?"}, provider ${providerId})`,
+    `Settlement gas per record (Hardhat network, hardfork ${hre.config.networks.hardhat.hardfork}, provider ${providerId}; gas includes the 21,000 base and calldata)`,
     "",
     "| records per batch | buyers | gas per batch | gas per record | x below per-call baseline |",
     "|---:|---:|---:|---:|---:|",
