@@ -64,7 +64,9 @@ interface ITollgateVault {
     /// @notice Largest protocol fee the owner may set, in basis points.
     function MAX_FEE_BPS() external view returns (uint256);
 
-    /// @notice Largest balance (and pending withdrawal) one buyer may hold, in token base units.
+    /// @notice Largest balance a deposit may bring an account to, and largest pending withdrawal, in token
+    /// base units. Cancelling a withdrawal may return the balance to at most twice this; settlement's
+    /// arithmetic stays bounded either way.
     function MAX_ACCOUNT_BALANCE() external view returns (uint256);
 
     /// @notice Pulls `amount` from the caller and credits what actually arrived to `buyer`.
