@@ -169,17 +169,14 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
                 let input := and(shr(200, word), 0xffffffff)
                 let cached := and(shr(168, word), 0xffffffff)
                 let servedAt := add(baseTime, and(shr(112, word), 0xffffff))
+                // Indices first: a record must never make the loop read memory outside the tables.
+                if iszero(and(and(lt(buyerIndex, buyerCount), lt(modelIndex, modelCount)), iszero(gt(cached, input)))) {
+                    badRecord := add(div(sub(ptr, start), 18), 1)
+                    break
+                }
                 let terms := mload(add(modelData, shl(5, modelIndex)))
-                // Valid: both indices in range, cached <= input, from <= servedAt < until (until <= now + 1).
-                if iszero(
-                    and(
-                        and(lt(buyerIndex, buyerCount), lt(modelIndex, modelCount)),
-                        and(
-                            iszero(gt(cached, input)),
-                            and(iszero(lt(servedAt, mload(terms))), lt(servedAt, mload(add(terms, 0x20))))
-                        )
-                    )
-                ) {
+                // from <= servedAt < until, where until <= now + 1
+                if iszero(and(iszero(lt(servedAt, mload(terms))), lt(servedAt, mload(add(terms, 0x20))))) {
                     badRecord := add(div(sub(ptr, start), 18), 1)
                     break
                 }
@@ -232,10 +229,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         unchecked {
             uint256 total = tally.otherCost + tally.eligibleCost;
             uint256 chargeable = total;
-            if (tally.limited) {
-                if (chargeable > tally.allowance) chargeable = tally.allowance;
-                tally.spent += chargeable;
-            }
+            if (tally.limited && chargeable > tally.allowance) chargeable = tally.allowance;
             uint256 available = tally.balance + tally.pending;
             // Eligible usage is charged first, so the cap leaves it to credits where it can.
             uint256 toCredits = tally.eligibleCost < chargeable ? tally.eligibleCost : chargeable;
@@ -258,6 +252,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             uint256 paid = rest <= available ? rest : available;
             tally.fromBalance = paid;
             tally.shortfall = total - chargeable + rest - paid;
+            // The cap counts what was actually charged (credits and balance), not what went unpaid.
+            if (tally.limited) tally.spent += chargeable - (rest - paid);
             fee = _feeOn(paid, feeBps);
         }
     }

@@ -12,7 +12,7 @@ interface ISpendingLimits {
         uint32 period;
         /// @dev Start of the current window, in settlement (block) time.
         uint32 windowStart;
-        /// @dev Charged so far in the current window.
+        /// @dev Charged so far in the current window (credits and balance; unpaid shortfall does not count).
         uint96 spentInWindow;
     }
 
