@@ -1,19 +1,31 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {ERC1155} from "@openzeppelin/contracts/token/ERC1155/ERC1155.sol";
 import {IAccessCredits} from "./interfaces/IAccessCredits.sol";
+import {TollgateCredits} from "./TollgateCredits.sol";
 import {SpendingLimits} from "./SpendingLimits.sol";
 
-/// @title API-access credits as ERC-1155, one token id per provider credit plan.
+/// @title Credit plans and their sale; the credits themselves are the `TollgateCredits` ERC-1155.
 /// @dev Buying credits pays the provider at once (minus the protocol fee); settlement later burns credits
 /// instead of moving tokens, so credits never affect conservation of the vault's tokens.
-abstract contract AccessCredits is IAccessCredits, SpendingLimits, ERC1155 {
+abstract contract AccessCredits is IAccessCredits, SpendingLimits {
     /// @inheritdoc IAccessCredits
     uint256 public constant MAX_CREDITS_PER_PURCHASE = type(uint128).max;
 
+    /// @dev Deployed by this contract, so it can mint and burn and nothing else can.
+    TollgateCredits internal immutable _credits;
+
     uint32 private _planCount;
     mapping(uint256 planId => CreditPlan) internal _plans;
+
+    constructor() {
+        _credits = new TollgateCredits(address(this));
+    }
+
+    /// @inheritdoc IAccessCredits
+    function credits() external view returns (address) {
+        return address(_credits);
+    }
 
     /// @inheritdoc IAccessCredits
     function defineCreditPlan(
@@ -92,6 +104,6 @@ abstract contract AccessCredits is IAccessCredits, SpendingLimits, ERC1155 {
     function _sell(CreditPlan storage plan, uint256 planId, uint256 amount, uint256 price, address recipient) private {
         uint256 fee = _creditEarnings(plan.providerId, price);
         emit CreditsPurchased(planId, msg.sender, recipient, amount, price, fee);
-        _mint(recipient, planId, amount, "");
+        _credits.mint(recipient, planId, amount);
     }
 }

@@ -2,16 +2,15 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {ERC1155} from "@openzeppelin/contracts/token/ERC1155/ERC1155.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ProviderRegistry} from "./ProviderRegistry.sol";
 import {TollgateVault} from "./TollgateVault.sol";
 import {UsageSettlement} from "./UsageSettlement.sol";
 
 /// @title Tollgate: prepaid AI usage, settled by contract.
-/// @notice One deployment holds the vault, the provider registry, the ERC-1155 credits, the buyers'
-/// spending limits and settlement. They share one contract so settlement touches each buyer's money,
-/// credits and prices without external calls.
+/// @notice One deployment holds the vault, the provider registry, the credit plans, the buyers' spending
+/// limits and settlement, so settlement touches each buyer's money and prices without external calls.
+/// It deploys its own ERC-1155 credits token (`credits()`).
 contract Tollgate is UsageSettlement {
     /// @param paymentToken_ The ERC-20 of every balance and price (fixed for the deployment's life).
     /// @param withdrawalDelay_ Seconds a buyer waits between requesting and executing a withdrawal; make
@@ -30,7 +29,6 @@ contract Tollgate is UsageSettlement {
     )
         ProviderRegistry(priceNoticePeriod_)
         TollgateVault(paymentToken_, withdrawalDelay_, feeBps_, treasury_, owner_)
-        ERC1155("")
         EIP712("Tollgate", "1")
     {}
 }

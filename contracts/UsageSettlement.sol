@@ -55,6 +55,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         uint256 creditsBurned;
         uint256 fromBalance;
         uint256 shortfall;
+        uint256 accountSlot; // 0x220: storage slot of the buyer's Account
+        uint256 accountWord; // 0x240: that slot as read at the start of the batch
     }
 
     struct Totals {
@@ -88,9 +90,10 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         _batchCommitments[signer][firstSequence] = commitment;
 
         ModelTerms[] memory models = _loadModels(batch.models, providerId);
-        BuyerTally[] memory buyers = _loadBuyers(batch.buyers, providerId);
-        _priceRecords(batch, recordCount, models, buyers);
-        (Totals memory totals, bytes memory buyerResults) = _applyTallies(buyers, providerId, signer, firstSequence);
+        (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial) = _loadBuyers(batch.buyers, providerId);
+        _priceRecords(batch, recordCount, models, buyers, anyPlan);
+        (Totals memory totals, bytes memory buyerResults) =
+            _applyTallies(buyers, anySpecial, providerId, signer, firstSequence);
 
         uint256 providerEarnings = totals.paid - totals.protocolFee;
         _earnings[providerId] += providerEarnings;
@@ -148,7 +151,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         UsageTypes.UsageBatch calldata batch,
         uint256 recordCount,
         ModelTerms[] memory models,
-        BuyerTally[] memory buyers
+        BuyerTally[] memory buyers,
+        bool anyPlan
     ) private view {
         uint256 baseTime = batch.baseTime;
         bytes calldata records = batch.records;
@@ -189,11 +193,14 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
                 )
                 let tally := mload(add(buyerData, shl(5, buyerIndex)))
                 // otherCost is field 12 (0x180), eligibleCost field 13 (0x1a0)
-                let eligible := and(
-                    iszero(iszero(and(mload(add(tally, 0xe0)), mload(add(terms, 0xa0))))),
-                    lt(servedAt, mload(add(tally, 0xc0)))
-                )
-                let slot := add(tally, add(0x180, shl(5, eligible)))
+                let slot := add(tally, 0x180)
+                if anyPlan {
+                    let eligible := and(
+                        iszero(iszero(and(mload(add(tally, 0xe0)), mload(add(terms, 0xa0))))),
+                        lt(servedAt, mload(add(tally, 0xc0)))
+                    )
+                    slot := add(slot, shl(5, eligible))
+                }
                 mstore(slot, add(mload(slot), cost))
             }
         }
@@ -259,35 +266,83 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     }
 
     /// @dev Draws and writes back each buyer's tally, and packs what the batch did to it into `results`:
-    /// 32 bytes per buyer, in table order, uint128 fromBalance | uint128 shortfall.
-    function _applyTallies(BuyerTally[] memory buyers, uint32 providerId, address signer, uint64 firstSequence)
-        private
-        returns (Totals memory totals, bytes memory results)
-    {
+    /// 32 bytes per buyer, in table order, uint128 fromBalance | uint128 shortfall. Buyers with credits or
+    /// limits go through `_drawTally` and `_applyTally` first; the rest, most of them, are drawn and written
+    /// in one assembly pass: one SSTORE of the account word read in `_loadBuyers`.
+    function _applyTallies(
+        BuyerTally[] memory buyers,
+        bool anySpecial,
+        uint32 providerId,
+        address signer,
+        uint64 firstSequence
+    ) private returns (Totals memory totals, bytes memory results) {
         uint256 count = buyers.length;
         uint256 feeBps = _feeBps;
-        results = new bytes(count * 32);
-        for (uint256 j; j < count; ++j) {
-            BuyerTally memory tally = buyers[j];
-            totals.protocolFee += _drawTally(tally, feeBps);
-            uint256 packed = _applyTally(tally, providerId, signer, firstSequence);
-            assembly ("memory-safe") {
-                mstore(add(add(results, 0x20), shl(5, j)), packed)
+        uint256 protocolFee;
+        if (anySpecial) {
+            for (uint256 j; j < count; ++j) {
+                BuyerTally memory tally = buyers[j];
+                if (tally.planId != 0 || tally.limited) {
+                    protocolFee += _drawTally(tally, feeBps);
+                    _applyTally(tally, providerId, signer, firstSequence);
+                }
             }
-            totals.cost += tally.otherCost + tally.eligibleCost;
-            totals.paid += tally.fromBalance;
-            totals.shortfall += tally.shortfall;
+        }
+        results = new bytes(count * 32);
+        totals.protocolFee = protocolFee;
+        bytes32 shortfallTopic = ShortfallRecorded.selector;
+        // Totals accumulate in memory (cost 0x00, paid 0x20, shortfall 0x40, protocolFee 0x60): the stack is full.
+        assembly ("memory-safe") {
+            for { let j := 0 } lt(j, count) { j := add(j, 1) } {
+                let tally := mload(add(add(buyers, 0x20), shl(5, j)))
+                let total := add(mload(add(tally, 0x180)), mload(add(tally, 0x1a0)))
+                // planId (0x20) and limited (0x100) both zero: balance only, not drawn yet
+                if iszero(or(mload(add(tally, 0x20)), mload(add(tally, 0x100)))) {
+                    let spendable := mload(add(tally, 0x40))
+                    let pending := mload(add(tally, 0x60))
+                    let paid := total
+                    if gt(paid, add(spendable, pending)) { paid := add(spendable, pending) }
+                    let shortfall := sub(total, paid)
+                    mstore(add(tally, 0x1e0), paid)
+                    mstore(add(tally, 0x200), shortfall)
+                    mstore(add(totals, 0x60), add(mload(add(totals, 0x60)), div(add(mul(paid, feeBps), 9999), 10000)))
+                    if paid {
+                        // Spendable balance first; pending withdrawals are the buyer's money until withdrawn.
+                        let fromSpendable := paid
+                        if gt(fromSpendable, spendable) { fromSpendable := spendable }
+                        let newSpendable := sub(spendable, fromSpendable)
+                        let newPending := sub(pending, sub(paid, fromSpendable))
+                        // Replace bits 0-215 (balance, pending); keep withdrawableAt and flags.
+                        let word := and(mload(add(tally, 0x240)), not(sub(shl(216, 1), 1)))
+                        sstore(mload(add(tally, 0x220)), or(word, or(newSpendable, shl(112, newPending))))
+                    }
+                    if shortfall {
+                        // Event data in the scratch space: ShortfallRecorded(buyer, signer, firstSequence, shortfall)
+                        mstore(0x00, firstSequence)
+                        mstore(0x20, shortfall)
+                        log3(0x00, 0x40, shortfallTopic, mload(tally), signer)
+                    }
+                }
+                let fromBalance := mload(add(tally, 0x1e0))
+                let shortfall := mload(add(tally, 0x200))
+                // fromBalance <= balance + pending < 2^106. A shortfall passes 128 bits only in theory
+                // (2^24 records at the highest prices): it saturates here; BatchSettled's total is exact.
+                let packedShortfall := shortfall
+                if gt(packedShortfall, 0xffffffffffffffffffffffffffffffff) {
+                    packedShortfall := 0xffffffffffffffffffffffffffffffff
+                }
+                mstore(add(add(results, 0x20), shl(5, j)), or(shl(128, fromBalance), packedShortfall))
+                mstore(totals, add(mload(totals), total))
+                mstore(add(totals, 0x20), add(mload(add(totals, 0x20)), fromBalance))
+                mstore(add(totals, 0x40), add(mload(add(totals, 0x40)), shortfall))
+            }
         }
     }
 
     /// @dev One account slot, one credit burn, one limit window per buyer and batch; an indexed
     /// `ShortfallRecorded` when the buyer could not pay for everything.
-    function _applyTally(BuyerTally memory tally, uint32 providerId, address signer, uint64 firstSequence)
-        private
-        returns (uint256 packed)
-    {
+    function _applyTally(BuyerTally memory tally, uint32 providerId, address signer, uint64 firstSequence) private {
         uint256 fromBalance = tally.fromBalance;
-        uint256 shortfall = tally.shortfall;
         if (fromBalance != 0) {
             // Spendable balance first; pending withdrawals are still the buyer's money until withdrawn.
             uint256 balance = tally.balance;
@@ -296,12 +351,9 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             account.balance = uint112(balance - fromSpendable);
             account.pendingWithdrawal = uint104(tally.pending - (fromBalance - fromSpendable));
         }
-        if (tally.creditsBurned != 0) _burn(tally.buyer, tally.planId, tally.creditsBurned);
+        if (tally.creditsBurned != 0) _credits.burn(tally.buyer, tally.planId, tally.creditsBurned);
         if (tally.limited) _recordSpending(tally.buyer, providerId, tally.windowStart, tally.spent);
-        if (shortfall != 0) emit ShortfallRecorded(tally.buyer, signer, firstSequence, shortfall);
-        // fromBalance <= balance + pending < 2^106. A shortfall can pass 128 bits only in theory
-        // (2^24 records at the highest prices): it saturates here; BatchSettled's total is exact.
-        packed = (fromBalance << 128) | (shortfall > type(uint128).max ? type(uint128).max : shortfall);
+        if (tally.shortfall != 0) emit ShortfallRecorded(tally.buyer, signer, firstSequence, tally.shortfall);
     }
 
     function _loadModels(bytes calldata table, uint32 providerId) private view returns (ModelTerms[] memory models) {
@@ -331,35 +383,71 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         }
     }
 
-    function _loadBuyers(bytes calldata table, uint32 providerId) private view returns (BuyerTally[] memory buyers) {
+    /// @dev Reads the buyer table and each buyer's account slot (one SLOAD). Buyers with a credit plan named
+    /// or a spending limit set take a second, Solidity pass (`_loadCreditsAndLimits`); most take none.
+    function _loadBuyers(bytes calldata table, uint32 providerId)
+        private
+        view
+        returns (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial)
+    {
         uint256 count = _entryCount(SECTION_BUYERS, table.length, UsageTypes.BUYER_ENTRY_SIZE, MAX_BUYERS);
         buyers = new BuyerTally[](count);
-        address previous;
-        for (uint256 j; j < count; ++j) {
-            uint256 word = uint256(bytes32(table[j * 24:j * 24 + 24]));
-            address buyer = address(uint160(word >> 96));
-            uint256 planId = (word >> 64) & 0xffffffff;
-            // Strictly ascending: a buyer listed twice would be written twice from stale state.
-            if (buyer <= previous) revert SettlementBuyersNotSorted(j);
-            previous = buyer;
-            Account memory account = _accounts[buyer];
+        uint256 unsorted; // 1 + index of the first buyer not above its predecessor, or 0
+        uint256 plans; // non-zero if any buyer names a plan
+        uint256 special; // non-zero if any buyer names a plan or has limits
+        uint8 limitsFlag = FLAG_HAS_LIMITS;
+        assembly ("memory-safe") {
+            let accountsSlot := _accounts.slot
+            let previous := 0
+            for { let j := 0 } lt(j, count) { j := add(j, 1) } {
+                let entry := calldataload(add(table.offset, mul(j, 24)))
+                let buyer := shr(96, entry)
+                // Strictly ascending: a buyer listed twice would be written back twice from stale state.
+                if iszero(gt(buyer, previous)) {
+                    unsorted := add(j, 1)
+                    break
+                }
+                previous := buyer
+                mstore(0x00, buyer)
+                mstore(0x20, accountsSlot)
+                let slot := keccak256(0x00, 0x40)
+                let word := sload(slot)
+                let planId := and(shr(64, entry), 0xffffffff)
+                let hasLimits := iszero(iszero(and(shr(248, word), limitsFlag)))
+                let tally := mload(add(add(buyers, 0x20), shl(5, j)))
+                mstore(tally, buyer)
+                mstore(add(tally, 0x20), planId)
+                mstore(add(tally, 0x40), and(word, 0xffffffffffffffffffffffffffff)) // balance: bits 0-111
+                mstore(add(tally, 0x60), and(shr(112, word), 0xffffffffffffffffffffffffff)) // pending: 112-215
+                mstore(add(tally, 0x100), hasLimits) // limited, refined by _loadCreditsAndLimits
+                mstore(add(tally, 0x220), slot)
+                mstore(add(tally, 0x240), word)
+                plans := or(plans, planId)
+                special := or(special, or(planId, hasLimits))
+            }
+        }
+        if (unsorted != 0) revert SettlementBuyersNotSorted(unsorted - 1);
+        anyPlan = plans != 0;
+        anySpecial = special != 0;
+        if (anySpecial) _loadCreditsAndLimits(buyers, providerId);
+    }
+
+    function _loadCreditsAndLimits(BuyerTally[] memory buyers, uint32 providerId) private view {
+        for (uint256 j; j < buyers.length; ++j) {
             BuyerTally memory tally = buyers[j];
-            tally.buyer = buyer;
-            tally.balance = account.balance;
-            tally.pending = account.pendingWithdrawal;
+            uint256 planId = tally.planId;
             if (planId != 0) {
                 CreditPlan storage plan = _plans[planId];
                 if (plan.providerId != providerId) revert SettlementPlanNotOfProvider(planId, providerId);
                 uint256 expiresAt = plan.expiresAt;
-                tally.planId = planId;
-                tally.credits = balanceOf(buyer, planId);
+                tally.credits = _credits.balanceOf(tally.buyer, planId);
                 tally.creditValue = plan.valuePerCredit;
                 tally.creditExpiry = expiresAt == 0 ? type(uint256).max : expiresAt;
                 tally.creditMask = plan.modelMask;
             }
-            if (account.flags & FLAG_HAS_LIMITS != 0) {
+            if (tally.limited) {
                 (tally.allowance, tally.windowStart, tally.spent, tally.limited) =
-                    _remainingAllowance(buyer, providerId);
+                    _remainingAllowance(tally.buyer, providerId);
             }
         }
     }

@@ -61,7 +61,8 @@ async function main() {
   await tollgate.connect(buyer).depositWithPermit(buyer.address, 20_000_000n, deadline, v, r, s);
   await tollgate.connect(buyer).buyCreditsWithBalance(1, 100, buyer.address);
   const before = await tollgate.accountOf(buyer.address);
-  const creditsBefore = await tollgate.balanceOf(buyer.address, 1);
+  const credits = await ethers.getContractAt("TollgateCredits", await tollgate.credits());
+  const creditsBefore = await credits.balanceOf(buyer.address, 1);
   console.log(`  balance ${usd(before.balance)}, credits ${creditsBefore}`);
 
   step("gateway serves 40 calls; its key signs them as one batch; a relayer submits it");
@@ -111,7 +112,7 @@ async function main() {
   step("summary");
   const after = await tollgate.accountOf(buyer.address);
   console.log(`  buyer balance  ${usd(before.balance)} -> ${usd(after.balance)}`);
-  console.log(`  buyer credits  ${creditsBefore} -> ${await tollgate.balanceOf(buyer.address, 1)}`);
+  console.log(`  buyer credits  ${creditsBefore} -> ${await credits.balanceOf(buyer.address, 1)}`);
   console.log(`  provider earnings ${usd(await tollgate.earningsOf(1))}, protocol fees ${usd(await tollgate.protocolFeesAccrued())}`);
   console.log(`  shortfall ${usd(event.args.totalShortfall)}, next sequence of the gateway key ${(await tollgate.signerOf(gateway.address)).nextSequence}`);
   const held = await token.balanceOf(address);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-/// @title API-access credits: ERC-1155 tokens, one id per provider credit plan.
+/// @title API-access credits: provider credit plans, sold as ERC-1155 tokens of `credits()`, one id per plan.
 /// @notice One credit of plan P is worth `valuePerCredit` of usage (in payment-token base units) on the
 /// plan's models, and costs `pricePerCredit`. Credits are transferable, so usage rights can be resold.
 /// Settlement burns the serving provider's credits before it draws on the buyer's balance.
@@ -41,6 +41,9 @@ interface IAccessCredits {
     event CreditsPurchased(
         uint256 indexed planId, address indexed payer, address indexed recipient, uint256 amount, uint256 paid, uint256 fee
     );
+
+    /// @notice The ERC-1155 credits token (`ITollgateCredits`) this contract mints and burns.
+    function credits() external view returns (address);
 
     /// @notice Most credits one purchase may buy; keeps `amount * pricePerCredit` far from overflow.
     function MAX_CREDITS_PER_PURCHASE() external view returns (uint256);

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
-import { deployMarketplace, FEE_BPS, SMALL_PRICES, USD } from "../helpers/fixtures";
+import { creditsOf, deployMarketplace, FEE_BPS, SMALL_PRICES, USD } from "../helpers/fixtures";
 import {
   feeOn,
   latestTimestamp,
@@ -154,12 +154,12 @@ describe("AccessCredits", function () {
         .to.emit(tollgate, "CreditsPurchased")
         .withArgs(planId, payer.address, recipient.address, amount, price, fee);
       await expect(call)
-        .to.emit(tollgate, "TransferSingle")
-        .withArgs(payer.address, ethers.ZeroAddress, recipient.address, planId, amount);
+        .to.emit(await creditsOf(tollgate), "TransferSingle")
+        .withArgs(await tollgate.getAddress(), ethers.ZeroAddress, recipient.address, planId, amount); // Tollgate is the minting operator
       await expect(call).to.changeTokenBalances(token, [payer, recipient, tollgate], [-price, 0n, price]);
 
-      expect(await tollgate.balanceOf(recipient.address, planId)).to.equal(amount);
-      expect(await tollgate.balanceOf(payer.address, planId)).to.equal(0n);
+      expect(await (await creditsOf(tollgate)).balanceOf(recipient.address, planId)).to.equal(amount);
+      expect(await (await creditsOf(tollgate)).balanceOf(payer.address, planId)).to.equal(0n);
       expect(await tollgate.earningsOf(providerId)).to.equal(price - fee);
       expect(await tollgate.protocolFeesAccrued()).to.equal(fee);
       // The wallet purchase never touches vault balances.
@@ -193,7 +193,7 @@ describe("AccessCredits", function () {
         const price = amount * PLAN_PRICE;
         fees += feeOn(price);
         earnings += price - feeOn(price);
-        expect(await tollgate.balanceOf(buyers[i].address, planId)).to.equal(amount);
+        expect(await (await creditsOf(tollgate)).balanceOf(buyers[i].address, planId)).to.equal(amount);
       }
       expect(await tollgate.earningsOf(providerId)).to.equal(earnings);
       expect(await tollgate.protocolFeesAccrued()).to.equal(fees);
@@ -240,7 +240,7 @@ describe("AccessCredits", function () {
       await expect(tollgate.connect(buyer).buyCredits(1n, MAX_CREDITS, buyer.address))
         .to.emit(tollgate, "CreditsPurchased")
         .withArgs(1n, buyer.address, buyer.address, MAX_CREDITS, MAX_CREDITS, feeOn(MAX_CREDITS));
-      expect(await tollgate.balanceOf(buyer.address, 1n)).to.equal(MAX_CREDITS);
+      expect(await (await creditsOf(tollgate)).balanceOf(buyer.address, 1n)).to.equal(MAX_CREDITS);
     });
 
     it("reverts with CreditsPlanExpired from the plan's expiresAt on", async function () {
@@ -249,7 +249,7 @@ describe("AccessCredits", function () {
       await tollgate.connect(provider).defineCreditPlan(providerId, PLAN_PRICE, PLAN_VALUE, [smallModel], expiresAt);
       await time.setNextBlockTimestamp(expiresAt - 1n);
       await tollgate.connect(buyers[0]).buyCredits(1n, 1n, buyers[0].address);
-      expect(await tollgate.balanceOf(buyers[0].address, 1n)).to.equal(1n);
+      expect(await (await creditsOf(tollgate)).balanceOf(buyers[0].address, 1n)).to.equal(1n);
 
       await time.setNextBlockTimestamp(expiresAt);
       await expect(tollgate.connect(buyers[0]).buyCredits(1n, 1n, buyers[0].address))
@@ -259,7 +259,7 @@ describe("AccessCredits", function () {
       await expect(tollgate.connect(buyers[0]).buyCreditsWithBalance(1n, 1n, buyers[0].address))
         .to.be.revertedWithCustomError(tollgate, "CreditsPlanExpired")
         .withArgs(1n, expiresAt);
-      expect(await tollgate.balanceOf(buyers[0].address, 1n)).to.equal(1n);
+      expect(await (await creditsOf(tollgate)).balanceOf(buyers[0].address, 1n)).to.equal(1n);
     });
 
     it("a plan defined with a past expiry can never be bought", async function () {
@@ -273,11 +273,11 @@ describe("AccessCredits", function () {
     it("reverts with ERC1155InvalidReceiver for the zero recipient or a contract that cannot receive", async function () {
       const { tollgate, token, buyers, planId } = await loadFixture(marketplaceWithPlanFixture);
       await expect(tollgate.connect(buyers[0]).buyCredits(planId, 1n, ethers.ZeroAddress))
-        .to.be.revertedWithCustomError(tollgate, "ERC1155InvalidReceiver")
+        .to.be.revertedWithCustomError(await creditsOf(tollgate), "ERC1155InvalidReceiver")
         .withArgs(ethers.ZeroAddress);
       const tokenAddress = await token.getAddress();
       await expect(tollgate.connect(buyers[0]).buyCredits(planId, 1n, tokenAddress))
-        .to.be.revertedWithCustomError(tollgate, "ERC1155InvalidReceiver")
+        .to.be.revertedWithCustomError(await creditsOf(tollgate), "ERC1155InvalidReceiver")
         .withArgs(tokenAddress);
     });
 
@@ -292,11 +292,11 @@ describe("AccessCredits", function () {
       await expect(tollgate.connect(buyer).buyCreditsWithBalance(planId, 1n, buyer.address))
         .to.be.revertedWithCustomError(tollgate, "EnforcedPause")
         .withArgs();
-      expect(await tollgate.balanceOf(buyer.address, planId)).to.equal(0n);
+      expect(await (await creditsOf(tollgate)).balanceOf(buyer.address, planId)).to.equal(0n);
       await tollgate.connect(owner).unpause();
       await tollgate.connect(buyer).buyCredits(planId, 1n, buyer.address);
       await tollgate.connect(buyer).buyCreditsWithBalance(planId, 1n, buyer.address);
-      expect(await tollgate.balanceOf(buyer.address, planId)).to.equal(2n);
+      expect(await (await creditsOf(tollgate)).balanceOf(buyer.address, planId)).to.equal(2n);
     });
 
     it("a plan priced at zero hands out credits without moving tokens or taking a fee", async function () {
@@ -307,7 +307,7 @@ describe("AccessCredits", function () {
         .to.emit(tollgate, "CreditsPurchased")
         .withArgs(1n, buyers[0].address, buyers[0].address, 10n, 0n, 0n);
       await expect(call).to.changeTokenBalances(token, [buyers[0], tollgate], [0n, 0n]);
-      expect(await tollgate.balanceOf(buyers[0].address, 1n)).to.equal(10n);
+      expect(await (await creditsOf(tollgate)).balanceOf(buyers[0].address, 1n)).to.equal(10n);
       expect(await tollgate.earningsOf(providerId)).to.equal(0n);
     });
   });
@@ -325,7 +325,7 @@ describe("AccessCredits", function () {
         .withArgs(planId, buyer.address, recipient.address, 3n, price, fee);
       await expect(call).to.changeTokenBalances(token, [buyer, tollgate], [0n, 0n]);
       expect((await tollgate.accountOf(buyer.address)).balance).to.equal(USD(10) - price);
-      expect(await tollgate.balanceOf(recipient.address, planId)).to.equal(3n);
+      expect(await (await creditsOf(tollgate)).balanceOf(recipient.address, planId)).to.equal(3n);
       expect(await tollgate.earningsOf(providerId)).to.equal(price - fee);
       expect(await tollgate.protocolFeesAccrued()).to.equal(fee);
     });
@@ -363,15 +363,30 @@ describe("AccessCredits", function () {
   });
 
   describe("credits as ERC-1155 tokens", function () {
+    it("only its Tollgate can mint or burn credits: anyone else gets CreditsOnlyTollgate", async function () {
+      const { tollgate, buyers, planId } = await loadFixture(marketplaceWithPlanFixture);
+      const credits = await creditsOf(tollgate);
+      expect(await credits.tollgate()).to.equal(await tollgate.getAddress());
+      const [attacker] = buyers;
+      await expect(credits.connect(attacker).mint(attacker.address, planId, 1n))
+        .to.be.revertedWithCustomError(credits, "CreditsOnlyTollgate")
+        .withArgs(attacker.address);
+      await tollgate.connect(attacker).buyCredits(planId, 2n, attacker.address);
+      await expect(credits.connect(attacker).burn(attacker.address, planId, 1n))
+        .to.be.revertedWithCustomError(credits, "CreditsOnlyTollgate")
+        .withArgs(attacker.address);
+      expect(await credits.balanceOf(attacker.address, planId)).to.equal(2n);
+    });
+
     it("credits can be resold with safeTransferFrom", async function () {
       const { tollgate, buyers, planId } = await loadFixture(marketplaceWithPlanFixture);
       const [seller, purchaser] = buyers;
       await tollgate.connect(seller).buyCredits(planId, 10n, seller.address);
-      await expect(tollgate.connect(seller).safeTransferFrom(seller.address, purchaser.address, planId, 4n, "0x"))
-        .to.emit(tollgate, "TransferSingle")
+      await expect((await creditsOf(tollgate)).connect(seller).safeTransferFrom(seller.address, purchaser.address, planId, 4n, "0x"))
+        .to.emit(await creditsOf(tollgate), "TransferSingle")
         .withArgs(seller.address, seller.address, purchaser.address, planId, 4n);
-      expect(await tollgate.balanceOf(seller.address, planId)).to.equal(6n);
-      expect(await tollgate.balanceOf(purchaser.address, planId)).to.equal(4n);
+      expect(await (await creditsOf(tollgate)).balanceOf(seller.address, planId)).to.equal(6n);
+      expect(await (await creditsOf(tollgate)).balanceOf(purchaser.address, planId)).to.equal(4n);
     });
 
     it("an approved operator can move credits, an unapproved one cannot", async function () {
@@ -380,30 +395,30 @@ describe("AccessCredits", function () {
       const operator = others[2];
       await tollgate.connect(holder).buyCredits(planId, 3n, holder.address);
       await expect(
-        tollgate.connect(operator).safeTransferFrom(holder.address, destination.address, planId, 1n, "0x"),
+        (await creditsOf(tollgate)).connect(operator).safeTransferFrom(holder.address, destination.address, planId, 1n, "0x"),
       )
-        .to.be.revertedWithCustomError(tollgate, "ERC1155MissingApprovalForAll")
+        .to.be.revertedWithCustomError(await creditsOf(tollgate), "ERC1155MissingApprovalForAll")
         .withArgs(operator.address, holder.address);
-      await tollgate.connect(holder).setApprovalForAll(operator.address, true);
-      await tollgate.connect(operator).safeTransferFrom(holder.address, destination.address, planId, 3n, "0x");
-      expect(await tollgate.balanceOf(destination.address, planId)).to.equal(3n);
-      expect(await tollgate.balanceOf(holder.address, planId)).to.equal(0n);
+      await (await creditsOf(tollgate)).connect(holder).setApprovalForAll(operator.address, true);
+      await (await creditsOf(tollgate)).connect(operator).safeTransferFrom(holder.address, destination.address, planId, 3n, "0x");
+      expect(await (await creditsOf(tollgate)).balanceOf(destination.address, planId)).to.equal(3n);
+      expect(await (await creditsOf(tollgate)).balanceOf(holder.address, planId)).to.equal(0n);
     });
 
     it("transferring more credits than held reverts with ERC1155InsufficientBalance", async function () {
       const { tollgate, buyers, planId } = await loadFixture(marketplaceWithPlanFixture);
       const [holder, destination] = buyers;
       await tollgate.connect(holder).buyCredits(planId, 2n, holder.address);
-      await expect(tollgate.connect(holder).safeTransferFrom(holder.address, destination.address, planId, 3n, "0x"))
-        .to.be.revertedWithCustomError(tollgate, "ERC1155InsufficientBalance")
+      await expect((await creditsOf(tollgate)).connect(holder).safeTransferFrom(holder.address, destination.address, planId, 3n, "0x"))
+        .to.be.revertedWithCustomError(await creditsOf(tollgate), "ERC1155InsufficientBalance")
         .withArgs(holder.address, 2n, 3n, planId);
     });
 
     it("supports the ERC-1155 and ERC-165 interfaces", async function () {
       const { tollgate } = await loadFixture(marketplaceWithPlanFixture);
-      expect(await tollgate.supportsInterface("0xd9b67a26")).to.equal(true); // IERC1155
-      expect(await tollgate.supportsInterface("0x01ffc9a7")).to.equal(true); // IERC165
-      expect(await tollgate.supportsInterface("0xffffffff")).to.equal(false);
+      expect(await (await creditsOf(tollgate)).supportsInterface("0xd9b67a26")).to.equal(true); // IERC1155
+      expect(await (await creditsOf(tollgate)).supportsInterface("0x01ffc9a7")).to.equal(true); // IERC165
+      expect(await (await creditsOf(tollgate)).supportsInterface("0xffffffff")).to.equal(false);
     });
   });
 
@@ -431,7 +446,7 @@ describe("AccessCredits", function () {
       expect(tollgate.interface.parseError(result)!.name).to.equal("ReentrancyGuardReentrantCall");
 
       const price = 2n * PLAN_PRICE;
-      expect(await tollgate.balanceOf(receiverAddress, planId)).to.equal(2n);
+      expect(await (await creditsOf(tollgate)).balanceOf(receiverAddress, planId)).to.equal(2n);
       expect((await tollgate.accountOf(receiverAddress)).balance).to.equal(USD(50));
       expect(await tollgate.earningsOf(providerId)).to.equal(price - feeOn(price));
       expect(await tollgate.protocolFeesAccrued()).to.equal(feeOn(price));
@@ -445,7 +460,7 @@ describe("AccessCredits", function () {
       expect(await receiver.lastCallbackSucceeded()).to.equal(false);
 
       await receiver.execute(await tollgate.getAddress(), reentry);
-      expect(await tollgate.balanceOf(receiverAddress, planId)).to.equal(3n);
+      expect(await (await creditsOf(tollgate)).balanceOf(receiverAddress, planId)).to.equal(3n);
       expect((await tollgate.accountOf(receiverAddress)).balance).to.equal(USD(50) - PLAN_PRICE);
     });
 

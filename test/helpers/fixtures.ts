@@ -2,7 +2,7 @@
 import { ethers } from "hardhat";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import type { LocalAccount } from "viem";
-import type { Tollgate, TestUSD } from "../../typechain-types";
+import type { Tollgate, TestUSD, TollgateCredits } from "../../typechain-types";
 
 export const USD = (amount: number | bigint | string): bigint => ethers.parseUnits(String(amount), 6);
 export const WITHDRAWAL_DELAY = 3n * 24n * 3600n;
@@ -62,4 +62,9 @@ export async function deployMarketplace(): Promise<Marketplace> {
     await token.connect(buyer).approve(tollgateAddress, ethers.MaxUint256);
   }
   return { ...base, providerId, smallModel: 1n, largeModel: 2n, gateway };
+}
+
+/** The ERC-1155 credits token a Tollgate deployed for itself. */
+export async function creditsOf(tollgate: Tollgate): Promise<TollgateCredits> {
+  return (await ethers.getContractAt("TollgateCredits", await tollgate.credits())) as unknown as TollgateCredits;
 }

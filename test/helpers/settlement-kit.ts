@@ -6,7 +6,7 @@ import { ethers } from "hardhat";
 import { expect } from "chai";
 import { keccak256, toHex, type Address, type Hex, type LocalAccount } from "viem";
 import type { ContractTransactionReceipt } from "ethers";
-import type { Marketplace } from "./fixtures";
+import { creditsOf, type Marketplace } from "./fixtures";
 import { signBatch } from "./batches";
 import {
   encodeUsageBatch,
@@ -233,7 +233,7 @@ export async function marketState(m: Marketplace, addresses: readonly string[], 
     const a = await m.tollgate.accountOf(buyer);
     accounts.push({ buyer, balance: a.balance, pending: a.pendingWithdrawal, withdrawableAt: a.withdrawableAt });
     wallets.push(await m.token.balanceOf(buyer));
-    for (const plan of planIds) credits.push(await m.tollgate.balanceOf(buyer, plan));
+    for (const plan of planIds) credits.push(await (await creditsOf(m.tollgate)).balanceOf(buyer, plan));
   }
   return {
     accounts,
