@@ -182,9 +182,12 @@ describe("ProviderRegistry", function () {
       const { tollgate, provider, providerId } = await loadFixture(deployMarketplace);
       expect(await tollgate.MAX_PRICE()).to.equal(MAX_PRICE);
       const max = { input: MAX_PRICE, cachedInput: MAX_PRICE, output: MAX_PRICE };
+      // Pin the block time first: reading the latest block after sending would race the mining.
+      const listedAt = (await latestTimestamp()) + 1n;
+      await time.setNextBlockTimestamp(listedAt);
       await expect(tollgate.connect(provider).listModel(providerId, "max", max))
         .to.emit(tollgate, "PriceScheduled")
-        .withArgs(3n, 0n, (await latestTimestamp()) + 1n, MAX_PRICE, MAX_PRICE, MAX_PRICE);
+        .withArgs(3n, 0n, listedAt, MAX_PRICE, MAX_PRICE, MAX_PRICE);
       expect(await epoch(tollgate, 3n, 0n)).to.include({ input: MAX_PRICE, cachedInput: MAX_PRICE, output: MAX_PRICE });
 
       for (const field of ["input", "cachedInput", "output"] as const) {

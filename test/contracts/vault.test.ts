@@ -447,10 +447,11 @@ describe("TollgateVault", function () {
       const tx = await tollgate.connect(buyer).requestWithdrawal(USD(30));
       const withdrawableAt = (await minedAt(tx)) + WITHDRAWAL_DELAY;
 
-      await time.setNextBlockTimestamp((await latestTimestamp()) + 1n);
+      const attemptAt = (await latestTimestamp()) + 1n;
+      await time.setNextBlockTimestamp(attemptAt);
       await expect(tollgate.connect(buyer).withdraw())
         .to.be.revertedWithCustomError(tollgate, "VaultWithdrawalNotReady")
-        .withArgs(buyer.address, withdrawableAt, (await latestTimestamp()) + 1n);
+        .withArgs(buyer.address, withdrawableAt, attemptAt);
 
       await time.setNextBlockTimestamp(withdrawableAt - 1n);
       await expect(tollgate.connect(buyer).withdraw())
