@@ -17,6 +17,8 @@ abstract contract AccessCredits is IAccessCredits, SpendingLimits {
 
     uint32 private _planCount;
     mapping(uint256 planId => CreditPlan) internal _plans;
+    /// @dev Value left from the last credit settlement burned for a holder, used before burning another.
+    mapping(address holder => mapping(uint256 planId => uint256 value)) internal _creditChange;
 
     constructor() {
         _credits = new TollgateCredits(address(this));
@@ -78,6 +80,11 @@ abstract contract AccessCredits is IAccessCredits, SpendingLimits {
     /// @inheritdoc IAccessCredits
     function creditPlanOf(uint256 planId) external view returns (CreditPlan memory) {
         return _planOrRevert(planId);
+    }
+
+    /// @inheritdoc IAccessCredits
+    function creditChangeOf(address holder, uint256 planId) external view returns (uint256) {
+        return _creditChange[holder][planId];
     }
 
     /// @inheritdoc IAccessCredits

@@ -57,6 +57,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         uint256 shortfall;
         uint256 accountSlot; // 0x220: storage slot of the buyer's Account
         uint256 accountWord; // 0x240: that slot as read at the start of the batch
+        uint256 creditChange; // value left from a partly used credit of `planId`
+        uint256 creditChangeBefore;
     }
 
     struct Totals {
@@ -226,41 +228,45 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         revert SettlementPriceEpochMismatch(index, servedAt, terms.from, terms.until);
     }
 
-    /// @dev Draws a buyer's batch total: the spending cap first limits what may be charged; credits of the
-    /// named plan cover the eligible part; the balance (pending withdrawal included) pays the rest; what is
-    /// left is shortfall. The fee is taken once per buyer and batch on what came from balance, rounded up,
-    /// so splitting usage into more or smaller records never lowers it.
+    /// @dev Draws a buyer's batch total: the spending cap first limits what may be charged; the named plan's
+    /// credits cover the eligible part (first the change left from a credit burned earlier, then whole credits,
+    /// the unused value of the last one kept as change); the balance (pending withdrawal included) pays the
+    /// rest; what is left is shortfall. The fee is taken once per buyer and batch on what came from balance,
+    /// rounded up, so splitting usage into more or smaller records never lowers it.
     function _drawTally(BuyerTally memory tally, uint256 feeBps) private pure returns (uint256 fee) {
-        // Unchecked: costs sum below 2^130, allowances and balances below 2^113, and every subtraction
-        // takes away at most what the min() just above it allows.
+        // Unchecked: costs sum below 2^130, allowances and balances below 2^113, credit values below 2^96,
+        // and every subtraction takes away at most what the min() just above it allows.
         unchecked {
             uint256 total = tally.otherCost + tally.eligibleCost;
             uint256 chargeable = total;
             if (tally.limited && chargeable > tally.allowance) chargeable = tally.allowance;
-            uint256 available = tally.balance + tally.pending;
             // Eligible usage is charged first, so the cap leaves it to credits where it can.
             uint256 toCredits = tally.eligibleCost < chargeable ? tally.eligibleCost : chargeable;
-            uint256 rest = chargeable;
+            uint256 change = tally.creditChange;
+            uint256 covered = toCredits < change ? toCredits : change;
+            change -= covered;
+            uint256 need = toCredits - covered;
             uint256 credits = tally.credits;
-            if (toCredits != 0 && credits != 0) {
+            if (need != 0 && credits != 0) {
                 uint256 value = tally.creditValue;
-                uint256 burned = toCredits / value;
+                uint256 burned = (need + value - 1) / value;
                 if (burned > credits) burned = credits;
-                uint256 remainder = toCredits - burned * value;
-                rest -= burned * value;
-                // A remainder worth less than a credit goes to balance; if the balance cannot cover what is
-                // left, one more credit covers it, so a buyer holding credits is never short by a fraction of one.
-                if (remainder != 0 && burned < credits && available < rest) {
-                    ++burned;
-                    rest -= remainder;
-                }
+                uint256 burnedValue = burned * value;
+                uint256 fromBurned = need < burnedValue ? need : burnedValue;
+                // Whole credits are burned; what the last one is worth beyond this batch's usage stays the
+                // buyer's as change, so rounding up never costs a buyer value and never counts against its cap.
+                change += burnedValue - fromBurned;
+                covered += fromBurned;
                 tally.creditsBurned = burned;
             }
+            tally.creditChange = change;
+            uint256 rest = chargeable - covered;
+            uint256 available = tally.balance + tally.pending;
             uint256 paid = rest <= available ? rest : available;
             tally.fromBalance = paid;
             tally.shortfall = total - chargeable + rest - paid;
             // The cap counts what was actually charged (credits and balance), not what went unpaid.
-            if (tally.limited) tally.spent += chargeable - (rest - paid);
+            if (tally.limited) tally.spent += covered + paid;
             fee = _feeOn(paid, feeBps);
         }
     }
@@ -352,6 +358,9 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             account.pendingWithdrawal = uint104(tally.pending - (fromBalance - fromSpendable));
         }
         if (tally.creditsBurned != 0) _credits.burn(tally.buyer, tally.planId, tally.creditsBurned);
+        if (tally.creditChange != tally.creditChangeBefore) {
+            _creditChange[tally.buyer][tally.planId] = tally.creditChange;
+        }
         if (tally.limited) _recordSpending(tally.buyer, providerId, tally.windowStart, tally.spent);
         if (tally.shortfall != 0) emit ShortfallRecorded(tally.buyer, signer, firstSequence, tally.shortfall);
     }
@@ -444,6 +453,9 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
                 tally.creditValue = plan.valuePerCredit;
                 tally.creditExpiry = expiresAt == 0 ? type(uint256).max : expiresAt;
                 tally.creditMask = plan.modelMask;
+                uint256 change = _creditChange[tally.buyer][planId];
+                tally.creditChange = change;
+                tally.creditChangeBefore = change;
             }
             if (tally.limited) {
                 (tally.allowance, tally.windowStart, tally.spent, tally.limited) =

@@ -4,7 +4,9 @@ pragma solidity ^0.8.28;
 /// @title API-access credits: provider credit plans, sold as ERC-1155 tokens of `credits()`, one id per plan.
 /// @notice One credit of plan P is worth `valuePerCredit` of usage (in payment-token base units) on the
 /// plan's models, and costs `pricePerCredit`. Credits are transferable, so usage rights can be resold.
-/// Settlement burns the serving provider's credits before it draws on the buyer's balance.
+/// Settlement burns the serving provider's credits before it draws on the buyer's balance. It burns whole
+/// credits; the value of the last one beyond the usage it paid for stays with the holder as "change"
+/// (`creditChangeOf`) and pays for that plan's next usage before another credit is burned.
 interface IAccessCredits {
     struct CreditPlan {
         uint32 providerId;
@@ -66,4 +68,8 @@ interface IAccessCredits {
 
     function creditPlanOf(uint256 planId) external view returns (CreditPlan memory);
     function creditPlanCount() external view returns (uint256);
+
+    /// @notice Usage value (token base units) left from a partly used credit of `planId` held by `holder`.
+    /// It is not transferable with the ERC-1155 credits and applies under the plan's terms (models, expiry).
+    function creditChangeOf(address holder, uint256 planId) external view returns (uint256);
 }

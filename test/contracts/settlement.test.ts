@@ -261,7 +261,7 @@ describe("UsageSettlement", function () {
         .withArgs(await m.tollgate.getAddress(), buyer.address, ethers.ZeroAddress, planId, 3n); // Tollgate is the burning operator
     });
 
-    it("covers the plan's models with credits, a sub-credit remainder and other models with balance", async function () {
+    it("covers the plan's models with whole credits, keeps the last one's unused value as change, and charges other models to balance", async function () {
       const m = await loadFixture(ready);
       const buyer = m.buyers[5];
       const planId = await planFor(m, 1_000n, [m.smallModel]);
@@ -276,31 +276,51 @@ describe("UsageSettlement", function () {
       const { batch, settled } = await settle(m, records, { plans: new Map([[buyer.address as Address, Number(planId)]]) });
       const after = await marketState(m, [buyer.address], [planId]);
 
-      // One credit (1,000) burned; the 800 remainder and the 7,500 come from balance.
-      const fromBalance = 800n + 7_500n;
-      expect(after.credits[0]).to.equal(before.credits[0] - 1n);
-      expect(after.accounts[0].balance).to.equal(before.accounts[0].balance - fromBalance);
-      expect(after.fees - before.fees).to.equal(208n); // ceil(8,300 * 2.5%) = ceil(207.5)
-      expect(after.earnings - before.earnings).to.equal(fromBalance - 208n);
+      // Two credits (2,000) cover the 1,800; 200 stays as change; the 7,500 comes from balance.
+      expect(after.credits[0]).to.equal(before.credits[0] - 2n);
+      expect(await m.tollgate.creditChangeOf(buyer.address, planId)).to.equal(200n);
+      expect(after.accounts[0].balance).to.equal(before.accounts[0].balance - 7_500n);
+      expect(after.fees - before.fees).to.equal(188n); // ceil(7,500 * 2.5%) = ceil(187.5)
+      expect(after.earnings - before.earnings).to.equal(7_500n - 188n);
       expect(settled.totalCost).to.equal(9_300n);
-      expect(resultOf(batch, settled, buyer.address)).to.deep.equal({ fromBalance, shortfall: 0n });
+      expect(resultOf(batch, settled, buyer.address)).to.deep.equal({ fromBalance: 7_500n, shortfall: 0n });
       await expectConservation(m);
     });
 
-    it("burns one more credit rather than leave a buyer short by a fraction of one", async function () {
+    it("pays from change before burning another credit, so rounding up never loses a buyer value", async function () {
       const m = await loadFixture(ready);
       const buyer = m.buyers[5];
       const planId = await planFor(m, 1_000n, [m.smallModel]);
+      const plans = new Map([[buyer.address as Address, Number(planId)]]);
       await m.tollgate.connect(buyer).buyCredits(planId, 3n, buyer.address);
-      await m.tollgate.connect(buyer).deposit(buyer.address, 500n); // cannot cover an 800 remainder
-      const records = recordsAt(0n, await smallCalls(m, buyer.address, 4)); // 1,800
-      const before = await marketState(m, [buyer.address], [planId]);
-      const { batch, settled } = await settle(m, records, { plans: new Map([[buyer.address as Address, Number(planId)]]) });
-      const after = await marketState(m, [buyer.address], [planId]);
-      expect(after.credits[0]).to.equal(1n);
-      expect(after.accounts[0].balance).to.equal(500n);
+      await m.tollgate.connect(buyer).deposit(buyer.address, 500n);
+      await settle(m, recordsAt(0n, await smallCalls(m, buyer.address, 4)), { plans }); // 1,800: 2 credits, 200 change
+      expect(await (await creditsOf(m.tollgate)).balanceOf(buyer.address, planId)).to.equal(1n);
+      expect(await m.tollgate.creditChangeOf(buyer.address, planId)).to.equal(200n);
+      // 450: 200 from change, 250 from the last credit, 750 change left; the balance is untouched.
+      const { batch, settled } = await settle(m, recordsAt(4n, await smallCalls(m, buyer.address, 1)), { plans });
+      expect(await (await creditsOf(m.tollgate)).balanceOf(buyer.address, planId)).to.equal(0n);
+      expect(await m.tollgate.creditChangeOf(buyer.address, planId)).to.equal(750n);
       expect(resultOf(batch, settled, buyer.address)).to.deep.equal({ fromBalance: 0n, shortfall: 0n });
-      expect(after.fees).to.equal(before.fees);
+      expect((await m.tollgate.accountOf(buyer.address)).balance).to.equal(500n);
+      await expectConservation(m);
+    });
+
+    it("a stolen key sending many 1-unit batches burns one credit, not one per batch, and the cap counts usage", async function () {
+      const m = await loadFixture(ready);
+      const buyer = m.buyers[5];
+      const planId = await planFor(m, 1_000_000n, [m.smallModel]);
+      const plans = new Map([[buyer.address as Address, Number(planId)]]);
+      await m.tollgate.connect(buyer).buyCredits(planId, 5n, buyer.address);
+      await m.tollgate.connect(buyer).setSpendingLimit(m.providerId, 300_000n, 86_400);
+      const now = await latestTime();
+      for (let i = 0; i < 5; i++) {
+        // 1 input token on the small model costs ceil(0.15) = 1 base unit.
+        await settle(m, recordsAt(BigInt(i), [{ buyer: buyer.address, modelId: m.smallModel, servedAt: now - 5, inputTokens: 1, outputTokens: 0 }]), { plans });
+      }
+      expect(await (await creditsOf(m.tollgate)).balanceOf(buyer.address, planId)).to.equal(4n);
+      expect(await m.tollgate.creditChangeOf(buyer.address, planId)).to.equal(1_000_000n - 5n);
+      expect((await m.tollgate.spendingLimitOf(buyer.address, m.providerId)).spentInWindow).to.equal(5n);
     });
 
     it("when credits run out, the balance pays next and what it cannot is shortfall", async function () {
