@@ -112,7 +112,10 @@ async function main() {
   step("summary");
   const after = await tollgate.accountOf(buyer.address);
   console.log(`  buyer balance  ${usd(before.balance)} -> ${usd(after.balance)}`);
-  console.log(`  buyer credits  ${creditsBefore} -> ${await credits.balanceOf(buyer.address, 1)}`);
+  console.log(
+    `  buyer credits  ${creditsBefore} -> ${await credits.balanceOf(buyer.address, 1)}` +
+      ` (+ ${usd(await tollgate.creditChangeOf(buyer.address, 1))} change left from the last one)`,
+  );
   console.log(`  provider earnings ${usd(await tollgate.earningsOf(1))}, protocol fees ${usd(await tollgate.protocolFeesAccrued())}`);
   console.log(`  shortfall ${usd(event.args.totalShortfall)}, next sequence of the gateway key ${(await tollgate.signerOf(gateway.address)).nextSequence}`);
   const held = await token.balanceOf(address);
