@@ -8,6 +8,7 @@
  * (The metered HTTP gateway and the oracle come in later issues; here the calls are generated.)
  */
 import { ethers } from "hardhat";
+import { permitTypesForEthers } from "../server/chain/permit";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { keccak256, toHex, type Address, type Hex } from "viem";
@@ -51,10 +52,7 @@ async function main() {
   const deadline = (await time.latest()) + 3600;
   const permit = await buyer.signTypedData(
     { name: "Tollgate Test USD", version: "1", chainId, verifyingContract: await token.getAddress() },
-    { Permit: [
-      { name: "owner", type: "address" }, { name: "spender", type: "address" }, { name: "value", type: "uint256" },
-      { name: "nonce", type: "uint256" }, { name: "deadline", type: "uint256" },
-    ] },
+    permitTypesForEthers,
     { owner: buyer.address, spender: address, value: 20_000_000n, nonce: 0n, deadline },
   );
   const { v, r, s } = ethers.Signature.from(permit);

@@ -12,6 +12,7 @@
  *    TypeScript model of the NatSpec (`test/helpers/model.ts`), including which operations revert and why.
  */
 import { expect } from "chai";
+import { permitTypesForEthers } from "../../server/chain/permit";
 import { ethers } from "hardhat";
 import fc from "fast-check";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
@@ -678,15 +679,7 @@ async function step(ctx: Ctx, op: Op): Promise<StepEffect> {
       const sig = ethers.Signature.from(
         await payer.signTypedData(
           { name: "Tollgate Test USD", version: "1", chainId: ctx.f.chainId, verifyingContract: await token.getAddress() },
-          {
-            Permit: [
-              { name: "owner", type: "address" },
-              { name: "spender", type: "address" },
-              { name: "value", type: "uint256" },
-              { name: "nonce", type: "uint256" },
-              { name: "deadline", type: "uint256" },
-            ],
-          },
+          permitTypesForEthers,
           { owner: payer.address, spender: ctx.tollgateAddress, value: signed, nonce, deadline },
         ),
       );

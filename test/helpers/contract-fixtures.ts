@@ -1,5 +1,6 @@
 /** Extra fixtures and small helpers for the vault, registry and credits tests. */
 import { ethers } from "hardhat";
+import { permitTypesForEthers } from "../../server/chain/permit";
 import type { ContractTransactionResponse, Signature } from "ethers";
 import { deployMarketplace, deployTollgate, FEE_BPS, USD } from "./fixtures";
 import type {
@@ -89,15 +90,7 @@ export async function signPermit(
   const nonce = await token.nonces(owner.address);
   const signature = await owner.signTypedData(
     { name, version, chainId, verifyingContract },
-    {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
+    permitTypesForEthers,
     { owner: owner.address, spender, value, nonce, deadline },
   );
   return ethers.Signature.from(signature);
