@@ -23,42 +23,43 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     uint256 private constant MAX_BUYERS = 1 << 16;
     uint256 private constant MAX_MODELS = 1 << 8;
     uint256 private constant MAX_RECORDS = 1 << 24;
-    uint256 private constant TOKENS_PER_PRICE = 1_000_000;
 
-    /// @dev The terms a record is priced by, loaded once per batch. Addressed by offset in `_chargeRecords`.
+    /// @dev The terms a record is priced by, loaded once per batch. The assembly in `_priceRecords` reads
+    /// the fields by offset: keep the order.
     struct ModelTerms {
-        uint256 from;
-        uint256 until;
-        uint256 inputPrice;
-        uint256 cachedInputPrice;
-        uint256 outputPrice;
-        uint256 maskBit;
+        uint256 from; // 0x00
+        uint256 until; // 0x20: the next epoch's start, or now + 1
+        uint256 inputPrice; // 0x40
+        uint256 cachedInputPrice; // 0x60
+        uint256 outputPrice; // 0x80
+        uint256 maskBit; // 0xa0: the model's bit in a credit plan's mask
     }
 
-    /// @dev A buyer's state during one batch: loaded once, priced into per record, drawn and written once.
-    /// The record loop in `_priceRecords` addresses fields by offset (field n at n * 32): keep the order.
+    /// @dev A buyer's state during one batch: loaded once, each of its records added in, drawn and written
+    /// back once. The assembly in `_loadBuyers`, `_priceRecords` and `_applyTallies` addresses fields by
+    /// offset (field n at n * 32): keep the order.
     struct BuyerTally {
-        address buyer;
-        uint256 planId;
-        uint256 balance;
-        uint256 pending;
-        uint256 credits;
-        uint256 creditValue;
+        address buyer; // 0x00
+        uint256 planId; // 0x20
+        uint256 balance; // 0x40
+        uint256 pending; // 0x60
+        uint256 credits; // 0x80
+        uint256 creditValue; // 0xa0
         uint256 creditExpiry; // 0xc0
         uint256 creditMask; // 0xe0
-        bool limited;
-        uint256 allowance;
-        uint256 windowStart;
-        uint256 spent;
+        bool limited; // 0x100
+        uint256 allowance; // 0x120
+        uint256 windowStart; // 0x140
+        uint256 spent; // 0x160
         uint256 otherCost; // 0x180
         uint256 eligibleCost; // 0x1a0
-        uint256 creditsBurned;
-        uint256 fromBalance;
-        uint256 shortfall;
+        uint256 creditsBurned; // 0x1c0
+        uint256 fromBalance; // 0x1e0
+        uint256 shortfall; // 0x200
         uint256 accountSlot; // 0x220: storage slot of the buyer's Account
         uint256 accountWord; // 0x240: that slot as read at the start of the batch
-        uint256 creditChange; // value left from a partly used credit of `planId`
-        uint256 creditChangeBefore;
+        uint256 creditChange; // 0x260: value left from a partly used credit of `planId`
+        uint256 creditChangeBefore; // 0x280
     }
 
     struct Totals {
@@ -186,6 +187,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
                     badRecord := add(div(sub(ptr, start), 18), 1)
                     break
                 }
+                // ceil(weighted / 1e6): prices are per million tokens
                 let cost := div(
                     add(
                         add(mul(sub(input, cached), mload(add(terms, 0x40))), mul(cached, mload(add(terms, 0x60)))),

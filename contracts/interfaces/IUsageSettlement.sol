@@ -67,6 +67,10 @@ interface IUsageSettlement {
 
     /// @notice Settles a batch signed by an authorized gateway signer. Reverts with a named error on any
     /// malformed or mis-signed batch; never reverts because a buyer cannot pay (that becomes shortfall).
+    /// @dev Per buyer and batch: its records' costs are summed; its spending cap for the provider limits what
+    /// may be charged; the credit plan named for it covers the records of the plan's models served before
+    /// the plan's expiry (credit change first, then whole credits); its balance, then pending withdrawal,
+    /// pays the rest. The protocol fee is ceil(fromBalance * feeBps / 10_000), once per buyer and batch.
     function settleBatch(UsageTypes.UsageBatch calldata batch, bytes calldata signature) external;
 
     /// @notice The EIP-712 digest a gateway signer signs for `batch`.
