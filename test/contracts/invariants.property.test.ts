@@ -27,7 +27,10 @@ import { MarketModel, type ModelRecord, type Prices, type Revert, type Settlemen
 // ---------------------------------------------------------------------------------------------------------
 // Configuration
 
-const NUM_RUNS = Number(process.env.INVARIANT_RUNS ?? 40);
+// Hundreds of random operation sequences by default (about 2 s each here); INVARIANT_RUNS=n for more or fewer.
+const NUM_RUNS = Number(process.env.INVARIANT_RUNS ?? 200);
+// Not a speed check: only a bound on shrinking, which replays whole Hardhat runs after a failure.
+const TIME_LIMIT_MS = Number(process.env.INVARIANT_TIME_LIMIT_MS ?? NUM_RUNS * 15_000);
 const MIN_OPS = 10;
 const MAX_OPS = 25;
 const DAY = 24 * 3600;
@@ -1168,7 +1171,7 @@ async function freshContext(f: Fixture): Promise<Ctx> {
 
 describe("Tollgate invariants (property)", function () {
   it("conserves tokens and only lets authorized signatures charge, over random operation sequences", async function () {
-    this.timeout(8 * 60_000);
+    this.timeout(TIME_LIMIT_MS + 5 * 60_000);
     const started = Date.now();
 
     const property = fc.asyncProperty(fc.array(opArb, { minLength: MIN_OPS, maxLength: MAX_OPS }), async (ops) => {
@@ -1192,7 +1195,7 @@ describe("Tollgate invariants (property)", function () {
     await fc.assert(property, {
       numRuns: NUM_RUNS,
       // Shrinking replays whole Hardhat runs; stop it in time to still report the smallest case found.
-      interruptAfterTimeLimit: Number(process.env.INVARIANT_TIME_LIMIT_MS ?? 5 * 60_000),
+      interruptAfterTimeLimit: TIME_LIMIT_MS,
       markInterruptAsFailure: true,
     });
 
