@@ -1,0 +1,195 @@
+/**
+ * The one reader of `process.env` and of the gateway's config file. Everything is validated with zod at
+ * start-up; a bad value stops the process with a message naming the setting and what to put there.
+ *
+ * Secrets never live in the file: the gateway's signing key and upstream API keys come from the
+ * environment (the file names which variable holds each upstream key).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import { isAddress, isHex, type Address, type Hex } from "viem";
+
+const ENCODINGS = ["o200k_base", "cl100k_base"] as const;
+
+const modelSchema = z.object({
+  /** The public model name buyers send as `model`. */
+  name: z.string().min(1).max(64).regex(/^[\w.:/-]+$/, "letters, digits and . _ : / - only"),
+  /** The model's id in the on-chain registry: its prices and provider come from there. */
+  modelId: z.number().int().positive(),
+  kind: z.enum(["chat", "embeddings"]).default("chat"),
+  /** Key of `upstreams` that serves this model. */
+  upstream: z.string().min(1),
+  /** The name the upstream knows the model by (defaults to `name`). */
+  upstreamModel: z.string().min(1).optional(),
+  encoding: z.enum(ENCODINGS).default("o200k_base"),
+  /** Most output tokens one call may produce; also the reservation when the buyer sets no `max_tokens`. */
+  maxOutputTokens: z.number().int().positive().max(1_000_000).default(4096),
+});
+
+const upstreamSchema = z.object({
+  baseUrl: z.url(),
+  /** Name of the environment variable holding this upstream's API key, if it needs one. */
+  apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+  timeoutMs: z.number().int().positive().default(60_000),
+  connections: z.number().int().positive().max(1024).default(64),
+});
+
+const fileSchema = z
+  .object({
+    listen: z
+      .object({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65535).default(8787) })
+      .prefault({}),
+    chain: z.object({
+      rpcUrl: z.url().optional(),
+      /** Deployment file written by the deploy step: chain id and the Tollgate address. */
+      deploymentFile: z.string().min(1),
+      /** How long a buyer's on-chain balance and credits are trusted before they are read again. */
+      accountCacheMs: z.number().int().min(0).default(2_000),
+      /** How often model prices, pauses and the signer's authorization are refreshed. */
+      registryRefreshMs: z.number().int().positive().default(15_000),
+    }),
+    providerId: z.number().int().positive(),
+    store: z
+      .object({
+        path: z.string().min(1).default("data/usage.sqlite"),
+        durability: z.enum(["process-crash", "power-loss"]).default("process-crash"),
+      })
+      .prefault({}),
+    upstreams: z.record(z.string(), upstreamSchema).refine((u) => Object.keys(u).length > 0, "name at least one upstream"),
+    models: z.array(modelSchema).min(1, "list at least one model"),
+    limits: z
+      .object({
+        maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+        /** Requests per key per minute; a burst of the same size is allowed. 0 turns rate limiting off. */
+        requestsPerMinute: z.number().int().min(0).default(600),
+        /** Wallet signatures for key management are accepted this long after their `issuedAt`. */
+        signatureMaxAgeSeconds: z.number().int().positive().default(300),
+      })
+      .prefault({}),
+    tokenizer: z
+      .object({
+        workers: z.number().int().min(1).max(16).default(1),
+        inlineLimitChars: z.number().int().positive().default(16_384),
+      })
+      .prefault({}),
+    log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") }).prefault({}),
+    shutdownTimeoutMs: z.number().int().positive().default(30_000),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.models.forEach((model, index) => {
+      if (names.has(model.name)) ctx.addIssue({ code: "custom", path: ["models", index, "name"], message: `duplicate model name "${model.name}"` });
+      names.add(model.name);
+      if (!(model.upstream in config.upstreams)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["models", index, "upstream"],
+          message: `no upstream named "${model.upstream}"; define it under "upstreams" (have: ${Object.keys(config.upstreams).join(", ")})`,
+        });
+      }
+    });
+  });
+
+export type GatewayFileConfig = z.infer<typeof fileSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema> & { apiKey?: string };
+
+const deploymentSchema = z.object({
+  chainId: z.number().int().positive(),
+  tollgate: z.string().refine(isAddress, "not an address"),
+  paymentToken: z.string().refine(isAddress, "not an address").optional(),
+  deployBlock: z.number().int().min(0).optional(),
+});
+export type DeploymentFile = { chainId: number; tollgate: Address; paymentToken?: Address; deployBlock?: number };
+
+export interface GatewayConfig extends Omit<GatewayFileConfig, "upstreams" | "chain"> {
+  chain: GatewayFileConfig["chain"] & { rpcUrl: string; deployment: DeploymentFile };
+  upstreams: Record<string, UpstreamConfig>;
+  /** The gateway key: it signs receipts and batches, never pays gas. */
+  signerKey: Hex;
+}
+
+/** A configuration problem, with every issue listed as `path: what is wrong`. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function describeIssues(source: string, error: z.ZodError): string {
+  const lines = error.issues.map((issue) => `  - ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  return `invalid configuration in ${source}:\n${lines.join("\n")}`;
+}
+
+function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read the ${what} ${file}: ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`the ${what} ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Builds the gateway configuration from a parsed config object and the environment.
+ * Environment: TOLLGATE_GATEWAY_SIGNER_KEY (required), TOLLGATE_RPC_URL, TOLLGATE_PORT, TOLLGATE_HOST,
+ * TOLLGATE_STORE_PATH, TOLLGATE_LOG_LEVEL, and each upstream's `apiKeyEnv`.
+ * `baseDir` resolves relative paths in the file (the file's own folder).
+ */
+export function parseGatewayConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir: string, source = "config"): GatewayConfig {
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(source, parsed.error));
+  const file = parsed.data;
+
+  const problems: string[] = [];
+  const signerKey = env.TOLLGATE_GATEWAY_SIGNER_KEY;
+  if (!signerKey || !isHex(signerKey) || signerKey.length !== 66) {
+    problems.push("TOLLGATE_GATEWAY_SIGNER_KEY: set it to the gateway key's 32-byte private key as 0x-prefixed hex");
+  }
+  const rpcUrl = env.TOLLGATE_RPC_URL ?? file.chain.rpcUrl;
+  if (!rpcUrl) problems.push("chain.rpcUrl: set it in the file or in TOLLGATE_RPC_URL (e.g. http://127.0.0.1:8545)");
+
+  const port = env.TOLLGATE_PORT !== undefined ? Number(env.TOLLGATE_PORT) : file.listen.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`TOLLGATE_PORT: "${env.TOLLGATE_PORT}" is not a port number`);
+  const logLevel = env.TOLLGATE_LOG_LEVEL ?? file.log.level;
+  const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+  if (!levels.includes(logLevel)) problems.push(`TOLLGATE_LOG_LEVEL: use one of ${levels.join(", ")}`);
+
+  const upstreams: Record<string, UpstreamConfig> = {};
+  for (const [name, upstream] of Object.entries(file.upstreams)) {
+    const apiKey = upstream.apiKeyEnv ? env[upstream.apiKeyEnv] : undefined;
+    if (upstream.apiKeyEnv && !apiKey) problems.push(`upstreams.${name}.apiKeyEnv: the variable ${upstream.apiKeyEnv} is not set`);
+    upstreams[name] = { ...upstream, apiKey };
+  }
+
+  const deploymentPath = path.resolve(baseDir, file.chain.deploymentFile);
+  let deployment: DeploymentFile | undefined;
+  const deploymentParsed = deploymentSchema.safeParse(readJsonFile(deploymentPath, "deployment file"));
+  if (!deploymentParsed.success) {
+    problems.push(describeIssues(deploymentPath, deploymentParsed.error) + "\n    (run the deploy step again, or point chain.deploymentFile at its output)");
+  } else {
+    deployment = deploymentParsed.data as DeploymentFile;
+  }
+
+  if (problems.length > 0) throw new ConfigError(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+
+  return {
+    ...file,
+    listen: { host: env.TOLLGATE_HOST ?? file.listen.host, port },
+    chain: { ...file.chain, rpcUrl: rpcUrl!, deployment: deployment! },
+    store: { ...file.store, path: path.resolve(baseDir, env.TOLLGATE_STORE_PATH ?? file.store.path) },
+    log: { level: logLevel as GatewayFileConfig["log"]["level"] },
+    upstreams,
+    signerKey: signerKey as Hex,
+  };
+}
+
+/** Reads the file named by `TOLLGATE_CONFIG` (default `tollgate.config.json`) and the environment. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const file = path.resolve(env.TOLLGATE_CONFIG ?? "tollgate.config.json");
+  return parseGatewayConfig(readJsonFile(file, "config file"), env, path.dirname(file), file);
+}

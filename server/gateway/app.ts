@@ -1,0 +1,104 @@
+/**
+ * The gateway's HTTP surface as an express app, built from a ready `GatewayContext` (no listen, no
+ * chain or database setup here), so tests drive it in-process and `main.ts` serves it.
+ */
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import { errorHandler, GatewayError, sendGatewayError } from "./errors";
+import { authenticate } from "./middleware/authenticate";
+import { rateLimit } from "./middleware/rate-limit";
+import { requestContext, routeLabel } from "./middleware/request-context";
+import { createKey, listKeys, revokeKey } from "./routes/api-keys";
+import { balance } from "./routes/balance";
+import { chatCompletions } from "./routes/chat-completions";
+import type { GatewayContext } from "./routes/context";
+import { embeddings } from "./routes/embeddings";
+import { getModel, listModels } from "./routes/models";
+import { usage } from "./routes/usage";
+
+export interface AppOptions {
+  maxBodyBytes: number;
+  requestsPerMinute: number;
+  /** Flipped by graceful shutdown: new calls get 503 while in-flight ones finish. */
+  isDraining?: () => boolean;
+}
+
+/** Express 5 forwards rejected promises to the error handler; this keeps handler signatures uniform. */
+const handle = (fn: (req: Request, res: Response) => unknown): RequestHandler => (req, res, next) => {
+  Promise.resolve(fn(req, res)).catch(next);
+};
+
+export function createApp(ctx: GatewayContext, options: AppOptions): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", "simple");
+
+  const json = express.json({
+    limit: options.maxBodyBytes,
+    strict: false,
+    // Keep the exact bytes: the receipt's request hash is over what the buyer sent.
+    verify: (req, _res, buffer) => {
+      (req as Request).rawBody = buffer;
+    },
+  });
+  const requireJson: RequestHandler = (req, _res, next) => {
+    if (!req.is("application/json")) {
+      return next(new GatewayError(415, "invalid_request_error", "Send the request body as JSON with `Content-Type: application/json`.", "unsupported_media_type"));
+    }
+    next();
+  };
+  const drain: RequestHandler = (_req, _res, next) => {
+    if (options.isDraining?.()) {
+      return next(new GatewayError(503, "server_error", "The gateway is shutting down. Retry shortly.", "shutting_down", null, { "retry-after": "1" }));
+    }
+    next();
+  };
+  const auth = authenticate(ctx.keys);
+  const limit = rateLimit(options.requestsPerMinute);
+
+  app.use(requestContext(ctx.logger, ctx.metrics));
+
+  app.get("/health", routeLabel("health"), (_req, res) => {
+    const ok = ctx.state.canSettle() && !options.isDraining?.();
+    res.status(ok ? 200 : 503).json({
+      status: ok ? "ok" : "degraded",
+      signer: ctx.meter.signerAddress,
+      signer_authorized: ctx.state.canSettle(),
+      draining: options.isDraining?.() ?? false,
+      next_sequence: ctx.store.nextSequence().toString(),
+      open_reservations: ctx.ledger.openReservations(),
+    });
+  });
+  app.get(
+    "/metrics",
+    routeLabel("metrics"),
+    handle(async (_req, res) => {
+      ctx.metrics.openReservations.set(ctx.ledger.openReservations());
+      res.setHeader("content-type", ctx.metrics.registry.contentType);
+      res.send(await ctx.metrics.registry.metrics());
+    }),
+  );
+
+  app.get("/v1/models", routeLabel("models"), listModels(ctx));
+  app.get("/v1/models/*id", routeLabel("model"), (req, res) => {
+    const id = req.params.id as unknown as string[];
+    req.params.id = id.join("/") as never;
+    getModel(ctx)(req, res);
+  });
+
+  app.post("/v1/chat/completions", routeLabel("chat.completions"), drain, requireJson, json, auth, limit, handle(chatCompletions(ctx)));
+  app.post("/v1/embeddings", routeLabel("embeddings"), drain, requireJson, json, auth, limit, handle(embeddings(ctx)));
+  app.get("/v1/balance", routeLabel("balance"), auth, handle(balance(ctx)));
+  app.get("/v1/usage", routeLabel("usage"), auth, handle(usage(ctx)));
+  app.post("/v1/keys", routeLabel("keys.create"), requireJson, json, handle(createKey(ctx)));
+  app.post("/v1/keys/list", routeLabel("keys.list"), requireJson, json, handle(listKeys(ctx)));
+  app.post("/v1/keys/revoke", routeLabel("keys.revoke"), requireJson, json, handle(revokeKey(ctx)));
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new GatewayError(404, "invalid_request_error", `Unknown request URL: ${req.method} ${req.path}. See the README for the gateway's endpoints.`, "unknown_url"));
+  });
+  app.use(errorHandler((error, req) => ctx.logger.error({ err: error, requestId: req.id }, "unhandled error")));
+  return app;
+}
+
+export { sendGatewayError };

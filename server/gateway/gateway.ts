@@ -1,0 +1,170 @@
+/**
+ * Builds a running gateway from its configuration: chain client, usage store, cached chain state,
+ * tokenizer, upstreams, receipt signer, then the express app. `close()` is the graceful shutdown:
+ * refuse new calls, let in-flight ones finish and write their records, then close the store.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { createPublicClient, http as httpTransport, type PublicClient } from "viem";
+import type { Logger } from "pino";
+import type { GatewayConfig } from "../config";
+import { UsageStore } from "../store/usage-store";
+import { createOpenAICompatibleUpstream } from "../upstream/openai-compatible";
+import type { UpstreamAdapter } from "../upstream/types";
+import { createApp } from "./app";
+import { createLogger } from "./logger";
+import { MarketplaceReader } from "../chain/marketplace-reader";
+import { MarketplaceState } from "./marketplace-state";
+import { ApiKeyCache } from "./middleware/authenticate";
+import { Meter } from "./metering/meter";
+import { ReceiptSigner } from "./metering/receipt-signer";
+import { SpendLedger } from "./metering/spend-ledger";
+import { Tokenizer } from "./metering/tokenizer";
+import { GatewayMetrics } from "./metrics";
+import type { GatewayContext } from "./routes/context";
+import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION } from "../chain/eip712";
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  /** Defaults to an HTTP client for `config.chain.rpcUrl`; tests pass one over Hardhat's in-process provider. */
+  client?: PublicClient;
+  /** Defaults to OpenAI-compatible adapters built from `config.upstreams`. */
+  upstreams?: Record<string, UpstreamAdapter>;
+  logger?: Logger;
+  defaultMetrics?: boolean;
+}
+
+export interface Gateway {
+  app: ReturnType<typeof createApp>;
+  ctx: GatewayContext;
+  /** Starts serving; resolves with the base URL (`http://host:port`). */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Graceful shutdown; safe to call twice. */
+  close(): Promise<void>;
+}
+
+const REBUILD_PAGE = 10_000;
+
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.log.level);
+  const { chainId, tollgate } = config.chain.deployment;
+  const client = options.client ?? (createPublicClient({ transport: httpTransport(config.chain.rpcUrl, { retryCount: 3, timeout: 10_000 }) }) as PublicClient);
+  const actualChainId = await client.getChainId();
+  if (actualChainId !== chainId) {
+    throw new Error(`the RPC at ${config.chain.rpcUrl} is chain ${actualChainId}, but the deployment file is for chain ${chainId}: point chain.rpcUrl at the right chain`);
+  }
+
+  const signer = new ReceiptSigner(config.signerKey, chainId, tollgate);
+  const reader = new MarketplaceReader(client, tollgate);
+  const signerOnChain = await reader.signerStatus(signer.address);
+  const store = UsageStore.open({ path: config.store.path, signer: signer.address, firstSequence: signerOnChain.nextSequence, durability: config.store.durability });
+
+  const ledger = new SpendLedger();
+  // Usage this gateway served that the chain has not settled yet still counts against each buyer.
+  for (let from = signerOnChain.nextSequence; ; ) {
+    const page = store.unsettledRecords(from, REBUILD_PAGE);
+    for (const record of page) if (record.sequence >= signerOnChain.nextSequence) ledger.addUnsettled(record.buyer, record.sequence, record.cost);
+    if (page.length < REBUILD_PAGE) break;
+    from = page[page.length - 1].sequence + 1n;
+  }
+
+  const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics });
+  const state = new MarketplaceState({
+    client,
+    tollgate,
+    providerId: config.providerId,
+    signer: signer.address,
+    models: config.models,
+    accountCacheMs: config.chain.accountCacheMs,
+    registryRefreshMs: config.chain.registryRefreshMs,
+    ledger,
+    logger,
+  });
+  try {
+    await state.start();
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+  if (!state.canSettle()) {
+    logger.warn({ signer: signer.address, providerId: config.providerId }, "the gateway key is not authorized by the provider: metered calls get 503 until it is");
+  }
+
+  const upstreams: Record<string, UpstreamAdapter> =
+    options.upstreams ??
+    Object.fromEntries(
+      Object.entries(config.upstreams).map(([name, upstream]) => [
+        name,
+        createOpenAICompatibleUpstream({ name, baseUrl: upstream.baseUrl, apiKey: upstream.apiKey, timeoutMs: upstream.timeoutMs, connections: upstream.connections }),
+      ]),
+    );
+  const tokenizer = new Tokenizer({ workers: config.tokenizer.workers, inlineLimitChars: config.tokenizer.inlineLimitChars });
+  const receiptDomain = { name: TOLLGATE_DOMAIN_NAME, version: TOLLGATE_DOMAIN_VERSION, chainId, verifyingContract: tollgate };
+  const ctx: GatewayContext = {
+    chainId,
+    tollgate,
+    client,
+    state,
+    ledger,
+    store,
+    meter: new Meter({ state, ledger, store, signer, metrics, domain: receiptDomain }),
+    tokenizer,
+    keys: new ApiKeyCache(store),
+    metrics,
+    logger,
+    receiptDomain,
+    signatureMaxAgeSeconds: config.limits.signatureMaxAgeSeconds,
+    upstreamFor: (model) => upstreams[model.config.upstream],
+  };
+
+  let draining = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  const app = createApp(ctx, { maxBodyBytes: config.limits.maxBodyBytes, requestsPerMinute: config.limits.requestsPerMinute, isDraining: () => draining });
+  const server = http.createServer((req, res) => {
+    inFlight++;
+    res.on("close", () => {
+      if (--inFlight === 0) idle?.();
+    });
+    app(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  let closing: Promise<void> | undefined;
+
+  return {
+    app,
+    ctx,
+    listen(port = config.listen.port, host = config.listen.host) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          const address = server.address() as AddressInfo;
+          logger.info({ host, port: address.port, signer: signer.address, nextSequence: store.nextSequence().toString() }, "gateway listening");
+          resolve(`http://${host.includes(":") ? `[${host}]` : host}:${address.port}`);
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        server.close();
+        server.closeIdleConnections();
+        if (inFlight > 0) {
+          logger.info({ inFlight }, "draining in-flight calls");
+          await new Promise<void>((resolve) => {
+            idle = resolve;
+            setTimeout(resolve, config.shutdownTimeoutMs).unref();
+          });
+        }
+        server.closeAllConnections();
+        state.stop();
+        await Promise.all(Object.values(upstreams).map((upstream) => upstream.close()));
+        await tokenizer.close();
+        store.close();
+        logger.info({ nextSequence: store.nextSequence().toString() }, "gateway stopped; usage store closed");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * What a receipt commits to about content, without revealing it: keccak256(salt ‖ requestHash ‖
+ * responseHash). The request and response hashes are of the exact bytes exchanged; the salt is fresh per
+ * call, so nobody can confirm a guessed short prompt against the on-chain hash. The buyer gets the salt
+ * and both hashes with the receipt and can recompute everything from the bytes it sent and received.
+ */
+import { randomBytes } from "node:crypto";
+import { bytesToHex, concatBytes, hexToBytes, keccak256, type Hex } from "viem";
+
+export interface ContentCommitment {
+  salt: Hex;
+  requestHash: Hex;
+  responseHash: Hex;
+  contentHash: Hex;
+}
+
+export function commitContent(request: Uint8Array, response: Uint8Array): ContentCommitment {
+  const salt = randomBytes(32);
+  const requestHash = keccak256(request, "bytes");
+  const responseHash = keccak256(response, "bytes");
+  return {
+    salt: bytesToHex(salt),
+    requestHash: bytesToHex(requestHash),
+    responseHash: bytesToHex(responseHash),
+    contentHash: keccak256(concatBytes([salt, requestHash, responseHash])),
+  };
+}
+
+/** The check a buyer runs: does the receipt's content hash match the bytes it exchanged? */
+export function contentHashOf(salt: Hex, requestHash: Hex, responseHash: Hex): Hex {
+  return keccak256(concatBytes([hexToBytes(salt), hexToBytes(requestHash), hexToBytes(responseHash)]));
+}

@@ -1,0 +1,213 @@
+/**
+ * The money side of one call, independent of HTTP: reserve the most the call can cost before it goes
+ * upstream, then turn what was served into one durable, signed usage record, then release the rest.
+ *
+ *   reserve()  → 402 / 403 here, before any upstream work, changing nothing
+ *   record()   → sequence number, usage record and receipt signature in one SQLite transaction
+ *   release()  → always, in a finally: a failed call costs nothing
+ */
+import type { Address, Hex } from "viem";
+import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
+import { recordCost } from "../../chain/pricing";
+import type { UsageReceipt } from "../../chain/usage-batch";
+import type { ApiKeyRecord, StoredUsageRecord, UsageStore } from "../../store/usage-store";
+import { GatewayError } from "../errors";
+import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
+import type { GatewayMetrics } from "../metrics";
+import { commitContent } from "./content-hash";
+import type { ReceiptSigner } from "./receipt-signer";
+import type { Reservation, SpendLedger } from "./spend-ledger";
+import { billedCounts, reservedInputTokens, type ReportedUsage } from "./usage-counts";
+
+export interface ReservedCall {
+  key: ApiKeyRecord;
+  model: ModelOnSale;
+  reservation: Reservation;
+  servedAt: number;
+  epoch: PriceEpoch;
+  reservedInput: number;
+  reservedOutput: number;
+}
+
+export interface ServedCall {
+  requestId: string;
+  endpoint: "chat.completions" | "embeddings";
+  reported: ReportedUsage | undefined;
+  gatewayCount: { inputTokens: number; outputTokens: number };
+  requestBytes: Uint8Array;
+  responseBytes: Uint8Array;
+  streamed: boolean;
+  completed: boolean;
+}
+
+/** A receipt as sent to the buyer: everything needed to verify it with any EIP-712 library. */
+export interface ReceiptEnvelope {
+  domain: { name: string; version: string; chainId: number; verifyingContract: Address };
+  signer: Address;
+  primaryType: "UsageReceipt";
+  receipt: Record<keyof UsageReceipt, string | number>;
+  receiptHash: Hex;
+  signature: Hex;
+  content: { salt: Hex; requestHash: Hex; responseHash: Hex };
+  model: string;
+  reasoningTokens: number;
+  countSource: "upstream" | "gateway";
+}
+
+export function receiptEnvelope(record: StoredUsageRecord, domain: ReceiptEnvelope["domain"]): ReceiptEnvelope {
+  return {
+    domain,
+    signer: record.signer,
+    primaryType: "UsageReceipt",
+    receipt: {
+      sequence: record.sequence.toString(),
+      buyer: record.buyer,
+      modelId: record.modelId,
+      inputTokens: record.inputTokens,
+      cachedInputTokens: record.cachedInputTokens,
+      outputTokens: record.outputTokens,
+      servedAt: record.servedAt,
+      inputPrice: record.inputPrice.toString(),
+      cachedInputPrice: record.cachedInputPrice.toString(),
+      outputPrice: record.outputPrice.toString(),
+      cost: record.cost.toString(),
+      contentHash: record.contentHash,
+    },
+    receiptHash: record.receiptHash,
+    signature: record.signature,
+    content: { salt: record.contentSalt, requestHash: record.requestHash, responseHash: record.responseHash },
+    model: record.modelName,
+    reasoningTokens: record.reasoningTokens,
+    countSource: record.countSource,
+  };
+}
+
+export class Meter {
+  constructor(
+    private readonly deps: {
+      state: MarketplaceState;
+      ledger: SpendLedger;
+      store: UsageStore;
+      signer: ReceiptSigner;
+      metrics: GatewayMetrics;
+      domain: ReceiptEnvelope["domain"];
+    },
+  ) {}
+
+  get signerAddress(): Address {
+    return this.deps.signer.address;
+  }
+
+  /** Reserves the most this call can cost: its prompt estimate plus every output token it may produce. */
+  async reserve(key: ApiKeyRecord, model: ModelOnSale, inputEstimate: number, maxOutputTokens: number): Promise<ReservedCall> {
+    const { state, ledger } = this.deps;
+    if (!state.canSettle()) {
+      throw new GatewayError(503, "server_error", "This gateway's signing key is not authorized by the provider right now, so it cannot serve metered calls. Try again later.", "gateway_not_authorized", null, { "retry-after": "60" });
+    }
+    if (model.terms.paused) {
+      throw new GatewayError(503, "server_error", `The model \`${model.config.name}\` is paused by its provider.`, "model_paused", "model", { "retry-after": "60" });
+    }
+    const servedAt = state.now();
+    const epoch = priceEpochAt(model.terms.epochs, servedAt);
+    if (!epoch) {
+      throw new GatewayError(503, "server_error", `The model \`${model.config.name}\` has no price in force yet.`, "model_not_priced", "model");
+    }
+    const reservedInput = reservedInputTokens(inputEstimate);
+    // Price every input token at the dearer of the two input prices: the cache split is only known afterwards.
+    const inputPrice = epoch.cachedInput > epoch.input ? epoch.cachedInput : epoch.input;
+    const amount = recordCost({ inputTokens: reservedInput, cachedInputTokens: 0, outputTokens: maxOutputTokens }, { input: inputPrice, cachedInput: inputPrice, output: epoch.output });
+
+    const snapshot = await state.snapshot(key.buyer);
+    const { reservation, breakdown, keyRemaining } = ledger.tryReserve(snapshot, model.terms, servedAt, { id: key.id, spendCap: key.spendCap, spent: key.spent }, amount);
+    if (!reservation) {
+      state.forget(key.buyer);
+      this.deps.metrics.refusals.inc({ reason: keyRemaining !== null && amount > keyRemaining ? "key_cap" : "funds" });
+      const fmt = (value: bigint) => `${state.formatAmount(value)} ${state.token.symbol}`;
+      if (keyRemaining !== null && amount > keyRemaining) {
+        throw new GatewayError(
+          402,
+          "insufficient_funds",
+          `This call may cost up to ${fmt(amount)}, but API key ${key.id} has ${fmt(keyRemaining > 0n ? keyRemaining : 0n)} left of its ${fmt(key.spendCap!)} cap. Create a key with a higher cap, or lower max_tokens.`,
+          "key_spend_cap_reached",
+        );
+      }
+      throw new GatewayError(
+        402,
+        "insufficient_funds",
+        `This call may cost up to ${fmt(amount)} (${reservedInput} input tokens reserved + ${maxOutputTokens} output tokens), but you can spend ${fmt(breakdown.spendable)} now ` +
+          `(balance ${fmt(breakdown.balance)} + credits ${fmt(breakdown.creditValue)} − unsettled usage ${fmt(breakdown.unsettledUsage)} − calls in flight ${fmt(breakdown.openReservations)}` +
+          `${breakdown.limitRemaining !== null ? `, spending limit left ${fmt(breakdown.limitRemaining)}` : ""}). Deposit or buy credits, or lower max_tokens. GET /v1/balance shows the details.`,
+        "insufficient_funds",
+      );
+    }
+    return { key, model, reservation, servedAt, epoch, reservedInput, reservedOutput: maxOutputTokens };
+  }
+
+  /**
+   * Writes the usage record of a served call and signs its receipt, in one transaction. The caller sends
+   * the response only after this returns, so a response never exists without its record.
+   */
+  record(call: ReservedCall, served: ServedCall): { record: StoredUsageRecord; envelope: ReceiptEnvelope } {
+    const { store, signer, ledger, metrics } = this.deps;
+    const counts = billedCounts(served.reported, served.gatewayCount, { inputTokens: call.reservedInput, outputTokens: call.reservedOutput });
+    const prices = { input: call.epoch.input, cachedInput: call.epoch.cachedInput, output: call.epoch.output };
+    const cost = recordCost(counts, prices);
+    const content = commitContent(served.requestBytes, served.responseBytes);
+    const record = store.appendRecord(
+      {
+        requestId: served.requestId,
+        buyer: call.key.buyer,
+        keyId: call.key.id,
+        tags: call.key.tags,
+        endpoint: served.endpoint,
+        modelId: call.model.terms.modelId,
+        modelName: call.model.config.name,
+        priceEpoch: call.epoch.index,
+        inputTokens: counts.inputTokens,
+        cachedInputTokens: counts.cachedInputTokens,
+        outputTokens: counts.outputTokens,
+        reasoningTokens: counts.reasoningTokens,
+        gatewayInputTokens: served.gatewayCount.inputTokens,
+        gatewayOutputTokens: served.gatewayCount.outputTokens,
+        countSource: counts.source,
+        servedAt: call.servedAt,
+        inputPrice: prices.input,
+        cachedInputPrice: prices.cachedInput,
+        outputPrice: prices.output,
+        cost,
+        contentHash: content.contentHash,
+        contentSalt: content.salt,
+        requestHash: content.requestHash,
+        responseHash: content.responseHash,
+        streamed: served.streamed,
+        completed: served.completed,
+      },
+      (sequence) => {
+        const signed = signer.sign({
+          sequence,
+          buyer: call.key.buyer,
+          modelId: call.model.terms.modelId,
+          inputTokens: counts.inputTokens,
+          cachedInputTokens: counts.cachedInputTokens,
+          outputTokens: counts.outputTokens,
+          servedAt: call.servedAt,
+          inputPrice: prices.input,
+          cachedInputPrice: prices.cachedInput,
+          outputPrice: prices.output,
+          cost,
+          contentHash: content.contentHash,
+        });
+        return { receiptHash: signed.receiptHash, signature: signed.signature };
+      },
+    );
+    // The record is durable: count it as unsettled before the reservation that covered it goes away.
+    ledger.addUnsettled(record.buyer, record.sequence, cost);
+    call.key.spent += cost;
+    metrics.observeRecord(record, served, counts.capped);
+    return { record, envelope: receiptEnvelope(record, this.deps.domain) };
+  }
+
+  release(call: ReservedCall): void {
+    this.deps.ledger.release(call.reservation);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Key management, authorized by the buyer's wallet: each request carries an EIP-712 message and its
+ * signature (see `api-keys/wallet-messages.ts`). `POST /v1/keys` creates a key and shows it once;
+ * `POST /v1/keys/list` lists them (never the key itself); `POST /v1/keys/revoke` revokes one.
+ */
+import type { Request, Response } from "express";
+import type { Address, Hex } from "viem";
+import type { z } from "zod";
+import type { ApiKeyRecord } from "../../store/usage-store";
+import { generateApiKey } from "../api-keys/key-material";
+import {
+  createApiKeyMessage,
+  gatewayDomain,
+  listApiKeysMessage,
+  revokeApiKeyMessage,
+  signedRequest,
+  verifyBuyerSignature,
+  type ApiKeyMessageType,
+} from "../api-keys/wallet-messages";
+import { GatewayError, invalidRequest } from "../errors";
+import type { GatewayContext } from "./context";
+import { parseBody } from "./chat-completions";
+
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+function describeKey(ctx: GatewayContext, key: ApiKeyRecord) {
+  return {
+    id: key.id,
+    object: "api_key",
+    buyer: key.buyer,
+    label: key.label,
+    spend_cap: key.spendCap?.toString() ?? null,
+    spent: key.spent.toString(),
+    spent_formatted: ctx.state.formatAmount(key.spent),
+    models: key.models,
+    tags: key.tags,
+    expires_at: key.expiresAt,
+    created_at: key.createdAt,
+    revoked_at: key.revokedAt,
+  };
+}
+
+/** Checks freshness, the signature and the nonce, in that order; consumes the nonce only if all pass. */
+async function authorize<M extends { buyer: Address; issuedAt: bigint; nonce: Hex }>(
+  ctx: GatewayContext,
+  primaryType: ApiKeyMessageType,
+  signed: { message: M; signature: Hex },
+  rawMessage: Record<string, unknown>,
+): Promise<void> {
+  const now = BigInt(Math.floor(Date.now() / 1000));
+  const { issuedAt } = signed.message;
+  const maxAge = BigInt(ctx.signatureMaxAgeSeconds);
+  if (issuedAt > now + 60n || issuedAt + maxAge < now) {
+    throw new GatewayError(401, "authentication_error", `The signed message's issuedAt (${issuedAt}) is not within ${maxAge}s of the gateway's clock (${now}). Sign a fresh message.`, "signature_expired", "message.issuedAt");
+  }
+  const message = { ...rawMessage, ...signed.message };
+  const valid = await verifyBuyerSignature(ctx.client, gatewayDomain(ctx.chainId, ctx.tollgate), primaryType, message, signed.signature);
+  if (!valid) {
+    throw new GatewayError(401, "authentication_error", `The signature is not ${signed.message.buyer}'s signature of this ${primaryType} message for this gateway (domain "Tollgate Gateway", chain ${ctx.chainId}, contract ${ctx.tollgate}).`, "invalid_signature", "signature");
+  }
+  if (!ctx.store.consumeNonce(signed.message.buyer, signed.message.nonce, Number(issuedAt + maxAge + 60n))) {
+    throw new GatewayError(401, "authentication_error", "This signed message was already used. Sign a new one with a fresh nonce.", "nonce_reused", "message.nonce");
+  }
+}
+
+function rawMessageOf(body: unknown): Record<string, unknown> {
+  return ((body as { message?: Record<string, unknown> })?.message ?? {}) as Record<string, unknown>;
+}
+
+export function createKey(ctx: GatewayContext) {
+  const schema = signedRequest(createApiKeyMessage);
+  return async (req: Request, res: Response): Promise<void> => {
+    const signed = parseBody(schema, req.body) as { message: z.infer<typeof createApiKeyMessage>; signature: Hex };
+    const { message } = signed;
+    if (message.expiresAt > MAX_UINT64) throw invalidRequest("expiresAt must fit in a uint64", "message.expiresAt");
+    const now = Math.floor(Date.now() / 1000);
+    if (message.expiresAt !== 0n && message.expiresAt <= BigInt(now)) throw invalidRequest("expiresAt is in the past", "message.expiresAt", "invalid_value");
+    const unknown = message.models.filter((name) => !ctx.state.model(name));
+    if (unknown.length > 0) throw invalidRequest(`Unknown models: ${unknown.join(", ")}. GET /v1/models lists the models on sale.`, "message.models", "model_not_found");
+    await authorize(ctx, "CreateApiKey", signed, { ...rawMessageOf(req.body), spendCap: message.spendCap, expiresAt: message.expiresAt, issuedAt: message.issuedAt });
+
+    const { key, id, keyHash } = generateApiKey();
+    const record = {
+      id,
+      buyer: message.buyer,
+      keyHash,
+      label: message.label,
+      spendCap: message.spendCap === 0n ? null : message.spendCap,
+      models: message.models.length === 0 ? null : message.models,
+      tags: message.tags,
+      expiresAt: message.expiresAt === 0n ? null : Number(message.expiresAt),
+      createdAt: now,
+    };
+    ctx.store.insertApiKey(record);
+    ctx.logger.info({ requestId: req.id, buyer: message.buyer, keyId: id }, "api key created");
+    res.status(201).json({ ...describeKey(ctx, { ...record, revokedAt: null, spent: 0n }), key, note: "This is the only time the key is shown. Store it now." });
+  };
+}
+
+export function listKeys(ctx: GatewayContext) {
+  const schema = signedRequest(listApiKeysMessage);
+  return async (req: Request, res: Response): Promise<void> => {
+    const signed = parseBody(schema, req.body) as { message: z.infer<typeof listApiKeysMessage>; signature: Hex };
+    await authorize(ctx, "ListApiKeys", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
+    res.json({ object: "list", data: ctx.store.listApiKeys(signed.message.buyer).map((key) => describeKey(ctx, key)) });
+  };
+}
+
+export function revokeKey(ctx: GatewayContext) {
+  const schema = signedRequest(revokeApiKeyMessage);
+  return async (req: Request, res: Response): Promise<void> => {
+    const signed = parseBody(schema, req.body) as { message: z.infer<typeof revokeApiKeyMessage>; signature: Hex };
+    await authorize(ctx, "RevokeApiKey", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
+    const { buyer, keyId } = signed.message;
+    if (!ctx.store.revokeApiKey(buyer, keyId, Math.floor(Date.now() / 1000))) {
+      throw new GatewayError(404, "not_found_error", `${buyer} has no active API key ${keyId}.`, "key_not_found", "message.keyId");
+    }
+    ctx.keys.revoked(keyId);
+    ctx.logger.info({ requestId: req.id, buyer, keyId }, "api key revoked");
+    res.json({ id: keyId, object: "api_key", revoked: true });
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * `GET /v1/balance`: what the key's buyer can spend now, per model, and why: on-chain balance, credits,
+ * this gateway's unsettled usage, calls in flight, the pending withdrawal (not spendable here: it may
+ * leave before settlement) and the on-chain spending limit. Amounts are base-unit strings.
+ */
+import type { Request, Response } from "express";
+import type { GatewayContext } from "./context";
+
+export function balance(ctx: GatewayContext) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const key = req.apiKey!;
+    const snapshot = await ctx.state.snapshot(key.buyer);
+    const now = ctx.state.now();
+    const amount = (value: bigint) => value.toString();
+    const models = ctx.state.models().map((model) => {
+      const b = ctx.ledger.breakdown(snapshot, model.terms, now);
+      return {
+        model: model.config.name,
+        spendable: amount(b.spendable),
+        spendable_formatted: ctx.state.formatAmount(b.spendable),
+        credit_value: amount(b.creditValue),
+      };
+    });
+    const any = ctx.state.models()[0];
+    const summary = ctx.ledger.breakdown(snapshot, any.terms, now);
+    const keyRemaining = key.spendCap === null ? null : key.spendCap - key.spent;
+    res.json({
+      object: "balance",
+      buyer: key.buyer,
+      block_number: snapshot.blockNumber.toString(),
+      token: ctx.state.token,
+      balance: amount(snapshot.balance),
+      pending_withdrawal: amount(snapshot.pendingWithdrawal),
+      withdrawable_at: snapshot.withdrawableAt,
+      credits: snapshot.credits
+        .filter((held) => held.credits > 0n || held.change > 0n)
+        .map((held) => ({
+          plan_id: held.plan.planId.toString(),
+          credits: amount(held.credits),
+          value_per_credit: amount(held.plan.valuePerCredit),
+          change: amount(held.change),
+          expires_at: held.plan.expiresAt,
+          models: ctx.state.models().filter((m) => (held.plan.modelMask >> BigInt(m.terms.localIndex)) & 1n).map((m) => m.config.name),
+        })),
+      unsettled_usage: amount(summary.unsettledUsage),
+      open_reservations: amount(summary.openReservations),
+      spending_limit:
+        summary.limitRemaining === null
+          ? null
+          : { limit_per_period: amount(snapshot.spendingLimit.limitPerPeriod), period_seconds: snapshot.spendingLimit.period, remaining: amount(summary.limitRemaining) },
+      key: { id: key.id, spend_cap: key.spendCap?.toString() ?? null, spent: amount(key.spent), remaining: keyRemaining === null ? null : amount(keyRemaining) },
+      spendable_by_model: models,
+    });
+  };
+}

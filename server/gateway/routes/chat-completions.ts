@@ -1,0 +1,211 @@
+/**
+ * `POST /v1/chat/completions`, streaming and not. The flow of one call (DESIGN.md):
+ * validate → count the prompt → reserve → call upstream → count what came back → write the record and
+ * sign the receipt → respond → release the reservation.
+ *
+ * Unknown parameters and tools pass through untouched. Upstream usage is always requested
+ * (`stream_options.include_usage`) and stripped again if the client did not ask for it.
+ */
+import { once } from "node:events";
+import type { Request, Response } from "express";
+import { z } from "zod";
+import { UpstreamError } from "../../upstream/types";
+import { GatewayError, invalidRequest, modelNotFound, sendGatewayError } from "../errors";
+import type { ReservedCall } from "../metering/meter";
+import { parseReportedUsage, type ReportedUsage } from "../metering/usage-counts";
+import type { GatewayContext } from "./context";
+import { countChatOutput, OutputTextCollector } from "./output-text";
+import { receiptHeaderValue, upstreamFailure } from "./shared";
+
+const MAX_CHOICES = 8;
+
+const chatBody = z.looseObject({
+  model: z.string({ error: "you must provide a model parameter" }).min(1),
+  messages: z.array(z.looseObject({ role: z.string() }), { error: "messages must be an array of message objects" }).min(1),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+  max_tokens: z.number().int().positive().nullish(),
+  max_completion_tokens: z.number().int().positive().nullish(),
+  n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+});
+
+export function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw invalidRequest("The request body must be a JSON object. Send it with `Content-Type: application/json`.", null, "invalid_body");
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const param = issue.path.map(String).join(".") || null;
+    throw invalidRequest(`Invalid value for '${param ?? "body"}': ${issue.message}.`, param, "invalid_value");
+  }
+  return parsed.data;
+}
+
+export function chatCompletions(ctx: GatewayContext) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const body = parseBody(chatBody, req.body);
+    const key = req.apiKey!;
+    const model = ctx.state.model(body.model);
+    if (!model || model.config.kind !== "chat") throw modelNotFound(body.model);
+    if (key.models && !key.models.includes(model.config.name)) {
+      throw new GatewayError(403, "permission_error", `API key ${key.id} may not use the model \`${model.config.name}\`. It may use: ${key.models.join(", ")}.`, "model_not_allowed", "model");
+    }
+    const requested = body.max_completion_tokens ?? body.max_tokens;
+    if (requested && requested > model.config.maxOutputTokens) {
+      throw invalidRequest(
+        `max_tokens is too large: ${requested}. The model \`${model.config.name}\` produces at most ${model.config.maxOutputTokens} tokens per choice.`,
+        body.max_completion_tokens ? "max_completion_tokens" : "max_tokens",
+        "max_tokens_too_large",
+      );
+    }
+    const maxTokens = requested ?? model.config.maxOutputTokens;
+    const choices = body.n ?? 1;
+    const encoding = model.config.encoding;
+    const promptTokens =
+      ctx.tokenizer.countChatPromptSync(encoding, body.messages, body.tools ?? undefined) ??
+      (await ctx.tokenizer.countChatPrompt(encoding, body.messages, body.tools ?? undefined));
+
+    const call = await ctx.meter.reserve(key, model, promptTokens, maxTokens * choices);
+    try {
+      // The upstream gets the model's upstream name and an explicit output bound, so it cannot produce
+      // more than was reserved; the client's own parameters and tools pass through as they were.
+      const upstreamBody: Record<string, unknown> = { ...req.body, model: model.config.upstreamModel ?? model.config.name };
+      if (body.max_completion_tokens == null) upstreamBody.max_tokens = maxTokens;
+      const clientWantsUsage = body.stream_options?.include_usage === true;
+      if (body.stream) upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+
+      const abort = new AbortController();
+      let clientGone = false;
+      res.on("close", () => {
+        if (!res.writableFinished) {
+          clientGone = true;
+          abort.abort();
+        }
+      });
+      const upstream = ctx.upstreamFor(model);
+      let answer;
+      try {
+        answer = await upstream.send({ endpoint: "/chat/completions", body: upstreamBody, signal: abort.signal, requestId: req.id });
+      } catch (error) {
+        if (clientGone) return; // the client left before anything was produced: nothing to charge
+        throw upstreamFailure(ctx, upstream.name, error);
+      }
+      if (answer.kind === "json") {
+        await respondJson(ctx, req, res, call, promptTokens, answer.body);
+      } else {
+        await respondStream(ctx, req, res, call, promptTokens, answer.events, clientWantsUsage, () => clientGone);
+      }
+    } finally {
+      ctx.meter.release(call);
+    }
+  };
+}
+
+async function respondJson(ctx: GatewayContext, req: Request, res: Response, call: ReservedCall, promptTokens: number, body: Record<string, unknown>): Promise<void> {
+  body.model = call.model.config.name;
+  const outputTokens = countChatOutput(ctx.tokenizer, call.model.config.encoding, body);
+  const responseBytes = Buffer.from(JSON.stringify(body));
+  const { envelope } = ctx.meter.record(call, {
+    requestId: req.id,
+    endpoint: "chat.completions",
+    reported: parseReportedUsage(body.usage),
+    gatewayCount: { inputTokens: promptTokens, outputTokens: await outputTokens },
+    requestBytes: req.rawBody ?? Buffer.alloc(0),
+    responseBytes,
+    streamed: false,
+    completed: true,
+  });
+  res.status(200).setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
+  res.end(responseBytes);
+}
+
+async function respondStream(
+  ctx: GatewayContext,
+  req: Request,
+  res: Response,
+  call: ReservedCall,
+  promptTokens: number,
+  events: AsyncIterable<string>,
+  clientWantsUsage: boolean,
+  clientGone: () => boolean,
+): Promise<void> {
+  const sent: Buffer[] = [];
+  const output = new OutputTextCollector();
+  let reported: ReportedUsage | undefined;
+  let lastChunk: Record<string, unknown> | undefined;
+
+  res.status(200);
+  res.setHeader("content-type", "text/event-stream; charset=utf-8");
+  res.setHeader("cache-control", "no-cache");
+  res.setHeader("connection", "keep-alive");
+  res.flushHeaders();
+
+  const write = async (payload: string): Promise<void> => {
+    const bytes = Buffer.from(`data: ${payload}\n\n`);
+    sent.push(bytes);
+    if (!res.write(bytes) && !clientGone()) await Promise.race([once(res, "drain"), once(res, "close")]);
+  };
+
+  try {
+    for await (const data of events) {
+      if (data === "[DONE]") break;
+      let chunk: Record<string, unknown>;
+      try {
+        chunk = JSON.parse(data) as Record<string, unknown>;
+      } catch {
+        throw new UpstreamError("the upstream sent a stream event that is not JSON", undefined, "bad_response");
+      }
+      lastChunk = chunk;
+      if (chunk.error) throw new UpstreamError("the upstream reported an error mid-stream", undefined, "bad_status");
+      chunk.model = call.model.config.name;
+      output.addChunk(chunk);
+      if (chunk.usage != null) reported = parseReportedUsage(chunk.usage) ?? reported;
+      if (!clientWantsUsage) {
+        // We asked for usage; the client did not. Drop the usage-only chunk and the field elsewhere.
+        const choices = chunk.choices as unknown[] | undefined;
+        if (chunk.usage !== undefined && (!choices || choices.length === 0)) continue;
+        delete chunk.usage;
+      }
+      if (clientGone()) break;
+      await write(JSON.stringify(chunk));
+    }
+  } catch (error) {
+    if (!clientGone()) {
+      // An upstream failure mid-stream costs nothing: no record, an error event, and the stream ends.
+      ctx.metrics.upstreamErrors.inc({ upstream: ctx.upstreamFor(call.model).name, reason: error instanceof UpstreamError ? error.reason : "unknown" });
+      const failure = upstreamFailure(ctx, ctx.upstreamFor(call.model).name, error, false);
+      res.end(`data: ${JSON.stringify(failure.toJSON())}\n\n`);
+      return;
+    }
+  }
+
+  // Served (fully, or until the client left): charge for what was produced.
+  const completed = !clientGone();
+  const outputTokens = await output.count(ctx.tokenizer, call.model.config.encoding);
+  const { envelope } = ctx.meter.record(call, {
+    requestId: req.id,
+    endpoint: "chat.completions",
+    reported: completed ? reported : undefined,
+    gatewayCount: { inputTokens: promptTokens, outputTokens },
+    requestBytes: req.rawBody ?? Buffer.alloc(0),
+    responseBytes: Buffer.concat(sent),
+    streamed: true,
+    completed,
+  });
+  if (!completed) return;
+  const receiptChunk = {
+    id: lastChunk?.id ?? `chatcmpl-${req.id}`,
+    object: "chat.completion.chunk",
+    created: lastChunk?.created ?? Math.floor(Date.now() / 1000),
+    model: call.model.config.name,
+    choices: [],
+    tollgate_receipt: envelope,
+  };
+  res.write(`data: ${JSON.stringify(receiptChunk)}\n\n`);
+  res.end("data: [DONE]\n\n");
+}
+
+export { sendGatewayError };

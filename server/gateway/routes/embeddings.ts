@@ -1,0 +1,70 @@
+/**
+ * `POST /v1/embeddings`: billed for input tokens only (output price does not apply). The input may be
+ * a string, an array of strings, or pre-tokenized arrays, as in OpenAI's API.
+ */
+import type { Request, Response } from "express";
+import { z } from "zod";
+import { GatewayError, modelNotFound } from "../errors";
+import { parseReportedUsage } from "../metering/usage-counts";
+import type { GatewayContext } from "./context";
+import { parseBody } from "./chat-completions";
+import { receiptHeaderValue, upstreamFailure } from "./shared";
+
+const MAX_INPUTS = 2048;
+const tokenArray = z.array(z.number().int().nonnegative()).min(1);
+const embeddingsBody = z.looseObject({
+  model: z.string({ error: "you must provide a model parameter" }).min(1),
+  input: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(MAX_INPUTS), tokenArray, z.array(tokenArray).min(1).max(MAX_INPUTS)], {
+    error: "input must be a non-empty string, an array of strings, or an array of token arrays",
+  }),
+});
+
+export function embeddings(ctx: GatewayContext) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const body = parseBody(embeddingsBody, req.body);
+    const key = req.apiKey!;
+    const model = ctx.state.model(body.model);
+    if (!model || model.config.kind !== "embeddings") throw modelNotFound(body.model);
+    if (key.models && !key.models.includes(model.config.name)) {
+      throw new GatewayError(403, "permission_error", `API key ${key.id} may not use the model \`${model.config.name}\`.`, "model_not_allowed", "model");
+    }
+    const inputs: (string | number[])[] = typeof body.input === "string" ? [body.input] : typeof body.input[0] === "number" ? [body.input as number[]] : (body.input as (string | number[])[]);
+    let inputTokens = 0;
+    for (const input of inputs) inputTokens += typeof input === "string" ? await ctx.tokenizer.count(model.config.encoding, input) : input.length;
+
+    const call = await ctx.meter.reserve(key, model, inputTokens, 0);
+    try {
+      const abort = new AbortController();
+      res.on("close", () => {
+        if (!res.writableFinished) abort.abort();
+      });
+      const upstream = ctx.upstreamFor(model);
+      let answer;
+      try {
+        answer = await upstream.send({ endpoint: "/embeddings", body: { ...req.body, model: model.config.upstreamModel ?? model.config.name }, signal: abort.signal, requestId: req.id });
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        throw upstreamFailure(ctx, upstream.name, error);
+      }
+      if (answer.kind !== "json") throw upstreamFailure(ctx, upstream.name, new Error("the upstream streamed an embeddings answer"));
+      const responseBody = { ...answer.body, model: model.config.name };
+      const responseBytes = Buffer.from(JSON.stringify(responseBody));
+      const reported = parseReportedUsage(answer.body.usage);
+      const { envelope } = ctx.meter.record(call, {
+        requestId: req.id,
+        endpoint: "embeddings",
+        reported: reported && { ...reported, completionTokens: 0, reasoningTokens: 0 },
+        gatewayCount: { inputTokens, outputTokens: 0 },
+        requestBytes: req.rawBody ?? Buffer.alloc(0),
+        responseBytes,
+        streamed: false,
+        completed: true,
+      });
+      res.status(200).setHeader("content-type", "application/json; charset=utf-8");
+      res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
+      res.end(responseBytes);
+    } finally {
+      ctx.meter.release(call);
+    }
+  };
+}

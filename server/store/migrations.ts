@@ -1,0 +1,148 @@
+/**
+ * The usage store's schema, as an ordered list of migrations. `PRAGMA user_version` holds how many
+ * have been applied; each runs in its own transaction together with the version bump, so a crash
+ * mid-migration leaves the database at the previous version rather than half-migrated.
+ *
+ * Append new migrations; never edit a released one, since databases in the field already ran it.
+ */
+import type { Database } from "better-sqlite3";
+
+export interface Migration {
+  /** 1 for the first migration, then consecutive. */
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "usage records, API keys, signed-message nonces, store metadata",
+    // STRICT tables make SQLite refuse a REAL where an INTEGER belongs, so a float can never slip
+    // into a token count. Amounts are TEXT decimals: they are uint256 on-chain and exceed int64.
+    sql: `
+      CREATE TABLE store_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        buyer      TEXT NOT NULL,
+        key_hash   TEXT NOT NULL,
+        label      TEXT NOT NULL,
+        spend_cap  TEXT,
+        models     TEXT,
+        tags       TEXT NOT NULL,
+        expires_at INTEGER,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        spent      TEXT NOT NULL DEFAULT '0'
+      ) STRICT;
+      CREATE UNIQUE INDEX api_keys_by_hash ON api_keys (key_hash);
+      CREATE INDEX api_keys_by_buyer ON api_keys (buyer, created_at);
+
+      -- sequence is the rowid: appends go to the end of the table's B-tree, and MAX(sequence)
+      -- on open is a single seek.
+      CREATE TABLE usage_records (
+        sequence             INTEGER PRIMARY KEY,
+        request_id           TEXT NOT NULL,
+        buyer                TEXT NOT NULL,
+        key_id               TEXT NOT NULL REFERENCES api_keys (id),
+        tags                 TEXT NOT NULL,
+        endpoint             TEXT NOT NULL CHECK (endpoint IN ('chat.completions', 'embeddings')),
+        model_id             INTEGER NOT NULL,
+        model_name           TEXT NOT NULL,
+        price_epoch          INTEGER NOT NULL,
+        input_tokens         INTEGER NOT NULL CHECK (input_tokens >= 0),
+        cached_input_tokens  INTEGER NOT NULL CHECK (cached_input_tokens >= 0),
+        output_tokens        INTEGER NOT NULL CHECK (output_tokens >= 0),
+        reasoning_tokens     INTEGER NOT NULL CHECK (reasoning_tokens >= 0),
+        gateway_input_tokens  INTEGER NOT NULL CHECK (gateway_input_tokens >= 0),
+        gateway_output_tokens INTEGER NOT NULL CHECK (gateway_output_tokens >= 0),
+        count_source         TEXT NOT NULL CHECK (count_source IN ('upstream', 'gateway')),
+        served_at            INTEGER NOT NULL,
+        input_price          TEXT NOT NULL,
+        cached_input_price   TEXT NOT NULL,
+        output_price         TEXT NOT NULL,
+        cost                 TEXT NOT NULL,
+        content_hash         TEXT NOT NULL,
+        content_salt         TEXT NOT NULL,
+        request_hash         TEXT NOT NULL,
+        response_hash        TEXT NOT NULL,
+        streamed             INTEGER NOT NULL CHECK (streamed IN (0, 1)),
+        completed            INTEGER NOT NULL CHECK (completed IN (0, 1)),
+        receipt_hash         TEXT NOT NULL,
+        signature            TEXT NOT NULL,
+        settled_tx           TEXT,
+        settled_batch        TEXT,
+        settled_at           INTEGER,
+        CHECK ((settled_tx IS NULL) = (settled_batch IS NULL) AND (settled_tx IS NULL) = (settled_at IS NULL))
+      ) STRICT;
+      -- One record per served call: a retried append of the same request fails instead of billing twice.
+      CREATE UNIQUE INDEX usage_by_request ON usage_records (request_id);
+      -- An index on buyer alone is ordered by (buyer, rowid), i.e. by sequence: pages of a buyer's
+      -- records need no sort. The served_at index serves time-range filters.
+      CREATE INDEX usage_by_buyer ON usage_records (buyer);
+      CREATE INDEX usage_by_buyer_time ON usage_records (buyer, served_at);
+      -- Partial: settled rows leave it, so the oracle's scan stays as small as the backlog.
+      CREATE INDEX usage_unsettled ON usage_records (sequence) WHERE settled_tx IS NULL;
+
+      CREATE TABLE used_nonces (
+        buyer      TEXT NOT NULL,
+        nonce      TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (buyer, nonce)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at);
+    `,
+  },
+];
+
+export class SchemaTooNewError extends Error {
+  override name = "SchemaTooNewError";
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration #${i} has version ${m.version}, expected ${i + 1}`);
+  });
+}
+
+/** Applies every migration the database has not run yet; returns the resulting schema version. */
+export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  checkOrder(migrations);
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new SchemaTooNewError(
+      `the usage store at ${db.name} has schema version ${current}, but this gateway knows only up to ` +
+        `${migrations.length}: it was written by a newer gateway. Upgrade this gateway; do not downgrade the database.`,
+    );
+  }
+  for (const m of migrations.slice(current)) {
+    // user_version lives in the database header, which SQLite writes inside the same transaction.
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return migrations.length;
+}
+
+const MAX_UINT256 = 2n ** 256n - 1n;
+
+/**
+ * The schema's encoding of money: a decimal TEXT column. SQLite integers stop at int64 and its
+ * REALs round, while these amounts are uint256 on-chain; a range check here keeps a value the
+ * contract could never accept from being stored as if it were billable.
+ */
+export function encodeAmount(value: bigint, field: string): string {
+  if (typeof value !== "bigint" || value < 0n || value > MAX_UINT256) {
+    throw new RangeError(`${field} must be a uint256 bigint, got ${String(value)}`);
+  }
+  return value.toString();
+}
+
+export function decodeAmount(text: string): bigint {
+  return BigInt(text);
+}
