@@ -70,7 +70,7 @@ const fileSchema = z
     tokenizer: z
       .object({
         workers: z.number().int().min(1).max(16).default(1),
-        inlineLimitChars: z.number().int().positive().default(16_384),
+        inlineLimitChars: z.number().int().positive().default(4_096),
       })
       .prefault({}),
     log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") }).prefault({}),

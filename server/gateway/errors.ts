@@ -5,6 +5,7 @@
  * HTML page, no stack trace.
  */
 import type { ErrorRequestHandler, RequestHandler } from "express";
+import { TokenizerBusy, TokenizerInputTooLarge } from "./metering/tokenizer";
 
 export type OpenAIErrorType =
   | "invalid_request_error"
@@ -70,6 +71,12 @@ interface BodyParserError extends Error {
 export function errorHandler(onUnexpected: (error: unknown, req: Parameters<RequestHandler>[0]) => void): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     if (error instanceof GatewayError) return sendGatewayError(res, error);
+    if (error instanceof TokenizerInputTooLarge) {
+      return sendGatewayError(res, new GatewayError(413, "invalid_request_error", `The prompt is too large to meter: ${error.message}`, "prompt_too_large", "messages"));
+    }
+    if (error instanceof TokenizerBusy) {
+      return sendGatewayError(res, new GatewayError(503, "server_error", "The gateway is busy counting tokens for other calls. Retry shortly.", "tokenizer_busy", null, { "retry-after": "1" }));
+    }
     const parserError = error as BodyParserError;
     switch (parserError?.type) {
       case "entity.parse.failed":

@@ -13,7 +13,9 @@ import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import { parseGatewayConfig, type GatewayConfig } from "../../server/config";
 import { apiKeyMessageTypes, gatewayDomain } from "../../server/gateway/api-keys/wallet-messages";
 import { createGateway, type Gateway } from "../../server/gateway/gateway";
+import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { startSimulatedUpstream } from "../../server/upstream/simulated-upstream";
+import type { UpstreamRequest } from "../../server/upstream/types";
 import { deployMarketplace, USD, type Marketplace } from "./fixtures";
 
 export const EMBED_PRICES = { input: 20_000n, cachedInput: 20_000n, output: 0n };
@@ -39,6 +41,8 @@ export interface GatewayHarness {
   client: PublicClient;
   embedModel: bigint;
   planId: bigint;
+  /** The last requests the gateway sent upstream (bodies as sent), newest last. */
+  upstreamRequests: UpstreamRequest[];
   deposit(buyer: Signer, amount: bigint): Promise<void>;
   createKey(buyer: Signer, options?: Partial<CreateKeyOptions>): Promise<{ key: string; id: string; body: Record<string, unknown> }>;
   signKeyMessage(buyer: Signer, primaryType: keyof typeof apiKeyMessageTypes, message: Record<string, unknown>): Promise<string>;
@@ -94,7 +98,19 @@ export async function startGatewayHarness(options: HarnessOptions = {}): Promise
   fs.writeFileSync(path.join(dir, "deployment.json"), JSON.stringify({ chainId: Number(market.chainId), tollgate: tollgateAddress }));
   const config = parseGatewayConfig(gatewayConfigObject(dir, sim.url, options.config), { TOLLGATE_GATEWAY_SIGNER_KEY: signerKey }, dir);
   const client = createPublicClient({ transport: custom(hre.network.provider) }) as PublicClient;
-  const gateway = await createGateway({ config, client });
+  // The real adapter, recording what the gateway sends so tests can check pass-through and rewriting.
+  const upstreamRequests: UpstreamRequest[] = [];
+  const adapter = createOpenAICompatibleUpstream({ name: "sim", baseUrl: sim.url, timeoutMs: config.upstreams.sim.timeoutMs });
+  const recording = {
+    name: adapter.name,
+    send(request: UpstreamRequest) {
+      upstreamRequests.push(request);
+      if (upstreamRequests.length > 100) upstreamRequests.shift();
+      return adapter.send(request);
+    },
+    close: () => adapter.close(),
+  };
+  const gateway = await createGateway({ config, client, upstreams: { sim: recording } });
   const url = await gateway.listen(0, "127.0.0.1");
   const domain = gatewayDomain(Number(market.chainId), tollgateAddress);
 
@@ -115,6 +131,7 @@ export async function startGatewayHarness(options: HarnessOptions = {}): Promise
     client,
     embedModel,
     planId,
+    upstreamRequests,
     async deposit(buyer, amount) {
       await (await tollgate.connect(buyer).deposit(buyer.address, amount)).wait();
     },
