@@ -230,7 +230,7 @@ describe("gateway: metered chat completions and embeddings", function () {
     const body = await response.json();
     expect(response.status).to.equal(200);
     expect(body.balance).to.equal(USD(50).toString());
-    const records = store().recordsOf(h.market.buyers[0].address);
+    const records = store().recordsOf(h.market.buyers[0].address as Address);
     const used = records.reduce((sum, record) => sum + record.cost, 0n);
     expect(BigInt(body.unsettled_usage)).to.equal(used);
     expect(body.open_reservations).to.equal("0");
@@ -243,7 +243,7 @@ describe("gateway: metered chat completions and embeddings", function () {
   it("GET /v1/usage lists records with receipts, filters by tag, model and time, and exports CSV", async function () {
     const auth = { authorization: `Bearer ${key}` };
     const all = await (await fetch(`${h.url}/v1/usage`, { headers: auth })).json();
-    const records = store().recordsOf(h.market.buyers[0].address);
+    const records = store().recordsOf(h.market.buyers[0].address as Address);
     expect(all.data).to.have.length(records.length);
     expect(all.data.every((row: { status: string }) => row.status === "unsettled")).to.equal(true);
     expect(await verifyReceipt(all.data[0].receipt, h.signer)).to.equal(true);
@@ -306,7 +306,7 @@ describe("gateway: metered chat completions and embeddings", function () {
       }
       // Wait until the gateway has written the record of the cut stream.
       for (let i = 0; i < 200 && slow.gateway.ctx.store.recordCount() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-      const [record] = slow.gateway.ctx.store.recordsOf(buyer.address);
+      const [record] = slow.gateway.ctx.store.recordsOf(buyer.address as Address);
       expect(record, "a record of the abandoned stream").to.not.equal(undefined);
       expect(record.completed).to.equal(false);
       expect(record.countSource).to.equal("gateway");

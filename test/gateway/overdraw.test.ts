@@ -4,6 +4,7 @@
  * contract finds every charge paid in full: no shortfall, nothing negative.
  */
 import { expect } from "chai";
+import type { Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { recordCost } from "../../server/chain/pricing";
 import { signUsageBatch } from "../../server/chain/sign-batch";
@@ -45,7 +46,7 @@ describe("gateway: concurrent calls never overdraw", function () {
       expect(failure.reason).to.have.property("code", "insufficient_funds");
     }
 
-    const records = h.gateway.ctx.store.recordsOf(buyer.address);
+    const records = h.gateway.ctx.store.recordsOf(buyer.address as Address);
     expect(records).to.have.length(served.length);
     const charged = records.reduce((sum, record) => sum + record.cost, 0n);
     expect(charged <= deposit, `charged ${charged} of ${deposit}`).to.equal(true);
