@@ -91,9 +91,17 @@ export function errorHandler(onUnexpected: (error: unknown, req: Parameters<Requ
         return sendGatewayError(res, new GatewayError(415, "invalid_request_error", "The request body must be UTF-8 JSON.", "unsupported_encoding"));
       case "request.aborted":
         return; // the client left; nothing to answer
-      default:
+      default: {
+        // Other client errors raised while reading the request (a body that does not decompress, a
+        // path with broken percent-encoding): the request's fault, so a 4xx, not "unexpected".
+        const status = (error as { status?: unknown } | null)?.status;
+        if (typeof status === "number" && status >= 400 && status < 500) {
+          const detail = error instanceof Error ? `: ${error.message}` : ".";
+          return sendGatewayError(res, new GatewayError(status === 415 ? 415 : 400, "invalid_request_error", `The request could not be read${detail}`, "invalid_request"));
+        }
         onUnexpected(error, req);
         return sendGatewayError(res, new GatewayError(500, "server_error", "The gateway hit an unexpected error. Nothing was charged; retry the request.", "internal_error"));
+      }
     }
   };
 }

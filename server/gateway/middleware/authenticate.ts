@@ -37,7 +37,9 @@ export class ApiKeyCache {
 export function authenticate(keys: ApiKeyCache, now: () => number = () => Math.floor(Date.now() / 1000)): RequestHandler {
   return (req, _res, next) => {
     const header = req.headers.authorization ?? "";
-    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    // The auth scheme is case-insensitive (RFC 9110); the key itself is not.
+    const match = /^bearer +(\S+)\s*$/i.exec(header);
+    const presented = match ? match[1] : "";
     // Hash even a malformed key, so every failure costs the same.
     const presentedHash = hashApiKey(presented);
     const key = looksLikeApiKey(presented) ? keys.find(presentedHash) : undefined;
