@@ -1,0 +1,546 @@
+/**
+ * Gateway latency and throughput: `npx hardhat run bench/gateway-latency.ts` (npm run bench:gateway).
+ *
+ * The same load, in one run, against the simulated upstream directly and through the metered gateway,
+ * loopback only. The simulated upstream (`server/upstream/simulated-main.ts`, no added latency) and the
+ * gateway (`server/gateway/main.ts`) each run in their own child process; the chain is this process's
+ * Hardhat network served over JSON-RPC; the load generator runs on a worker thread of this process, so
+ * neither the chain nor the servers share its event loop.
+ *
+ *   (a) fixed rate (1,000 req/s): non-streaming chat, small prompt, max_tokens 16. Two generators:
+ *       - paced open loop: one request every 1/rate s on a keep-alive pool, whatever the answers do
+ *         (also at a quarter of the rate, to see the added latency of a call when nothing queues);
+ *       - autocannon `overallRate`: autocannon sends each connection's per-second quota back to back
+ *         and then waits for the next second, so this is bursts at concurrency = connections.
+ *       p50/p99 direct and via the gateway; "added" is the difference of the two percentiles.
+ *   (b) max throughput: autocannon, N connections, as fast as the answers come: calls/s direct, and metered
+ *       calls/s via the gateway (each one a durable SQLite record and a signed receipt).
+ *
+ * Every gateway run uses a fixed request count (autocannon `amount`, or the paced generator's total), so no
+ * call is cut off at the end; after a graceful stop the bench opens the gateway's store and checks that it
+ * holds exactly one record per 2xx the generators received.
+ *
+ * Every run also prints the CPU each process used per answered call (from /proc), and the machine's busy
+ * and hypervisor-stolen time, since a 2-core box shared with the load generator and the upstream is the
+ * bottleneck.
+ *
+ * Knobs (environment):
+ *   BENCH_DURATION_S (10 per run)           BENCH_RATE (1000)        BENCH_LOW_RATE (BENCH_RATE / 4)
+ *   BENCH_CONNECTIONS (64, phase b)         BENCH_RATE_CONNECTIONS (10, autocannon in phase a)
+ *   BENCH_BUYERS (8, at most 8)             BENCH_LOG_LEVEL (gateway log level, "warn")
+ *   BENCH_ACCOUNT_CACHE_MS (the gateway's chain.accountCacheMs, 1000)
+ *   BENCH_CPU_PROF=1 (run the gateway with --cpu-prof; print where its time went; keep the profile)
+ *   BENCH_TOKENIZER=0 (skip the tokenizer throughput table from bench/tokenizer-throughput.ts)
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Worker } from "node:worker_threads";
+import hre from "hardhat";
+import { createPublicClient, custom, getAddress, type Address, type PublicClient } from "viem";
+import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import { MarketplaceReader } from "../server/chain/marketplace-reader";
+import { apiKeyMessageTypes, gatewayDomain } from "../server/gateway/api-keys/wallet-messages";
+import { UsageStore } from "../server/store/usage-store";
+import { deployMarketplace, USD, type Marketplace } from "../test/helpers/fixtures";
+import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../test/helpers/gateway-process";
+import { startRpcServer } from "../test/helpers/rpc-server";
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const RATE = Number(process.env.BENCH_RATE ?? 1000);
+/** A second paced rate, meant to sit below the gateway's capacity: the added latency of one call when nothing queues. */
+const LOW_RATE = Number(process.env.BENCH_LOW_RATE ?? Math.round(RATE / 4));
+const MAX_CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const RATE_CONNECTIONS = Number(process.env.BENCH_RATE_CONNECTIONS ?? 10);
+const BUYERS = Math.min(8, Number(process.env.BENCH_BUYERS ?? 8));
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? "warn";
+const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 1_000);
+const CPU_PROF = process.env.BENCH_CPU_PROF === "1";
+const WARMUP_CALLS = 4_000;
+const ROOT = path.resolve(__dirname, "..");
+
+const PROMPT = { model: "small-model", messages: [{ role: "user", content: "Write one sentence about a toll bridge at dawn." }], max_tokens: 16 };
+
+// ---------------------------------------------------------------------------------------------
+// Load generation, on a worker thread. Plain JavaScript (it is eval'd); latencies in ms from hrtime.
+
+interface LoadJob {
+  kind: "autocannon" | "paced";
+  origin: string;
+  requests: Array<{ method: "POST"; path: string; headers: Record<string, string>; body: string }>;
+  /** Total requests: every one is answered before the run ends. */
+  amount: number;
+  connections: number;
+  /** autocannon: overallRate; paced: requests per second. Omit for as fast as possible. */
+  rate?: number;
+  modules: { autocannon: string; undici: string };
+}
+
+interface LoadResult {
+  latencies: Float64Array;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  elapsedS: number;
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData: job } = require("node:worker_threads");
+const { performance } = require("node:perf_hooks");
+const latencies = new Float64Array(job.amount);
+let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0;
+const finish = () => {
+  parentPort.postMessage({ latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000 });
+};
+const onAnswer = (status, ms) => {
+  lastAt = performance.now();
+  if (status >= 200 && status < 300) { ok++; latencies[recorded++] = ms; } else non2xx++;
+};
+
+if (job.kind === "autocannon") {
+  const autocannon = require(job.modules.autocannon);
+  const options = { url: job.origin, connections: job.connections, amount: job.amount, requests: job.requests, timeout: 30 };
+  if (job.rate) options.overallRate = job.rate;
+  const tracker = autocannon(options, (error, result) => {
+    if (error) throw error;
+    errors = result.errors + result.timeouts;
+    finish();
+  });
+  started = performance.now();
+  tracker.on("response", (_client, status, _bytes, ms) => onAnswer(status, ms));
+} else {
+  const { Pool } = require(job.modules.undici);
+  const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1 });
+  let sent = 0, done = 0;
+  const fire = (i) => {
+    const r = job.requests[i % job.requests.length];
+    const t0 = performance.now();
+    pool.request({ method: r.method, path: r.path, headers: r.headers, body: r.body }).then(
+      async (answer) => { await answer.body.text(); onAnswer(answer.statusCode, performance.now() - t0); },
+      () => { errors++; lastAt = performance.now(); },
+    ).finally(() => { if (++done === job.amount) pool.close().then(finish); });
+  };
+  started = performance.now();
+  const tick = () => {
+    const due = Math.min(job.amount, Math.floor(((performance.now() - started) * job.rate) / 1000) + 1);
+    while (sent < due) fire(sent++);
+    if (sent < job.amount) setTimeout(tick, 1);
+  };
+  tick();
+}
+`;
+
+function runLoad(job: LoadJob): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: job });
+    worker.once("message", (result: LoadResult) => {
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Stats {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  n: number;
+}
+
+function stats(latencies: Float64Array): Stats {
+  const sorted = Float64Array.from(latencies).sort();
+  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]);
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN, mean: sum / sorted.length, n: sorted.length };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far; undefined off Linux. */
+function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15 (clock ticks).
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** The machine's CPU time counters (/proc/stat, all cores, clock ticks); undefined off Linux. */
+function machineTicks(): { busy: number; steal: number; total: number } | undefined {
+  try {
+    const [, ...values] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number);
+    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU µs per answered call of each process during one run. */
+interface CpuPerCall {
+  gateway?: number;
+  sim?: number;
+  bench?: number;
+}
+
+/** The gateway's /metrics as `name{labels}` → value. */
+async function gatewayMetrics(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#") || line.trim() === "") continue;
+    const space = line.lastIndexOf(" ");
+    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+/** Event-loop delay since the previous scrape (prom-client resets it on each scrape), and GC time between two scrapes. */
+function loopAndGc(before: Map<string, number>, after: Map<string, number>): string {
+  const gc = (kind: string) => ((after.get(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) ?? 0) - (before.get(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) ?? 0)) * 1000;
+  const lag = (name: string) => ((after.get(name) ?? NaN) * 1000).toFixed(1);
+  return (
+    `gateway event-loop delay p99 ${lag("nodejs_eventloop_lag_p99_seconds")} ms, max ${lag("nodejs_eventloop_lag_max_seconds")} ms; ` +
+    `GC ${(gc("minor") + gc("major") + gc("incremental") + gc("weakcb")).toFixed(0)} ms (major ${gc("major").toFixed(0)} ms)`
+  );
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "n/a");
+const us = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(0) : "n/a");
+const log = (line: string) => console.log(`[bench] ${line}`);
+
+interface Target {
+  name: "direct" | "gateway";
+  origin: string;
+  requests: LoadJob["requests"];
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const cpu = os.cpus();
+  log(`machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
+  log(`load average at start: ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+  log(`phases: ${DURATION_S} s each; fixed rate ${RATE} req/s; max throughput with ${MAX_CONNECTIONS} connections; ${BUYERS} buyers`);
+
+  // --- chain: contracts, a gateway key, funded buyers, served over JSON-RPC -----------------------
+  log("deploying the marketplace on Hardhat's network…");
+  const market: Marketplace = await deployMarketplace();
+  const tollgate = getAddress(await market.tollgate.getAddress());
+  const chainId = Number(market.chainId);
+  const signerKey = generatePrivateKey();
+  const signer = privateKeyToAddress(signerKey);
+  await (await market.tollgate.connect(market.provider).setSignerAuthorization(market.providerId, signer, true)).wait();
+  const buyers = market.buyers.slice(0, BUYERS);
+  for (const buyer of buyers) await (await market.tollgate.connect(buyer).deposit(buyer.address, USD(500))).wait();
+  const client = createPublicClient({ transport: custom(hre.network.provider) }) as PublicClient;
+  const { nextSequence: firstSequence } = await new MarketplaceReader(client, tollgate).signerStatus(signer);
+  const rpc = await startRpcServer(hre.network.provider);
+  log(`chain ${chainId} served at ${rpc.url}`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-"));
+  const profileDir = path.join(dir, "cpu-profile");
+  try {
+    // --- servers, each in its own process ----------------------------------------------------------
+    log("starting the simulated upstream and the gateway (child processes)…");
+    const sim = await startSimulatedUpstreamProcess({ args: ["--latency-ms", "0"] });
+    fs.writeFileSync(path.join(dir, "deployment.json"), JSON.stringify({ chainId, tollgate }));
+    const config = {
+      listen: { host: "127.0.0.1", port: 0 },
+      chain: { deploymentFile: "deployment.json", accountCacheMs: ACCOUNT_CACHE_MS, registryRefreshMs: 15_000 },
+      providerId: Number(market.providerId),
+      store: { path: "usage.sqlite", durability: "process-crash" },
+      upstreams: { sim: { baseUrl: sim.url, timeoutMs: 30_000, connections: 128 } },
+      models: [{ name: "small-model", modelId: 1, upstream: "sim", maxOutputTokens: 512 }],
+      // Rate limiting off: the bench is the only client.
+      limits: { requestsPerMinute: 0 },
+      log: { level: LOG_LEVEL },
+    };
+    const configPath = path.join(dir, "tollgate.config.json");
+    fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+    const gateway = await startGatewayProcess({
+      configPath,
+      signerKey,
+      rpcUrl: rpc.url,
+      nodeArgs: CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+    });
+    log(`simulated upstream ${sim.url} (pid ${sim.pid}); gateway ${gateway.url} (pid ${gateway.pid}, signer ${signer})`);
+
+    // --- one API key per buyer, wallet-signed ------------------------------------------------------
+    const domain = gatewayDomain(chainId, tollgate) as Record<string, unknown>;
+    const types = { CreateApiKey: apiKeyMessageTypes.CreateApiKey.map((field) => ({ ...field })) };
+    const keys: string[] = [];
+    for (const buyer of buyers) {
+      const message = {
+        buyer: buyer.address,
+        label: "bench",
+        spendCap: "0",
+        models: [],
+        tags: ["team:bench"],
+        expiresAt: "0",
+        issuedAt: Math.floor(Date.now() / 1000).toString(),
+        nonce: `0x${randomBytes(32).toString("hex")}`,
+      };
+      const signature = await buyer.signTypedData(domain, types, message);
+      const response = await fetch(`${gateway.url}/v1/keys`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ message, signature }) });
+      const body = (await response.json()) as { key?: string };
+      if (response.status !== 201 || !body.key) throw new Error(`creating a key failed: ${response.status} ${JSON.stringify(body)}`);
+      keys.push(body.key);
+    }
+
+    const body = JSON.stringify(PROMPT);
+    const requestsFor = (pathname: string): LoadJob["requests"] =>
+      keys.map((key) => ({ method: "POST", path: pathname, headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body }));
+    const targets: Target[] = [
+      { name: "direct", origin: new URL(sim.url).origin, requests: requestsFor(`${new URL(sim.url).pathname}/chat/completions`) },
+      { name: "gateway", origin: new URL(gateway.url).origin, requests: requestsFor("/v1/chat/completions") },
+    ];
+    const modules = { autocannon: require.resolve("autocannon"), undici: require.resolve("undici") };
+
+    let gateway2xx = 0;
+    const failures: string[] = [];
+    const run = async (label: string, target: Target, job: Omit<LoadJob, "origin" | "requests" | "modules">): Promise<LoadResult & { cpu: CpuPerCall }> => {
+      log(`${label} → ${target.name}: ${job.amount} calls${job.rate ? ` at ${job.rate}/s` : ""}, ${job.kind}, ${job.connections} connections…`);
+      const metricsBefore = target.name === "gateway" ? await gatewayMetrics(gateway.url) : undefined;
+      const before = { gateway: cpuSecondsOf(gateway.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
+      const result = await runLoad({ ...job, origin: target.origin, requests: target.requests, modules });
+      const perCall = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? undefined : ((end - start) * 1e6) / result.ok);
+      const benchUsage = process.cpuUsage(before.bench);
+      const cpu: CpuPerCall = {
+        gateway: perCall(before.gateway, cpuSecondsOf(gateway.pid)),
+        sim: perCall(before.sim, cpuSecondsOf(sim.pid)),
+        bench: (benchUsage.user + benchUsage.system) / result.ok,
+      };
+      if (target.name === "gateway") gateway2xx += result.ok;
+      if (result.non2xx > 0 || result.errors > 0) failures.push(`${label} → ${target.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      const s = stats(result.latencies);
+      log(`   ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors in ${result.elapsedS.toFixed(2)} s (${(result.ok / result.elapsedS).toFixed(0)}/s); p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, max ${ms(s.max)} ms`);
+      const machine = machineTicks();
+      const share = (part: number | undefined, m: typeof machine) => (part === undefined || !m || !before.machine ? "n/a" : `${((100 * part) / (m.total - before.machine.total)).toFixed(0)}%`);
+      log(
+        `   CPU per call: gateway ${us(cpu.gateway)} µs, simulated upstream ${us(cpu.sim)} µs, load generator + chain ${us(cpu.bench)} µs; ` +
+          `machine busy ${share(machine && before.machine ? machine.busy - before.machine.busy : undefined, machine)}, stolen by the hypervisor ${share(machine && before.machine ? machine.steal - before.machine.steal : undefined, machine)}`,
+      );
+      if (metricsBefore) log(`   ${loopAndGc(metricsBefore, await gatewayMetrics(gateway.url))}`);
+      return { ...result, cpu };
+    };
+
+    // --- warm-up (JIT, connection pools, the gateway's buyer cache) --------------------------------
+    const warm: Record<string, LoadResult> = {};
+    for (const target of targets) warm[target.name] = await run("warm-up", target, { kind: "autocannon", amount: WARMUP_CALLS, connections: MAX_CONNECTIONS });
+
+    // --- (a) fixed rate ------------------------------------------------------------------------------
+    const paced: Record<string, Stats> = {};
+    const pacedLow: Record<string, Stats> = {};
+    const cannonRate: Record<string, Stats> = {};
+    // The lower rate first: a gateway that cannot keep up with RATE leaves a long queue (and a grown heap) behind.
+    for (const target of targets) {
+      pacedLow[target.name] = stats((await run("(a) paced, lower rate", target, { kind: "paced", amount: LOW_RATE * DURATION_S, rate: LOW_RATE, connections: 128 })).latencies);
+    }
+    for (const target of targets) {
+      paced[target.name] = stats((await run("(a) paced", target, { kind: "paced", amount: RATE * DURATION_S, rate: RATE, connections: 128 })).latencies);
+    }
+    for (const target of targets) {
+      cannonRate[target.name] = stats(
+        (await run("(a) autocannon overallRate", target, { kind: "autocannon", amount: RATE * DURATION_S, rate: RATE, connections: RATE_CONNECTIONS })).latencies,
+      );
+    }
+
+    // --- (b) max throughput: a fixed count sized from the warm-up, so each run lasts about DURATION_S --
+    const throughput: Record<string, { perSecond: number; stats: Stats; ok: number; elapsedS: number; cpu: CpuPerCall }> = {};
+    for (const target of targets) {
+      const estimate = warm[target.name].ok / warm[target.name].elapsedS;
+      const amount = Math.max(MAX_CONNECTIONS * 10, Math.round(estimate * DURATION_S));
+      const result = await run("(b) max throughput", target, { kind: "autocannon", amount, connections: MAX_CONNECTIONS });
+      throughput[target.name] = { perSecond: result.ok / result.elapsedS, stats: stats(result.latencies), ok: result.ok, elapsedS: result.elapsedS, cpu: result.cpu };
+    }
+
+    // --- graceful stop, then the store must hold one record per 2xx ----------------------------------
+    log("stopping the gateway (SIGTERM) and checking its usage store…");
+    const exit = await gateway.stop();
+    if (exit.code !== 0) failures.push(`the gateway exited with ${JSON.stringify(exit)}:\n${gateway.output()}`);
+    const store = UsageStore.open({ path: path.join(dir, "usage.sqlite"), signer, firstSequence });
+    const records = store.recordCount();
+    const nextSequence = store.nextSequence();
+    store.close();
+    const storeOk = records === gateway2xx && nextSequence === firstSequence + BigInt(records);
+    if (!storeOk) failures.push(`store holds ${records} records (next sequence ${nextSequence}) for ${gateway2xx} 2xx answers`);
+    await sim.stop();
+    await rpc.close();
+    log(`load average at end: ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+
+    // --- the table ----------------------------------------------------------------------------------
+    const added = (name: "p50" | "p99", of: Record<string, Stats>) => of.gateway[name] - of.direct[name];
+    const lines = [
+      `Gateway vs direct (loopback; simulated upstream with no added latency; non-streaming chat, ${Buffer.byteLength(body)}-byte body, max_tokens 16; ${BUYERS} buyers; ${DURATION_S} s per run)`,
+      "",
+      "| load | metric | direct | via gateway | added |",
+      "|:---|:---|---:|---:|---:|",
+      `| ${RATE} req/s, paced open loop | p50 latency (ms) | ${ms(paced.direct.p50)} | ${ms(paced.gateway.p50)} | ${ms(added("p50", paced))} |`,
+      `| ${RATE} req/s, paced open loop | p99 latency (ms) | ${ms(paced.direct.p99)} | ${ms(paced.gateway.p99)} | ${ms(added("p99", paced))} |`,
+      `| ${LOW_RATE} req/s, paced open loop | p50 latency (ms) | ${ms(pacedLow.direct.p50)} | ${ms(pacedLow.gateway.p50)} | ${ms(added("p50", pacedLow))} |`,
+      `| ${LOW_RATE} req/s, paced open loop | p99 latency (ms) | ${ms(pacedLow.direct.p99)} | ${ms(pacedLow.gateway.p99)} | ${ms(added("p99", pacedLow))} |`,
+      `| ${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns | p50 latency (ms) | ${ms(cannonRate.direct.p50)} | ${ms(cannonRate.gateway.p50)} | ${ms(added("p50", cannonRate))} |`,
+      `| ${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns | p99 latency (ms) | ${ms(cannonRate.direct.p99)} | ${ms(cannonRate.gateway.p99)} | ${ms(added("p99", cannonRate))} |`,
+      `| max, autocannon, ${MAX_CONNECTIONS} conns | calls/s (gateway: metered) | ${throughput.direct.perSecond.toFixed(0)} | ${throughput.gateway.perSecond.toFixed(0)} | ${(throughput.gateway.perSecond / throughput.direct.perSecond).toFixed(2)}× of direct |`,
+      `| max, autocannon, ${MAX_CONNECTIONS} conns | p50 / p99 latency (ms) | ${ms(throughput.direct.stats.p50)} / ${ms(throughput.direct.stats.p99)} | ${ms(throughput.gateway.stats.p50)} / ${ms(throughput.gateway.stats.p99)} | |`,
+      `| max, autocannon, ${MAX_CONNECTIONS} conns | CPU µs per call: gateway / upstream / load generator | – / ${us(throughput.direct.cpu.sim)} / ${us(throughput.direct.cpu.bench)} | ${us(throughput.gateway.cpu.gateway)} / ${us(throughput.gateway.cpu.sim)} / ${us(throughput.gateway.cpu.bench)} | |`,
+      "",
+      `Usage store after a graceful stop: ${records} records for ${gateway2xx} 2xx answers via the gateway (sequences ${firstSequence}..${nextSequence - 1n}): ${storeOk ? "one record per answer" : "MISMATCH"}.`,
+      `Targets (2-core machine): added p50 ≤ 1 ms and p99 ≤ 5 ms at ${RATE} req/s (paced: ${added("p50", paced) <= 1 ? "met" : "missed"} / ${added("p99", paced) <= 5 ? "met" : "missed"}); ≥ 3,000 metered calls/s (${throughput.gateway.perSecond >= 3000 ? "met" : "missed"}).`,
+    ];
+    console.log(`\n${lines.join("\n")}\n`);
+
+    if (CPU_PROF) printCpuProfile(profileDir);
+    if (process.env.BENCH_TOKENIZER !== "0") await tokenizerThroughput();
+
+    if (failures.length > 0) {
+      console.error(`[bench] FAILED:\n  ${failures.join("\n  ")}`);
+      process.exitCode = 1;
+    }
+    log(`finished in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
+  } finally {
+    await killAllProcesses();
+    await rpc.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the gateway's CPU time went, from V8's .cpuprofile: self time per package and per function, and the
+// inclusive time of the steps of one metered call. Samples taken while modules load (start-up: ts-node
+// compiling the sources) and idle samples are left out, so shares are of the time spent serving.
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+function packageOf(url: string): string {
+  if (!url) return "(native / V8)";
+  if (url.startsWith("node:")) return "node core";
+  const nm = url.lastIndexOf("node_modules/");
+  if (nm !== -1) {
+    const rest = url.slice(nm + "node_modules/".length).split("/");
+    return rest[0].startsWith("@") ? `${rest[0]}/${rest[1]}` : rest[0];
+  }
+  const server = url.indexOf("/server/");
+  if (server !== -1) return url.slice(server + 1);
+  return url.replace(/^file:\/\//, "");
+}
+
+/** [label, function name, end of its script URL ("" for native frames)] */
+const PROFILE_STEPS: Array<[string, string, string]> = [
+  ["meter.record: durable record + signed receipt", "record", "server/gateway/metering/meter.ts"],
+  ["  content commitment (3 × keccak256 + salt)", "commitContent", "server/gateway/metering/content-hash.ts"],
+  ["  UsageStore.appendRecord (SQLite transaction, signature included)", "appendRecord", "server/store/usage-store.ts"],
+  ["    receipt signature (2 × keccak256 + secp256k1)", "sign", "server/gateway/metering/receipt-signer.ts"],
+  ["keccak256, all callers (viem → @noble/hashes, pure JS)", "keccak256", "viem/_cjs/utils/hash/keccak256.js"],
+  ["secp256k1 ecdsaSign (native)", "ecdsaSign", "secp256k1/lib/index.js"],
+  ["express app (routing, middleware; synchronous part)", "app", "express/lib/express.js"],
+  ["prompt token count (inline)", "countChatPromptSync", "server/gateway/metering/tokenizer.ts"],
+  ["upstream send (request dispatch)", "send", "server/upstream/openai-compatible.ts"],
+  ["socket writes (writev)", "writev", ""],
+  ["chain reads (buyer snapshots)", "buyerSnapshot", "server/chain/marketplace-reader.ts"],
+];
+
+function printCpuProfile(profileDir: string): void {
+  const files = fs.existsSync(profileDir) ? fs.readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")) : [];
+  if (files.length === 0) {
+    log("no CPU profile was written (the gateway must exit normally for --cpu-prof to write one)");
+    return;
+  }
+  // The main thread's profile is the largest; worker threads (the tokenizer) write their own.
+  const file = files.map((f) => path.join(profileDir, f)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+  const kept = path.join(os.tmpdir(), `tollgate-gateway-${Date.now()}.cpuprofile`);
+  fs.copyFileSync(file, kept);
+  log(`gateway CPU profile kept at ${kept} (open it in Chrome DevTools → Performance, or VS Code)`);
+  const profile = JSON.parse(fs.readFileSync(file, "utf8")) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const matches = (frame: ProfileNode["callFrame"], fn: string, file: string) =>
+    frame.functionName === fn && (file === "" ? frame.url === "" : frame.url.endsWith(file));
+
+  let total = 0;
+  let idle = 0;
+  let startup = 0;
+  const byFunction = new Map<string, number>();
+  const byPackage = new Map<string, number>();
+  const steps = PROFILE_STEPS.map(() => 0);
+  profile.samples.forEach((id, i) => {
+    const us = profile.timeDeltas[i] ?? 0;
+    total += us;
+    const leaf = byId.get(id)!.callFrame;
+    if (leaf.functionName === "(idle)") {
+      idle += us;
+      return;
+    }
+    const stack: ProfileNode["callFrame"][] = [];
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) stack.push(byId.get(n)!.callFrame);
+    if (stack.some((frame) => frame.functionName === "Module._load")) {
+      startup += us;
+      return;
+    }
+    const pkg = leaf.functionName.startsWith("(") ? leaf.functionName : packageOf(leaf.url);
+    const fn = `${leaf.functionName || "(anonymous)"}  ${packageOf(leaf.url)}${leaf.url ? `:${leaf.lineNumber + 1}` : ""}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + us);
+    PROFILE_STEPS.forEach(([, name, script], k) => {
+      if (stack.some((frame) => matches(frame, name, script))) steps[k] += us;
+    });
+  });
+  const serving = total - idle - startup;
+  const row = (label: string, us: number) => `| ${label} | ${(us / 1000).toFixed(0)} | ${((100 * us) / serving).toFixed(1)}% |`;
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => row(k, us));
+  console.log(
+    `Gateway CPU profile: ${(total / 1e6).toFixed(1)} s sampled: ${(serving / 1e6).toFixed(1)} s serving, ${(startup / 1e6).toFixed(1)} s start-up (module loading), ` +
+      `${(idle / 1e6).toFixed(1)} s idle. Shares are of the serving time.\n`,
+  );
+  console.log(["| package / category (self time) | ms | share |", "|:---|---:|---:|", ...top(byPackage, 20)].join("\n"));
+  console.log("");
+  console.log(["| function (self time) | ms | share |", "|:---|---:|---:|", ...top(byFunction, 25)].join("\n"));
+  console.log("");
+  // Async steps count only their synchronous part; the upstream round trip shows up as undici and node core above.
+  console.log(["| step of a metered call (inclusive time) | ms | share |", "|:---|---:|---:|", ...PROFILE_STEPS.map(([label], k) => row(label, steps[k]))].join("\n"));
+  console.log("");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function tokenizerThroughput(): Promise<void> {
+  const script = path.join(ROOT, "bench", "tokenizer-throughput.ts");
+  if (!fs.existsSync(script)) {
+    log("bench/tokenizer-throughput.ts is not present: no tokenizer table");
+    return Promise.resolve();
+  }
+  log("tokenizer throughput (bench/tokenizer-throughput.ts, its own process)…");
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", script], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+    child.once("exit", (code) => {
+      if (code !== 0) log(`tokenizer throughput exited with ${code}`);
+      resolve();
+    });
+    child.once("error", (error) => {
+      log(`tokenizer throughput could not run: ${error.message}`);
+      resolve();
+    });
+  });
+}
+
+main().catch(async (error: unknown) => {
+  console.error(error);
+  await killAllProcesses();
+  process.exitCode = 1;
+});
