@@ -148,10 +148,25 @@ export class MarketplaceState {
     return this.signer.authorized && this.signer.providerId === this.options.providerId;
   }
 
-  /** A buyer's snapshot no older than `accountCacheMs`; concurrent callers share one chain read. */
+  /**
+   * A buyer's snapshot. Fresh (younger than `accountCacheMs`): served as is. Stale but younger than three
+   * times that: served while one background read refreshes it, so a busy buyer's calls never wait on the
+   * chain. Older, or never read: the call waits for the read. Concurrent callers share one read.
+   * Serving slightly stale numbers is safe: a withdrawal only leaves after its delay, which is far longer,
+   * and settlement records any shortfall rather than overdrawing.
+   */
   async snapshot(buyer: Address): Promise<BuyerSnapshot> {
     const cached = this.snapshots.get(buyer);
-    if (cached && Date.now() - cached.readAt < this.options.accountCacheMs) return cached;
+    const age = cached ? Date.now() - cached.readAt : Infinity;
+    if (cached && age < this.options.accountCacheMs) return cached;
+    if (cached && age < this.options.accountCacheMs * 3) {
+      this.read(buyer).catch((error: unknown) => this.options.logger.warn({ err: error, buyer }, "refreshing a buyer's balance failed; using the last one"));
+      return cached;
+    }
+    return this.read(buyer);
+  }
+
+  private read(buyer: Address): Promise<BuyerSnapshot> {
     let pending = this.inflight.get(buyer);
     if (!pending) {
       pending = this.reader

@@ -5,7 +5,8 @@
  * and both hashes with the receipt and can recompute everything from the bytes it sent and received.
  */
 import { randomBytes } from "node:crypto";
-import { bytesToHex, concatBytes, hexToBytes, keccak256, type Hex } from "viem";
+import { bytesToHex, concatBytes, hexToBytes, type Hex } from "viem";
+import { keccak256Bytes } from "../../chain/keccak";
 
 export interface ContentCommitment {
   salt: Hex;
@@ -16,17 +17,17 @@ export interface ContentCommitment {
 
 export function commitContent(request: Uint8Array, response: Uint8Array): ContentCommitment {
   const salt = randomBytes(32);
-  const requestHash = keccak256(request, "bytes");
-  const responseHash = keccak256(response, "bytes");
+  const requestHash = keccak256Bytes(request);
+  const responseHash = keccak256Bytes(response);
   return {
     salt: bytesToHex(salt),
     requestHash: bytesToHex(requestHash),
     responseHash: bytesToHex(responseHash),
-    contentHash: keccak256(concatBytes([salt, requestHash, responseHash])),
+    contentHash: bytesToHex(keccak256Bytes(concatBytes([salt, requestHash, responseHash]))),
   };
 }
 
 /** The check a buyer runs: does the receipt's content hash match the bytes it exchanged? */
 export function contentHashOf(salt: Hex, requestHash: Hex, responseHash: Hex): Hex {
-  return keccak256(concatBytes([hexToBytes(salt), hexToBytes(requestHash), hexToBytes(responseHash)]));
+  return bytesToHex(keccak256Bytes(concatBytes([hexToBytes(salt), hexToBytes(requestHash), hexToBytes(responseHash)])));
 }

@@ -19,6 +19,7 @@ import {
 } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
 import { USAGE_RECEIPT_TYPE, tollgateDomain } from "../../chain/eip712";
+import { keccak256Bytes } from "../../chain/keccak";
 import type { UsageReceipt } from "../../chain/usage-batch";
 
 const RECEIPT_TYPEHASH = hexToBytes(keccak256(toBytes(USAGE_RECEIPT_TYPE)));
@@ -80,7 +81,7 @@ export class ReceiptSigner {
     writeUint(encoded, 10, receipt.outputPrice);
     writeUint(encoded, 11, receipt.cost);
     encoded.set(hexToBytes(receipt.contentHash), 12 * 32);
-    return keccak256(encoded, "bytes");
+    return keccak256Bytes(encoded);
   }
 
   sign(receipt: UsageReceipt): SignedUsageReceipt {
@@ -90,7 +91,7 @@ export class ReceiptSigner {
     message[1] = 0x01;
     message.set(this.domainSeparator, 2);
     message.set(structHash, 34);
-    const digest = keccak256(message, "bytes");
+    const digest = keccak256Bytes(message);
     // libsecp256k1 always returns the low-s form, which the contract's ECDSA.recover requires.
     const { signature, recid } = secp256k1.ecdsaSign(digest, this.privateKey);
     const full = new Uint8Array(65);

@@ -1,0 +1,10 @@
+/**
+ * keccak256 on the gateway's hot path. The `keccak` package loads a native binding (prebuilt for common
+ * platforms, pure JS otherwise); it is about seven times faster than viem's JS keccak on the few hundred
+ * bytes of a request or response, and each metered call hashes five times.
+ */
+import createKeccakHash from "keccak";
+
+export function keccak256Bytes(data: Uint8Array): Uint8Array {
+  return createKeccakHash("keccak256").update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)).digest();
+}
