@@ -151,7 +151,7 @@ function sha256(text: string): Buffer {
 }
 
 /** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -40,6 +40,7 @@ import { deployMarketplace, USD, type Marketplace } from "../helpers/fixtures";
 import { gatewayConfigObject, nonce } from "../helpers/gateway-harness";
 import { killAllProcesses, startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process";
 import { startRpcServer, type RpcServer } from "../helpers/rpc-server";
+import { usageReceiptOf } from "../../server/gateway/metering/meter";
 
 type Buyer = Marketplace["buyers"][number];
 
@@ -287,20 +288,7 @@ describe("gateway crash recovery: SIGKILL / SIGTERM of the gateway process (inva
 
   /** Recomputes the record's receipt hash and checks its signature against the gateway key. */
   async function expectWellFormed(record: StoredUsageRecord, site: GatewaySite, call: Call): Promise<void> {
-    const message = {
-      sequence: record.sequence,
-      buyer: record.buyer,
-      modelId: record.modelId,
-      inputTokens: record.inputTokens,
-      cachedInputTokens: record.cachedInputTokens,
-      outputTokens: record.outputTokens,
-      servedAt: record.servedAt,
-      inputPrice: record.inputPrice,
-      cachedInputPrice: record.cachedInputPrice,
-      outputPrice: record.outputPrice,
-      cost: record.cost,
-      contentHash: record.contentHash,
-    };
+    const message = usageReceiptOf(record);
     const where = `record ${record.sequence} (request ${record.requestId})`;
     expect(record.signer, where).to.equal(site.signer);
     expect(record.buyer, where).to.equal(call.buyer);

@@ -22,6 +22,8 @@ import {
   TOKENS_PER_TOOL_CALL,
   TOOL_DEFINITIONS_OVERHEAD,
 } from "../../server/gateway/metering/chat-tokens";
+// Deterministic PRNG (mulberry32), so hostile inputs are reproducible.
+import { prng } from "../../server/upstream/simulated-upstream";
 
 const ENGLISH = `The gateway sits in front of one or more upstream model servers. It authenticates buyers,
 checks they can pay, forwards the call, counts tokens, writes a durable usage record, and hands the
@@ -61,17 +63,6 @@ const AWKWARD_UNICODE = [
   "e\u0301\u0301\u0301 Z\u0351\u0360\u0361a\u035c\u0362l\u0323go",
 ];
 
-/** Deterministic PRNG (mulberry32) so hostile inputs are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomRun(length: number, alphabet: string | string[], seed: number): string {
   const chars = typeof alphabet === "string" ? [...alphabet] : alphabet;

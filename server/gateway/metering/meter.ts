@@ -54,25 +54,20 @@ export interface ReceiptEnvelope {
   countSource: "upstream" | "gateway";
 }
 
+/** The signed receipt of a stored record, as the EIP-712 message. */
+export function usageReceiptOf(record: StoredUsageRecord): UsageReceipt {
+  const { sequence, buyer, modelId, inputTokens, cachedInputTokens, outputTokens, servedAt, inputPrice, cachedInputPrice, outputPrice, cost, contentHash } = record;
+  return { sequence, buyer, modelId, inputTokens, cachedInputTokens, outputTokens, servedAt, inputPrice, cachedInputPrice, outputPrice, cost, contentHash };
+}
+
 export function receiptEnvelope(record: StoredUsageRecord, domain: ReceiptEnvelope["domain"]): ReceiptEnvelope {
+  const receipt = usageReceiptOf(record);
   return {
     domain,
     signer: record.signer,
     primaryType: "UsageReceipt",
-    receipt: {
-      sequence: record.sequence.toString(),
-      buyer: record.buyer,
-      modelId: record.modelId,
-      inputTokens: record.inputTokens,
-      cachedInputTokens: record.cachedInputTokens,
-      outputTokens: record.outputTokens,
-      servedAt: record.servedAt,
-      inputPrice: record.inputPrice.toString(),
-      cachedInputPrice: record.cachedInputPrice.toString(),
-      outputPrice: record.outputPrice.toString(),
-      cost: record.cost.toString(),
-      contentHash: record.contentHash,
-    },
+    // JSON has no bigint: amounts and the sequence travel as decimal strings.
+    receipt: Object.fromEntries(Object.entries(receipt).map(([name, value]) => [name, typeof value === "bigint" ? value.toString() : value])) as ReceiptEnvelope["receipt"],
     receiptHash: record.receiptHash,
     signature: record.signature,
     content: { salt: record.contentSalt, requestHash: record.requestHash, responseHash: record.responseHash },
@@ -153,29 +148,33 @@ export class Meter {
     const prices = { input: call.epoch.input, cachedInput: call.epoch.cachedInput, output: call.epoch.output };
     const cost = recordCost(counts, prices);
     const content = commitContent(served.requestBytes, served.responseBytes);
+    // Every field of the receipt but its sequence, which the store assigns inside its transaction.
+    const receipt: Omit<UsageReceipt, "sequence"> = {
+      buyer: call.key.buyer,
+      modelId: call.model.terms.modelId,
+      inputTokens: counts.inputTokens,
+      cachedInputTokens: counts.cachedInputTokens,
+      outputTokens: counts.outputTokens,
+      servedAt: call.servedAt,
+      inputPrice: prices.input,
+      cachedInputPrice: prices.cachedInput,
+      outputPrice: prices.output,
+      cost,
+      contentHash: content.contentHash,
+    };
     const record = store.appendRecord(
       {
+        ...receipt,
         requestId: served.requestId,
-        buyer: call.key.buyer,
         keyId: call.key.id,
         tags: call.key.tags,
         endpoint: served.endpoint,
-        modelId: call.model.terms.modelId,
         modelName: call.model.config.name,
         priceEpoch: call.epoch.index,
-        inputTokens: counts.inputTokens,
-        cachedInputTokens: counts.cachedInputTokens,
-        outputTokens: counts.outputTokens,
         reasoningTokens: counts.reasoningTokens,
         gatewayInputTokens: served.gatewayCount.inputTokens,
         gatewayOutputTokens: served.gatewayCount.outputTokens,
         countSource: counts.source,
-        servedAt: call.servedAt,
-        inputPrice: prices.input,
-        cachedInputPrice: prices.cachedInput,
-        outputPrice: prices.output,
-        cost,
-        contentHash: content.contentHash,
         contentSalt: content.salt,
         requestHash: content.requestHash,
         responseHash: content.responseHash,
@@ -183,20 +182,7 @@ export class Meter {
         completed: served.completed,
       },
       (sequence) => {
-        const signed = signer.sign({
-          sequence,
-          buyer: call.key.buyer,
-          modelId: call.model.terms.modelId,
-          inputTokens: counts.inputTokens,
-          cachedInputTokens: counts.cachedInputTokens,
-          outputTokens: counts.outputTokens,
-          servedAt: call.servedAt,
-          inputPrice: prices.input,
-          cachedInputPrice: prices.cachedInput,
-          outputPrice: prices.output,
-          cost,
-          contentHash: content.contentHash,
-        });
+        const signed = signer.sign({ sequence, ...receipt });
         return { receiptHash: signed.receiptHash, signature: signed.signature };
       },
     );

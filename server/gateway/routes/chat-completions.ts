@@ -15,7 +15,7 @@ import type { ReservedCall } from "../metering/meter";
 import { parseReportedUsage, type ReportedUsage } from "../metering/usage-counts";
 import type { GatewayContext } from "./context";
 import { countChatOutput, OutputTextCollector } from "./output-text";
-import { receiptHeaderValue, upstreamFailure } from "./shared";
+import { sendMeteredJson, upstreamFailure } from "./shared";
 
 const MAX_CHOICES = 8;
 
@@ -117,9 +117,7 @@ async function respondJson(ctx: GatewayContext, req: Request, res: Response, cal
     streamed: false,
     completed: true,
   });
-  res.status(200).setHeader("content-type", "application/json; charset=utf-8");
-  res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
-  res.end(responseBytes);
+  sendMeteredJson(res, envelope, responseBytes);
 }
 
 async function respondStream(

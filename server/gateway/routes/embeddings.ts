@@ -8,7 +8,7 @@ import { GatewayError, modelNotFound } from "../errors";
 import { parseReportedUsage } from "../metering/usage-counts";
 import type { GatewayContext } from "./context";
 import { parseBody } from "./chat-completions";
-import { receiptHeaderValue, upstreamFailure } from "./shared";
+import { sendMeteredJson, upstreamFailure } from "./shared";
 
 const MAX_INPUTS = 2048;
 const tokenArray = z.array(z.number().int().nonnegative()).min(1);
@@ -60,9 +60,7 @@ export function embeddings(ctx: GatewayContext) {
         streamed: false,
         completed: true,
       });
-      res.status(200).setHeader("content-type", "application/json; charset=utf-8");
-      res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
-      res.end(responseBytes);
+      sendMeteredJson(res, envelope, responseBytes);
     } finally {
       ctx.meter.release(call);
     }

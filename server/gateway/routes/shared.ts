@@ -1,4 +1,5 @@
 /** Small pieces the metered routes share. */
+import type { Response } from "express";
 import { UpstreamError } from "../../upstream/types";
 import { GatewayError } from "../errors";
 import type { ReceiptEnvelope } from "../metering/meter";
@@ -7,6 +8,13 @@ import type { GatewayContext } from "./context";
 /** The receipt as one ASCII header value: base64url of its JSON. */
 export function receiptHeaderValue(envelope: ReceiptEnvelope): string {
   return Buffer.from(JSON.stringify(envelope)).toString("base64url");
+}
+
+/** Sends a metered non-streaming answer: the exact bytes the receipt's response hash covers, and the receipt. */
+export function sendMeteredJson(res: Response, envelope: ReceiptEnvelope, responseBytes: Buffer): void {
+  res.status(200).setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
+  res.end(responseBytes);
 }
 
 /** Reads the `x-tollgate-receipt` header back into the envelope. */
