@@ -321,6 +321,26 @@ describe("gateway: metered chat completions and embeddings", function () {
     }
   });
 
+  it("answers 503 chain_unavailable and charges nothing when the buyer's balance cannot be read from the chain", async function () {
+    const reader = h.gateway.ctx.state.reader;
+    const original = reader.buyerSnapshot;
+    reader.buyerSnapshot = () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:8545"));
+    const before = store().recordCount();
+    let failure: unknown;
+    try {
+      h.gateway.ctx.state.forget(h.market.buyers[0].address as Address);
+      await h.openai(key).chat.completions.create({ model: "small-model", messages: [{ role: "user", content: "chain down" }], max_tokens: 5 });
+    } catch (error) {
+      failure = error;
+    } finally {
+      reader.buyerSnapshot = original;
+    }
+    expect(failure).to.have.property("status", 503);
+    expect(failure).to.have.property("code", "chain_unavailable");
+    expect(store().recordCount()).to.equal(before);
+    expect(h.gateway.ctx.ledger.openReservations()).to.equal(0);
+  });
+
   it("exports the tokenizer cross-check and call counts on /metrics, and reports health", async function () {
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
     expect(metrics).to.match(/tollgate_token_count_divergence_ratio_count\{model="small-model",direction="input"\} [1-9]/);

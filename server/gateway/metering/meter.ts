@@ -112,7 +112,13 @@ export class Meter {
     const inputPrice = epoch.cachedInput > epoch.input ? epoch.cachedInput : epoch.input;
     const amount = recordCost({ inputTokens: reservedInput, cachedInputTokens: 0, outputTokens: maxOutputTokens }, { input: inputPrice, cachedInput: inputPrice, output: epoch.output });
 
-    const snapshot = await state.snapshot(key.buyer);
+    let snapshot;
+    try {
+      snapshot = await state.snapshot(key.buyer);
+    } catch (error) {
+      // Without the buyer's on-chain balance the gateway cannot know the call is covered: refuse, charge nothing.
+      throw new GatewayError(503, "server_error", `The gateway cannot read your balance from the chain right now (${(error as Error).message.split("\n")[0]}). Nothing was charged; retry shortly.`, "chain_unavailable", null, { "retry-after": "2" });
+    }
     const { reservation, breakdown, keyRemaining } = ledger.tryReserve(snapshot, model.terms, servedAt, { id: key.id, spendCap: key.spendCap, spent: key.spent }, amount);
     if (!reservation) {
       state.forget(key.buyer);
