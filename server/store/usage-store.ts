@@ -9,41 +9,31 @@ import Database from "better-sqlite3";
 import { getAddress, type Address, type Hex } from "viem";
 import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
 import { decodeAmount, encodeAmount, migrate } from "./migrations";
+import type { UsageReceipt } from "../chain/usage-batch";
 
 export type { ApiKeyRecord } from "./api-keys";
 export { UnknownApiKeyError } from "./api-keys";
 
-export interface UsageRecordInput {
+/**
+ * One served call as the store keeps it: the receipt handed to the buyer (every field but the
+ * sequence, which the store assigns) plus what attribution, audit and the cross-check need.
+ */
+export interface UsageRecordInput extends Omit<UsageReceipt, "sequence"> {
   requestId: string;
-  /** Checksummed; must be the owner of `keyId`. */
-  buyer: Address;
-  /** Public id of the API key used. */
+  /** Public id of the API key used; `buyer` must be its owner. */
   keyId: string;
   /** The key's tags at call time, e.g. ["team:search", "workflow:nightly"]. */
   tags: string[];
   endpoint: "chat.completions" | "embeddings";
-  /** On-chain model id. */
-  modelId: number;
   /** Public model name. */
   modelName: string;
   /** Index of the on-chain price epoch used. */
   priceEpoch: number;
-  inputTokens: number;
-  cachedInputTokens: number;
-  outputTokens: number;
   reasoningTokens: number;
   /** The gateway's own tokenizer count, kept to cross-check the upstream's. */
   gatewayInputTokens: number;
   gatewayOutputTokens: number;
   countSource: "upstream" | "gateway";
-  /** Unix seconds. */
-  servedAt: number;
-  /** Per million tokens, in payment-token base units. */
-  inputPrice: bigint;
-  cachedInputPrice: bigint;
-  outputPrice: bigint;
-  cost: bigint;
-  contentHash: Hex;
   contentSalt: Hex;
   requestHash: Hex;
   responseHash: Hex;

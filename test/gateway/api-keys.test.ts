@@ -43,6 +43,20 @@ async function expectHttpError(response: Response, status: number, code: string 
 
 describe("API keys: created, listed and revoked with a wallet signature", function () {
   let h: GatewayHarness;
+
+  /** A call with a key that no longer works: the client's AuthenticationError, and nothing recorded. */
+  async function expectRefusedAsInvalidKey(client: OpenAI): Promise<void> {
+    const records = h.gateway.ctx.store.recordCount();
+    let caught: unknown;
+    try {
+      await client.chat.completions.create({ model: "small-model", messages: ask, max_tokens: 8 });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).to.be.instanceOf(OpenAI.AuthenticationError);
+    expect((caught as InstanceType<typeof OpenAI.APIError>).code).to.equal("invalid_api_key");
+    expect(h.gateway.ctx.store.recordCount()).to.equal(records);
+  }
   let domain: TypedDataDomain;
   let alice: Buyer;
   let bob: Buyer;
@@ -167,16 +181,7 @@ describe("API keys: created, listed and revoked with a wallet signature", functi
     expect(response.status).to.equal(200);
     expect(await response.json()).to.deep.equal({ id, object: "api_key", revoked: true });
 
-    const records = h.gateway.ctx.store.recordCount();
-    let caught: unknown;
-    try {
-      await client.chat.completions.create({ model: "small-model", messages: ask, max_tokens: 8 });
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).to.be.instanceOf(OpenAI.AuthenticationError);
-    expect((caught as InstanceType<typeof OpenAI.APIError>).code).to.equal("invalid_api_key");
-    expect(h.gateway.ctx.store.recordCount()).to.equal(records);
+    await expectRefusedAsInvalidKey(client);
 
     const listed = (await list(alice)).data.find((entry) => entry.id === id)!;
     expect(listed.revoked_at).to.be.a("number");
@@ -325,16 +330,7 @@ describe("API keys: created, listed and revoked with a wallet signature", functi
     expect(listed, "listed with its expiry").to.not.equal(undefined);
 
     await sleep(Math.max(0, expiresAt * 1000 - Date.now()) + 1_000);
-    const records = h.gateway.ctx.store.recordCount();
-    let caught: unknown;
-    try {
-      await client.chat.completions.create({ model: "small-model", messages: ask, max_tokens: 8 });
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).to.be.instanceOf(OpenAI.AuthenticationError);
-    expect((caught as InstanceType<typeof OpenAI.APIError>).code).to.equal("invalid_api_key");
-    expect(h.gateway.ctx.store.recordCount()).to.equal(records);
+    await expectRefusedAsInvalidKey(client);
     expect(h.gateway.ctx.ledger.openReservations()).to.equal(0);
   });
 });
