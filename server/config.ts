@@ -8,7 +8,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { isAddress, isHex, type Address, type Hex } from "viem";
+import { isHex, type Hex } from "viem";
+import { deploymentSchema, type Deployment } from "./chain/deployment";
 
 const ENCODINGS = ["o200k_base", "cl100k_base"] as const;
 
@@ -95,13 +96,7 @@ export type GatewayFileConfig = z.infer<typeof fileSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema> & { apiKey?: string };
 
-const deploymentSchema = z.object({
-  chainId: z.number().int().positive(),
-  tollgate: z.string().refine(isAddress, "not an address"),
-  paymentToken: z.string().refine(isAddress, "not an address").optional(),
-  deployBlock: z.number().int().min(0).optional(),
-});
-export type DeploymentFile = { chainId: number; tollgate: Address; paymentToken?: Address; deployBlock?: number };
+export type DeploymentFile = Deployment;
 
 export interface GatewayConfig extends Omit<GatewayFileConfig, "upstreams" | "chain"> {
   chain: GatewayFileConfig["chain"] & { rpcUrl: string; deployment: DeploymentFile };
@@ -115,12 +110,12 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-function describeIssues(source: string, error: z.ZodError): string {
+export function describeIssues(source: string, error: z.ZodError): string {
   const lines = error.issues.map((issue) => `  - ${issue.path.join(".") || "(root)"}: ${issue.message}`);
   return `invalid configuration in ${source}:\n${lines.join("\n")}`;
 }
 
-function readJsonFile(file: string, what: string): unknown {
+export function readJsonFile(file: string, what: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
@@ -172,7 +167,7 @@ export function parseGatewayConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir
   if (!deploymentParsed.success) {
     problems.push(describeIssues(deploymentPath, deploymentParsed.error) + "\n    (run the deploy step again, or point chain.deploymentFile at its output)");
   } else {
-    deployment = deploymentParsed.data as DeploymentFile;
+    deployment = deploymentParsed.data;
   }
 
   if (problems.length > 0) throw new ConfigError(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);

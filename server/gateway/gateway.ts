@@ -58,7 +58,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const signer = new ReceiptSigner(config.signerKey, chainId, tollgate);
   const reader = new MarketplaceReader(client, tollgate);
   const signerOnChain = await reader.signerStatus(signer.address);
-  const store = UsageStore.open({ path: config.store.path, signer: signer.address, firstSequence: signerOnChain.nextSequence, durability: config.store.durability });
+  const store = UsageStore.open({
+    path: config.store.path,
+    signer: signer.address,
+    firstSequence: signerOnChain.nextSequence,
+    durability: config.store.durability,
+    chain: { chainId, contract: tollgate },
+  });
 
   const ledger = new SpendLedger();
   // Usage this gateway served that the chain has not settled yet still counts against each buyer.

@@ -4,11 +4,11 @@
  */
 import pino, { type Logger } from "pino";
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+export function createLogger(level: string, destination?: pino.DestinationStream, service = "tollgate-gateway"): Logger {
   return pino(
     {
       level,
-      base: { service: "tollgate-gateway" },
+      base: { service },
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "key", "apiKey"], censor: "[redacted]" },
     },
     destination,

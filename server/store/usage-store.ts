@@ -83,6 +83,21 @@ export interface UsageStoreOptions {
   /** The chain's next sequence for this signer. */
   firstSequence: bigint;
   durability?: Durability;
+  /**
+   * The chain and Tollgate contract this store's records settle on. Recorded on first open and checked
+   * on every later one, so a store is never replayed against a reset dev chain or another deployment.
+   */
+  chain?: { chainId: number; contract: Address };
+}
+
+/** What the oracle needs to decide whether a batch is due. */
+export interface PendingUsage {
+  /** Unsettled records with sequence >= the `fromSequence` asked about. */
+  count: number;
+  /** Lowest such sequence, or null if none. */
+  firstSequence: bigint | null;
+  /** Earliest `servedAt` among them (unix seconds), or null. */
+  oldestServedAt: number | null;
 }
 
 /** The chain has settled sequences of this signer that this database never wrote. */
@@ -93,6 +108,11 @@ export class StoreBehindChainError extends Error {
 /** The chain expects a sequence below everything this database holds: those records exist nowhere. */
 export class StoreChainMismatchError extends Error {
   override name = "StoreChainMismatchError";
+}
+
+/** The database belongs to another chain or another Tollgate deployment. */
+export class StoreDeploymentMismatchError extends Error {
+  override name = "StoreDeploymentMismatchError";
 }
 
 /** The database holds records signed by another gateway key. */
@@ -333,6 +353,23 @@ function checkSigner(db: Database.Database, path: string, signer: Address, hasRe
   }
 }
 
+function storeMeta(db: Database.Database, key: string): string | undefined {
+  return db.prepare<[string], { value: string }>("SELECT value FROM store_meta WHERE key = ?").get(key)?.value;
+}
+
+function checkDeployment(db: Database.Database, path: string, chain: { chainId: number; contract: Address }): void {
+  const expected = `${chain.chainId}:${getAddress(chain.contract)}`;
+  const recorded = storeMeta(db, "deployment");
+  if (recorded !== undefined && recorded !== expected) {
+    throw new StoreDeploymentMismatchError(
+      `the usage store at ${path} belongs to deployment ${recorded} (chain id:contract), not ${expected}. ` +
+        `Its records can only settle there. If the chain was reset (a fresh dev chain), move this file away and ` +
+        `start with a new store; otherwise point the gateway at the chain and deployment file it was made for.`,
+    );
+  }
+  if (recorded === undefined) db.prepare("INSERT INTO store_meta (key, value) VALUES ('deployment', ?)").run(expected);
+}
+
 function resolveNextSequence(path: string, signer: Address, firstSequence: bigint, bounds: { first: bigint | null; last: bigint | null }): bigint {
   if (bounds.first === null || bounds.last === null) return firstSequence;
   const next = bounds.last + 1n;
@@ -376,6 +413,7 @@ export class UsageStore {
   private readonly conflictStmt: UsageStatement<[bigint, bigint, string, string]>;
   private readonly settleStmt: Database.Statement<[string, string, number, bigint, bigint]>;
   private readonly countStmt: Database.Statement<[], { n: number }>;
+  private readonly pendingStmt: Database.Statement<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>;
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly appendTx: Database.Transaction<(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt) => StoredUsageRecord>;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
@@ -389,6 +427,7 @@ export class UsageStore {
       migrate(db);
       const bounds = sequenceBounds(db);
       checkSigner(db, options.path, signer, bounds.last !== null);
+      if (options.chain) checkDeployment(db, options.path, options.chain);
       const next = resolveNextSequence(options.path, signer, options.firstSequence, bounds);
       db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('signer', ?)").run(signer);
       return new UsageStore(db, signer, next);
@@ -420,6 +459,11 @@ export class UsageStore {
       UPDATE usage_records SET settled_tx = ?, settled_batch = ?, settled_at = ?
       WHERE sequence BETWEEN ? AND ? AND settled_tx IS NULL`);
     this.countStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records");
+    this.pendingStmt = db
+      .prepare<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>(
+        "SELECT COUNT(*) AS n, MIN(sequence) AS first, MIN(served_at) AS oldest FROM usage_records WHERE settled_tx IS NULL AND sequence >= ?",
+      )
+      .safeIntegers(true);
     this.appendTx = db.transaction((sequence, input, sign) => this.writeRecord(sequence, input, sign));
     this.settleTx = db.transaction((first, last, settlement) => this.writeSettlement(first, last, settlement));
   }
@@ -525,6 +569,16 @@ export class UsageStore {
       );
     }
     return this.settleStmt.run(txHash, settlement.batchId, settlement.settledAt, first, last).changes;
+  }
+
+  /** Unsettled records from `fromSequence` on: how many, the first, and the oldest serving time. */
+  pendingUsage(fromSequence = 0n): PendingUsage {
+    const row = this.pendingStmt.get(fromSequence);
+    return {
+      count: Number(row?.n ?? 0n),
+      firstSequence: row?.first ?? null,
+      oldestServedAt: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest),
+    };
   }
 
   recordCount(): number {

@@ -1,0 +1,42 @@
+/**
+ * Runs the settlement oracle from `tollgate.config.json` (or `TOLLGATE_CONFIG`) and the environment:
+ * TOLLGATE_ORACLE_KEY pays gas; TOLLGATE_GATEWAY_SIGNER_KEY (or each stream's `signerKeyEnv`) signs.
+ * SIGINT/SIGTERM stop it after the current pass; a transaction in flight is finished by the next run.
+ *
+ *   TOLLGATE_ORACLE_KEY=0x… TOLLGATE_GATEWAY_SIGNER_KEY=0x… node -r ts-node/register/transpile-only server/oracle/main.ts
+ */
+import { ConfigError } from "../config";
+import { createLogger } from "../gateway/logger";
+import { loadOracleConfig } from "./config";
+import { createOracle } from "./oracle";
+
+async function main(): Promise<void> {
+  const config = loadOracleConfig();
+  const logger = createLogger(config.logLevel, undefined, "tollgate-oracle");
+  const oracle = await createOracle({ config, logger, defaultMetrics: true });
+  await oracle.start();
+  const url = await oracle.listen();
+  // One machine-readable line, so scripts and tests know where the oracle listens.
+  process.stdout.write(JSON.stringify({ event: "listening", url, sender: oracle.sender.address, streams: oracle.streams.map((s) => s.signer) }) + "\n");
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, "shutting down");
+    oracle.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`tollgate oracle: ${error.message}\n`);
+  } else {
+    process.stderr.write(`tollgate oracle failed to start: ${(error as Error)?.message ?? error}\n`);
+  }
+  process.exit(1);
+});
