@@ -14,10 +14,6 @@ async function main(): Promise<void> {
   const config = loadOracleConfig();
   const logger = createLogger(config.logLevel, undefined, "tollgate-oracle");
   const oracle = await createOracle({ config, logger, defaultMetrics: true });
-  await oracle.start();
-  const url = await oracle.listen();
-  // One machine-readable line, so scripts and tests know where the oracle listens.
-  process.stdout.write(JSON.stringify({ event: "listening", url, sender: oracle.sender.address, streams: oracle.streams.map((s) => s.signer) }) + "\n");
   const shutdown = (signal: string) => {
     logger.info({ signal }, "shutting down");
     oracle.close().then(
@@ -30,6 +26,11 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
+  // Health first: it is what an operator looks at while a previous run's transaction is being finished.
+  const url = await oracle.listen();
+  // One machine-readable line, so scripts and tests know where the oracle listens.
+  process.stdout.write(JSON.stringify({ event: "listening", url, sender: oracle.sender.address, streams: oracle.streams.map((s) => s.signer) }) + "\n");
+  await oracle.start();
 }
 
 main().catch((error: unknown) => {

@@ -158,6 +158,7 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     return results;
   };
 
+  let starting: Promise<unknown> | undefined;
   let loop: Promise<void> | undefined;
   let server: http.Server | undefined;
 
@@ -166,8 +167,17 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     metrics,
     sender,
     async start() {
-      const recovered = await sender.recover();
+      const recovering = sender.recover();
+      starting = recovering;
+      let recovered: Awaited<typeof recovering>;
+      try {
+        recovered = await recovering;
+      } catch (error) {
+        if (error instanceof SenderStoppedError) return;
+        throw error;
+      }
       if (recovered) logger.info({ txHash: recovered.transactionHash, status: recovered.status }, "finished the transaction a previous run left in flight");
+      if (stopping) return;
       loop = (async () => {
         while (!stopping) {
           await runOnce();
@@ -220,6 +230,7 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     },
     async close() {
       stopping = true;
+      await starting?.catch(() => undefined);
       await loop;
       if (server) {
         server.closeAllConnections();

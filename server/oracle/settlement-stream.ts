@@ -149,10 +149,13 @@ export class SettlementStream {
   private async dueReason(waiting: StoredUsageRecord[], count: number, oldestServedAt: number, now: number): Promise<string | undefined> {
     const { batch, earlySettleSeconds } = this.options.settings;
     if (count >= batch.maxRecords) return "size";
-    if (now - oldestServedAt * 1000 >= batch.maxAgeMs) return "age";
-    const buyers = new Set(waiting.map((record) => getAddress(record.buyer)));
+    // Serving times are on the chain's clock when it runs ahead of the wall clock (the gateway stamps
+    // max(wall, chain)), as a dev chain does after many blocks or a time jump: ages are measured the same way.
     const latest = await this.options.client.getBlock({ blockTag: "latest" });
-    const urgent = this.options.withdrawals.urgent(buyers, Number(latest.timestamp), earlySettleSeconds);
+    const chainNow = Number(latest.timestamp);
+    if (Math.max(now, chainNow * 1000) - oldestServedAt * 1000 >= batch.maxAgeMs) return "age";
+    const buyers = new Set(waiting.map((record) => getAddress(record.buyer)));
+    const urgent = this.options.withdrawals.urgent(buyers, chainNow, earlySettleSeconds);
     return urgent.length > 0 ? `withdrawal of ${urgent[0]} about to become executable` : undefined;
   }
 
@@ -215,6 +218,8 @@ export class SettlementStream {
       settledAt,
     };
     this.health.lastError = null;
+    this.health.recordsPending = Math.max(0, this.health.recordsPending - records.length);
+    metrics.recordsPending.set({ signer: this.signer }, this.health.recordsPending);
     this.recover();
     this.health.state = "idle";
     return { kind: "settled", firstSequence: first, lastSequence: last, txHash: receipt.transactionHash };
