@@ -88,4 +88,29 @@ describe("oracle: settles the gateway's records on-chain", function () {
       await oracle.close();
     }
   });
+  it("names the buyer's credit plan, so settlement burns credits for the models it covers and draws the balance for the rest", async function () {
+    const { market, planId } = harness;
+    const buyer = market.buyers[2];
+    await harness.deposit(buyer, USD(20));
+    // The harness plan: 1 USD per credit, worth 1 USD of small-model usage only.
+    await (await market.tollgate.connect(buyer).buyCreditsWithBalance(planId, 3, buyer.address)).wait();
+    const { key } = await harness.createKey(buyer);
+    await chat(harness, key, 2, "small-model");
+    await chat(harness, key, 2, "large-model");
+    const credits = await ethers.getContractAt("TollgateCredits", await market.tollgate.credits());
+    const creditsBefore = await credits.balanceOf(buyer.address, planId);
+    const balanceBefore = (await market.tollgate.accountOf(buyer.address)).balance;
+
+    const { oracle } = await startOracleHarness(harness, { oracle: { batch: { maxRecords: 100, maxAgeMs: 0 } } });
+    try {
+      expect((await oracle.runOnce())[0]).to.include({ kind: "settled", lastSequence: 3n });
+    } finally {
+      await oracle.close();
+    }
+    const records = harness.gateway.ctx.store.recordsOf(getAddress(buyer.address), { limit: 10 });
+    const cost = (model: number) => records.filter((r) => r.modelId === model).reduce((sum, r) => sum + r.cost, 0n);
+    expect(cost(1) > 0n && cost(2) > 0n).to.equal(true);
+    expect(await credits.balanceOf(buyer.address, planId), "one credit burned for the small-model usage").to.equal(creditsBefore - 1n);
+    expect((await market.tollgate.accountOf(buyer.address)).balance, "the large-model usage came from the balance").to.equal(balanceBefore - cost(2));
+  });
 });

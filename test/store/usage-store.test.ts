@@ -11,6 +11,7 @@ import {
   StoreBehindChainError,
   StoreChainMismatchError,
   StoreSignerMismatchError,
+  StoreDeploymentMismatchError,
   UnknownApiKeyError,
   UsageStore,
   type ApiKeyRecord,
@@ -274,6 +275,16 @@ describe("UsageStore", function () {
       expect(open(file, 1n).nextSequence()).to.equal(1n);
     });
 
+    it("belongs to the chain and contract it was first opened for, and refuses another (a reset dev chain, another deployment)", function () {
+      const file = tempDb();
+      const chain = { chainId: 31337, contract: getAddress("0x5FbDB2315678afecb367f032d93F642f64180aa3") };
+      open(file, 0n, SIGNER).close();
+      UsageStore.open({ path: file, signer: SIGNER, firstSequence: 0n, chain }).close();
+      UsageStore.open({ path: file, signer: SIGNER, firstSequence: 0n, chain }).close();
+      expect(() => UsageStore.open({ path: file, signer: SIGNER, firstSequence: 0n, chain: { ...chain, chainId: 1 } })).to.throw(StoreDeploymentMismatchError, /belongs to deployment 31337:0x5FbDB/);
+      expect(() => UsageStore.open({ path: file, signer: SIGNER, firstSequence: 0n, chain: { ...chain, contract: OTHER_SIGNER } })).to.throw(StoreDeploymentMismatchError);
+    });
+
     it("lets a database with no records be taken over by a new signer", function () {
       const file = tempDb();
       storeWithKeys(file).close();
@@ -478,6 +489,15 @@ describe("UsageStore", function () {
       expect(store.recordBySequence(20n)?.settlement).to.equal(null);
       expect(store.recordBySequence(25n)?.settlement).to.equal(null);
       expect(store.recordBySequence(22n)?.settlement).to.deep.equal(batchA);
+    });
+
+    it("reports what waits from a sequence on: how many, the first, and the oldest serving time", function () {
+      expect(store.pendingUsage(0n)).to.deep.equal({ count: 10, firstSequence: 20n, oldestServedAt: 1_700_000_000 });
+      store.markSettled(20n, 22n, batchA);
+      expect(store.pendingUsage(0n)).to.deep.equal({ count: 7, firstSequence: 23n, oldestServedAt: 1_700_000_000 });
+      expect(store.pendingUsage(27n)).to.include({ count: 3, firstSequence: 27n });
+      store.markSettled(23n, 29n, batchB);
+      expect(store.pendingUsage(0n)).to.deep.equal({ count: 0, firstSequence: null, oldestServedAt: null });
     });
 
     it("refuses a range holding records this store never wrote", function () {
