@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { tollgateAbi, tollgateCreditsAbi } from "../chain/abis";
 import { MarketplaceReader, type CreditPlanTerms, type HeldCredits } from "../chain/marketplace-reader";
 import { signUsageBatch } from "../chain/sign-batch";
-import { encodeUsageBatch, type UsageBatch } from "../chain/usage-batch";
+import { encodeUsageBatch } from "../chain/usage-batch";
 import type { StoredUsageRecord, UsageStore } from "../store/usage-store";
 import { batchPrefix, chooseCreditPlans } from "./batch-planner";
 import { describeRpcError, revertOf, type DecodedRevert } from "./chain-errors";
@@ -343,13 +343,5 @@ export class SettlementStream {
       holdings.set(pair.buyer, list);
     });
     return chooseCreditPlans({ records, holdings, localIndexOf: (modelId) => this.cache.localIndex.get(modelId)! });
-  }
-
-  /** For tests: the exact batch the next pass would sign. */
-  async previewBatch(): Promise<UsageBatch | undefined> {
-    const status = await this.reader.signerStatus(this.signer);
-    const records = batchPrefix(this.options.store.unsettledRecords(status.nextSequence, this.options.settings.batch.maxRecords), this.options.settings.batch.maxRecords);
-    if (records.length === 0) return undefined;
-    return encodeUsageBatch(records, await this.creditPlansFor(records, status.providerId));
   }
 }
