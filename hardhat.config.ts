@@ -25,6 +25,17 @@ const config: HardhatUserConfig = {
       optimizer: { enabled: true, runs: 200 },
     },
   },
+  networks: {
+    // A local `npx hardhat node` (or Anvil). Its accounts are the node's own unlocked ones.
+    localhost: { url: "http://127.0.0.1:8545" },
+    // Any EVM chain: TOLLGATE_RPC_URL, signing with TOLLGATE_DEPLOYER_KEY when set (else the node's accounts).
+    // Keys come only from the environment. Without a URL the network points at an address that cannot
+    // resolve, so nothing is sent anywhere by mistake (scripts/deploy.ts says what is missing).
+    rpc: {
+      url: process.env.TOLLGATE_RPC_URL || "http://tollgate-rpc-url-not-set.invalid",
+      accounts: process.env.TOLLGATE_DEPLOYER_KEY ? [process.env.TOLLGATE_DEPLOYER_KEY] : "remote",
+    },
+  },
   mocha: { timeout: 120_000 },
   gasReporter: { enabled: process.env.REPORT_GAS === "1" },
 };

@@ -7,7 +7,8 @@
  *
  * (The metered HTTP gateway and the oracle come in later issues; here the calls are generated.)
  */
-import { ethers } from "hardhat";
+import hre, { ethers } from "hardhat";
+import { deployTollgate } from "./lib/deploy-tollgate";
 import { permitTypesForEthers } from "../server/chain/permit";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -22,12 +23,12 @@ const step = (message: string) => console.log(`\n▸ ${message}`);
 
 async function main() {
   const [operator, provider, buyer, relayer] = await ethers.getSigners();
-  step("deploying TestUSD and Tollgate (3-day withdrawal delay, 1-day price notice, 2.5% fee)");
-  const token = (await ethers.deployContract("TestUSD")) as unknown as TestUSD;
-  const tollgate = (await ethers.deployContract("Tollgate", [
-    await token.getAddress(), 3 * 24 * 3600, 24 * 3600, 250, operator.address, operator.address,
-  ])) as unknown as Tollgate;
-  const address = (await tollgate.getAddress()) as Address;
+  step("deploying TestUSD and Tollgate with Ignition (3-day withdrawal delay, 1-day price notice, 2.5% fee)");
+  // The same deployment as `npm run deploy`: the defaults, the operator as owner and treasury.
+  const deployment = await deployTollgate(hre, { treasury: operator.address as Address, owner: operator.address as Address });
+  const token = (await ethers.getContractAt("TestUSD", deployment.paymentToken)) as unknown as TestUSD;
+  const tollgate = (await ethers.getContractAt("Tollgate", deployment.tollgate)) as unknown as Tollgate;
+  const address = deployment.tollgate;
   const { chainId } = await ethers.provider.getNetwork();
   console.log(`  Tollgate at ${address} on chain ${chainId}`);
 

@@ -50,6 +50,11 @@ export class SettledBatchScanner {
     this.nextBlock = fromBlock;
   }
 
+  /** Reads again from `block` on: after a reorganisation, blocks already read may have been replaced. */
+  rewind(block: bigint): void {
+    if (block < this.nextBlock) this.nextBlock = block;
+  }
+
   /** Batches settled since the last call, up to the latest block. */
   async newBatches(): Promise<SettledBatchLog[]> {
     const latest = await this.client.getBlockNumber({ cacheTime: 0 });

@@ -114,6 +114,16 @@ export class SettlementStream {
     const status = await this.reader.signerStatus(this.signer);
     Object.assign(this.health, { providerId: status.providerId, authorized: status.authorized, nextSequence: status.nextSequence.toString() });
 
+    // Records marked settled that the chain has not settled: a reorganisation dropped the block that did.
+    const forgotten = store.clearSettlementsFrom(status.nextSequence);
+    if (forgotten > 0) {
+      this.options.logger.warn(
+        { signer: this.signer, nextSequence: status.nextSequence.toString(), records: forgotten },
+        "the chain no longer has these records settled (reorganisation?); they will be settled again",
+      );
+      this.scanner.rewind(this.options.deployBlock);
+    }
+
     const behind = store.pendingUsage(0n);
     if (behind.firstSequence !== null && behind.firstSequence < status.nextSequence) await this.markSettledFromChain();
 

@@ -413,6 +413,7 @@ export class UsageStore {
   private readonly conflictStmt: UsageStatement<[bigint, bigint, string, string]>;
   private readonly settleStmt: Database.Statement<[string, string, number, bigint, bigint]>;
   private readonly countStmt: Database.Statement<[], { n: number }>;
+  private readonly unsettleStmt: Database.Statement<[bigint]>;
   private readonly pendingStmt: Database.Statement<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>;
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly appendTx: Database.Transaction<(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt) => StoredUsageRecord>;
@@ -459,6 +460,9 @@ export class UsageStore {
       UPDATE usage_records SET settled_tx = ?, settled_batch = ?, settled_at = ?
       WHERE sequence BETWEEN ? AND ? AND settled_tx IS NULL`);
     this.countStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records");
+    this.unsettleStmt = db.prepare(
+      "UPDATE usage_records SET settled_tx = NULL, settled_batch = NULL, settled_at = NULL WHERE sequence >= ? AND settled_tx IS NOT NULL",
+    );
     this.pendingStmt = db
       .prepare<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>(
         "SELECT COUNT(*) AS n, MIN(sequence) AS first, MIN(served_at) AS oldest FROM usage_records WHERE settled_tx IS NULL AND sequence >= ?",
@@ -579,6 +583,14 @@ export class UsageStore {
       firstSequence: row?.first ?? null,
       oldestServedAt: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest),
     };
+  }
+
+  /**
+   * Forgets the settlement of every record from `sequence` on, returning how many: for when the chain no
+   * longer has them settled (a reorganisation dropped the block), so they are settled again.
+   */
+  clearSettlementsFrom(sequence: bigint): number {
+    return this.unsettleStmt.run(sequence).changes;
   }
 
   recordCount(): number {

@@ -39,7 +39,7 @@ import { startSimulatedUpstream, type SimulatedUpstream } from "../../server/ups
 import { deployMarketplace, USD, type Marketplace } from "../helpers/fixtures";
 import { gatewayConfigObject, nonce } from "../helpers/gateway-harness";
 import { killAllProcesses, startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process";
-import { startRpcServer, type RpcServer } from "../helpers/rpc-server";
+import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import { usageReceiptOf } from "../../server/gateway/metering/meter";
 
 type Buyer = Marketplace["buyers"][number];

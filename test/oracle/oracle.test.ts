@@ -113,4 +113,30 @@ describe("oracle: settles the gateway's records on-chain", function () {
     expect(await credits.balanceOf(buyer.address, planId), "one credit burned for the small-model usage").to.equal(creditsBefore - 1n);
     expect((await market.tollgate.accountOf(buyer.address)).balance, "the large-model usage came from the balance").to.equal(balanceBefore - cost(2));
   });
+  it("settles again records whose settlement the chain lost in a reorganisation", async function () {
+    const buyer = harness.market.buyers[3];
+    await harness.deposit(buyer, USD(10));
+    const { key } = await harness.createKey(buyer);
+    await chat(harness, key, 3);
+    const { oracle } = await startOracleHarness(harness, { oracle: { batch: { maxRecords: 100, maxAgeMs: 0 } } });
+    try {
+      // The state before settlement; reverting to it is what a reorganisation that drops the settling block does.
+      const snapshot = await ethers.provider.send("evm_snapshot", []);
+      const first = await oracle.runOnce();
+      expect(first[0]).to.include({ kind: "settled" });
+      await ethers.provider.send("evm_revert", [snapshot]);
+      expect((await harness.market.tollgate.signerOf(harness.signer)).nextSequence).to.equal(0n);
+
+      const second = await oracle.runOnce();
+      expect(second[0]).to.include({ kind: "settled", firstSequence: 0n, lastSequence: 2n });
+      expect((await harness.market.tollgate.signerOf(harness.signer)).nextSequence).to.equal(3n);
+      const records = harness.gateway.ctx.store.recordsOf(getAddress(buyer.address), { limit: 10 });
+      expect(records.every((record) => record.settlement?.txHash === (second[0] as { txHash: string }).txHash)).to.equal(true);
+      // Same nonce, calldata and fees: the re-sent transaction may well have the same hash; it must be on the chain now.
+      const receipt = await harness.client.getTransactionReceipt({ hash: (second[0] as { txHash: `0x${string}` }).txHash });
+      expect(receipt.status).to.equal("success");
+    } finally {
+      await oracle.close();
+    }
+  });
 });
