@@ -22,6 +22,8 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
     uint256 public constant MAX_FEE_BPS = 1_000;
     /// @inheritdoc ITollgateVault
     uint256 public constant MAX_ACCOUNT_BALANCE = type(uint104).max;
+    /// @inheritdoc ITollgateVault
+    uint256 public constant MAX_WITHDRAWAL_DELAY = 365 days;
     uint256 internal constant BPS = 10_000;
 
     /// @dev Flag in `Account.flags`: the buyer has set a spending limit, so settlement must read its limits.
@@ -49,6 +51,8 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
         Ownable(owner_)
     {
         if (address(paymentToken_) == address(0) || treasury_ == address(0)) revert VaultZeroAddress();
+        // withdrawableAt is stored as uint32: an unbounded delay could wrap it into the past.
+        if (withdrawalDelay_ > MAX_WITHDRAWAL_DELAY) revert VaultWithdrawalDelayTooLong(withdrawalDelay_, MAX_WITHDRAWAL_DELAY);
         _paymentToken = paymentToken_;
         withdrawalDelay = withdrawalDelay_;
         _setProtocolFee(feeBps_);

@@ -37,6 +37,8 @@ interface ITollgateVault {
     error VaultNoProtocolFees();
     /// @notice A protocol fee of `feeBps` exceeds the cap `maxFeeBps`.
     error VaultFeeTooHigh(uint256 feeBps, uint256 maxFeeBps);
+    /// @notice A withdrawal delay of `delay` seconds exceeds the cap `maxDelay` (withdrawal times are uint32).
+    error VaultWithdrawalDelayTooLong(uint256 delay, uint256 maxDelay);
 
     /// @notice `payer` deposited and `buyer`'s balance grew by `credited` (what actually arrived).
     event Deposited(address indexed buyer, address indexed payer, uint256 credited);
@@ -68,6 +70,9 @@ interface ITollgateVault {
     /// base units. Cancelling a withdrawal may return the balance to at most twice this; settlement's
     /// arithmetic stays bounded either way.
     function MAX_ACCOUNT_BALANCE() external view returns (uint256);
+
+    /// @notice The longest withdrawal delay a deployment may set: 365 days.
+    function MAX_WITHDRAWAL_DELAY() external view returns (uint256);
 
     /// @notice Pulls `amount` from the caller and credits what actually arrived to `buyer`.
     /// @dev Fee-on-transfer tokens credit the received amount, never the requested one.

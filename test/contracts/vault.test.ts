@@ -66,6 +66,19 @@ describe("TollgateVault", function () {
         .to.be.revertedWithCustomError(factory, "VaultFeeTooHigh")
         .withArgs(1_001n, 1_000n);
     });
+
+    it("refuses a withdrawal delay above MAX_WITHDRAWAL_DELAY, which would wrap the stored uint32 withdrawal time", async function () {
+      const [owner, treasury] = await ethers.getSigners();
+      const factory = await ethers.getContractFactory("Tollgate");
+      const token = await ethers.deployContract("TestUSD");
+      const max = 365n * 24n * 3600n;
+      await expect(factory.deploy(await token.getAddress(), max + 1n, PRICE_NOTICE, FEE_BPS, treasury.address, owner.address))
+        .to.be.revertedWithCustomError(factory, "VaultWithdrawalDelayTooLong")
+        .withArgs(max + 1n, max);
+      const atMax = await factory.deploy(await token.getAddress(), max, PRICE_NOTICE, FEE_BPS, treasury.address, owner.address);
+      expect(await atMax.withdrawalDelay()).to.equal(max);
+      expect(await atMax.MAX_WITHDRAWAL_DELAY()).to.equal(max);
+    });
   });
 
   describe("deposit", function () {
