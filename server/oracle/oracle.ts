@@ -143,7 +143,15 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     }
   };
 
-  const runOnce = async ({ force = false } = {}): Promise<TickResult[]> => {
+  // Passes never overlap (the loop and a caller's settleAll): two could build the same batch twice.
+  let passes: Promise<unknown> = Promise.resolve();
+  const runOnce = (options: { force?: boolean } = {}): Promise<TickResult[]> => {
+    const pass = passes.then(() => runPass(options));
+    passes = pass.catch(() => undefined);
+    return pass;
+  };
+
+  const runPass = async ({ force = false }: { force?: boolean }): Promise<TickResult[]> => {
     try {
       await withdrawals.refresh();
       rpcDown = false;
