@@ -4,8 +4,9 @@
  *
  *   TOLLGATE_GATEWAY_SIGNER_KEY=0x… node -r ts-node/register/transpile-only server/gateway/main.ts
  */
-import { ConfigError, loadGatewayConfig } from "../config";
+import { loadGatewayConfig } from "../config";
 import { createGateway } from "./gateway";
+import { exitOnStartFailure, stopOnSignals } from "../service-process";
 import { createLogger } from "./logger";
 
 async function main(): Promise<void> {
@@ -15,25 +16,7 @@ async function main(): Promise<void> {
   const url = await gateway.listen();
   // One machine-readable line, so scripts and tests know where the gateway listens.
   process.stdout.write(JSON.stringify({ event: "listening", url, signer: gateway.ctx.meter.signerAddress }) + "\n");
-  const shutdown = (signal: string) => {
-    logger.info({ signal }, "shutting down");
-    gateway.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGINT", () => shutdown("SIGINT"));
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  stopOnSignals(logger, () => gateway.close());
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`tollgate gateway: ${error.message}\n`);
-  } else {
-    process.stderr.write(`tollgate gateway failed to start: ${(error as Error)?.message ?? error}\n`);
-  }
-  process.exit(1);
-});
+main().catch((error: unknown) => exitOnStartFailure("gateway", error));

@@ -5,7 +5,7 @@
  *
  *   TOLLGATE_ORACLE_KEY=0x… TOLLGATE_GATEWAY_SIGNER_KEY=0x… node -r ts-node/register/transpile-only server/oracle/main.ts
  */
-import { ConfigError } from "../config";
+import { exitOnStartFailure, stopOnSignals } from "../service-process";
 import { createLogger } from "../gateway/logger";
 import { loadOracleConfig } from "./config";
 import { createOracle } from "./oracle";
@@ -14,18 +14,7 @@ async function main(): Promise<void> {
   const config = loadOracleConfig();
   const logger = createLogger(config.logLevel, undefined, "tollgate-oracle");
   const oracle = await createOracle({ config, logger, defaultMetrics: true });
-  const shutdown = (signal: string) => {
-    logger.info({ signal }, "shutting down");
-    oracle.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGINT", () => shutdown("SIGINT"));
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  stopOnSignals(logger, () => oracle.close());
   // Health first: it is what an operator looks at while a previous run's transaction is being finished.
   const url = await oracle.listen();
   // One machine-readable line, so scripts and tests know where the oracle listens.
@@ -33,11 +22,4 @@ async function main(): Promise<void> {
   await oracle.start();
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`tollgate oracle: ${error.message}\n`);
-  } else {
-    process.stderr.write(`tollgate oracle failed to start: ${(error as Error)?.message ?? error}\n`);
-  }
-  process.exit(1);
-});
+main().catch((error: unknown) => exitOnStartFailure("oracle", error));
