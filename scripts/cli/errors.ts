@@ -1,0 +1,199 @@
+/**
+ * Turns whatever went wrong into one message and a hint of what to do. Contract reverts are decoded into
+ * their custom error (name and named arguments) against every ABI the CLI talks to, because a call to
+ * Tollgate can revert inside the payment token or the credits token and bubble that token's error up.
+ */
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  decodeErrorResult,
+  HttpRequestError,
+  InsufficientFundsError,
+  TimeoutError,
+  type Abi,
+  type Hex,
+} from "viem";
+import { testUsdAbi, tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
+import { DeploymentFileError } from "../../server/chain/deployment";
+
+type AbiError = Extract<Abi[number], { type: "error" }>;
+
+/** An error the CLI raises itself: the message says what is wrong, the hint what to do about it. */
+export class CliError extends Error {
+  override name = "CliError";
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A gateway answered with an error (OpenAI's error JSON), or could not be reached. */
+export class GatewayRequestError extends CliError {
+  override name = "GatewayRequestError";
+  constructor(
+    message: string,
+    hint: string | undefined,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
+    super(message, hint);
+  }
+}
+
+export interface ErrorReport {
+  message: string;
+  hint?: string;
+  /** The custom error's name, when a contract reverted with one. */
+  error?: string;
+  /** Its arguments by name, as strings (bigints in base units). */
+  args?: Record<string, string>;
+}
+
+export interface ErrorContext {
+  rpcUrl: string;
+  /** Formats base units when the token is known; hints show amounts with decimals and symbol then. */
+  formatAmount?: (value: bigint) => string;
+}
+
+/** Every custom error the CLI may meet, deduplicated by signature (OpenZeppelin's appear in several ABIs). */
+const errorAbi: Abi = (() => {
+  const seen = new Map<string, AbiError>();
+  for (const item of [...tollgateAbi, ...tollgateCreditsAbi, ...testUsdAbi] as Abi) {
+    if (item.type !== "error") continue;
+    const signature = `${item.name}(${item.inputs.map((input) => input.type).join(",")})`;
+    if (!seen.has(signature)) seen.set(signature, item);
+  }
+  return [...seen.values()];
+})();
+
+type Args = Record<string, unknown>;
+type Hint = (args: Args, amount: (value: unknown) => string) => string;
+
+const when = (seconds: unknown) => {
+  const date = new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
+  return `${date} (unix ${String(seconds)})`;
+};
+
+/** What to do about each custom error; the message already shows its name and arguments. */
+const HINTS: Record<string, Hint> = {
+  VaultZeroAmount: () => "give an amount above zero",
+  VaultZeroAddress: () => "give a non-zero address",
+  VaultInsufficientBalance: (a, amount) =>
+    `${a.buyer} has ${amount(a.balance)} in the vault but this needs ${amount(a.needed)}; deposit more with \`tollgate buyer deposit <amount>\` or ask for less`,
+  VaultBalanceOverflow: () => "the deposit would exceed the largest balance one account may hold (MAX_ACCOUNT_BALANCE); deposit less",
+  VaultNoPendingWithdrawal: () => "request a withdrawal first: `tollgate buyer withdraw request <amount>`",
+  VaultWithdrawalNotReady: (a) =>
+    `the withdrawal unlocks at ${when(a.withdrawableAt)}; chain time is ${when(a.nowTime)}. Run \`tollgate buyer withdraw execute\` again after that`,
+  VaultTransferShortfall: () => "the payment token delivered less than it was asked to (a fee-on-transfer token?)",
+  VaultNoEarnings: (a) => `provider ${a.providerId} has no earnings to withdraw yet; they accrue as usage settles`,
+  VaultNoProtocolFees: () => "there are no protocol fees to collect yet",
+  VaultFeeTooHigh: (a) => `the protocol fee may be at most ${a.maxFeeBps} basis points`,
+  VaultWithdrawalDelayTooLong: (a) => `the withdrawal delay may be at most ${a.maxDelay} seconds`,
+  RegistryUnknownProvider: (a) => `no provider has id ${a.providerId}; \`tollgate operator status\` shows how many exist`,
+  RegistryUnknownModel: (a) => `no model has id ${a.modelId}; \`tollgate provider show <providerId>\` lists a provider's models`,
+  RegistryNotProviderOwner: (a) =>
+    `${a.caller} does not own provider ${a.providerId}; sign with the owner's key (TOLLGATE_PRIVATE_KEY or TOLLGATE_KEYSTORE)`,
+  RegistryPriceTooHigh: (a, amount) => `a price per million tokens may be at most ${amount(a.maxPrice)}`,
+  RegistryInvalidModelName: (a) => `a model name must be 1 to ${a.maxLength} bytes long`,
+  RegistryTooManyModels: (a) => `provider ${a.providerId} already lists ${a.maxModels} models, the most one provider can`,
+  RegistrySignerOfOtherProvider: (a) =>
+    `a gateway key serves one provider for life and ${a.signer} belongs to provider ${a.providerId}; generate a new key for this provider`,
+  RegistrySignerUnchanged: (a) => `${a.signer} is already ${a.authorized ? "authorized" : "revoked"} for provider ${a.providerId}; nothing to do`,
+  RegistryUnknownPriceEpoch: (a) => `model ${a.modelId} has no price epoch ${a.epochIndex}`,
+  RegistryZeroAddress: () => "give a non-zero address",
+  RegistryPauseUnchanged: (a) => `model ${a.modelId} is already ${a.paused ? "paused" : "active"}`,
+  CreditsUnknownPlan: (a) => `no credit plan has id ${a.planId}; \`tollgate provider show <providerId>\` lists a provider's plans`,
+  CreditsInvalidPlan: () => "a plan needs a value per credit above zero and at least one model (--models 1,2)",
+  CreditsModelNotOfProvider: (a) => `model ${a.modelId} is not provider ${a.providerId}'s; a plan may cover only its provider's models`,
+  CreditsPlanExpired: (a) => `plan ${a.planId} expired at ${when(a.expiresAt)}; pick a current plan`,
+  CreditsAmountOutOfRange: (a) => `buy at most ${a.maxAmount} credits in one purchase`,
+  CreditsPriceOutOfRange: () => "a plan's price and value per credit must each fit 96 bits",
+  LimitInvalidPeriod: (a) => `the period must be between 1 second and ${a.maxPeriod} seconds`,
+  LimitOutOfRange: () => "the limit per period must fit 96 bits",
+  EnforcedPause: () => "the operator paused settlement and credit purchases; deposits and withdrawals still work",
+  ExpectedPause: () => "the contract is not paused",
+  OwnableUnauthorizedAccount: (a) => `${a.account} is not the contract owner; sign with the owner's key`,
+  ERC20InsufficientAllowance: (a, amount) =>
+    `${a.spender} may spend only ${amount(a.allowance)} of your tokens but needs ${amount(a.needed)}; approve more (deposit and buy-credits approve automatically when run again)`,
+  ERC20InsufficientBalance: (a, amount) => `${a.sender} holds ${amount(a.balance)} of the token but this needs ${amount(a.needed)}; fund the wallet first`,
+  ERC20InvalidReceiver: (a) => `${a.receiver} cannot receive the token (the zero address?)`,
+  ERC2612ExpiredSignature: () => "the permit expired before it was mined; run the command again",
+  ERC2612InvalidSigner: () => "the permit was not signed by the depositing wallet; run the command again with the same key",
+  ERC1155InsufficientBalance: (a) => `${a.sender} holds ${a.balance} credits of plan ${a.tokenId} but tried to move ${a.needed}`,
+  ERC1155InvalidReceiver: (a) => `${a.receiver} cannot receive ERC-1155 credits (a contract without onERC1155Received, or the zero address)`,
+  ERC1155MissingApprovalForAll: (a) => `${a.operator} is not approved to move ${a.owner}'s credits`,
+  SafeERC20FailedOperation: (a) => `the token ${a.token} refused the transfer`,
+};
+
+/** Named arguments of a decoded custom error, as strings (JSON cannot hold bigints). */
+function namedArgs(item: AbiError | undefined, args: readonly unknown[] | undefined): Record<string, string> {
+  const named: Record<string, string> = {};
+  (args ?? []).forEach((value, index) => {
+    const name = item?.inputs[index]?.name || `arg${index}`;
+    named[name] = String(value);
+  });
+  return named;
+}
+
+function decodeRevert(reverted: ContractFunctionRevertedError, ctx: ErrorContext): ErrorReport {
+  let decoded = reverted.data;
+  // viem decodes only against the ABI of the called contract; a token's error bubbling up through
+  // Tollgate needs the other ABIs.
+  if ((!decoded || !decoded.errorName) && reverted.raw && reverted.raw !== "0x") {
+    try {
+      decoded = decodeErrorResult({ abi: errorAbi, data: reverted.raw as Hex });
+    } catch {
+      decoded = undefined;
+    }
+  }
+  if (decoded?.errorName && decoded.errorName !== "Error" && decoded.errorName !== "Panic") {
+    const item = decoded.abiItem as AbiError | undefined;
+    const args = namedArgs(item, decoded.args as readonly unknown[] | undefined);
+    const rawArgs: Args = {};
+    (decoded.args ?? []).forEach((value, index) => (rawArgs[item?.inputs[index]?.name || `arg${index}`] = value));
+    const amount = (value: unknown) =>
+      typeof value === "bigint" && ctx.formatAmount ? ctx.formatAmount(value) : String(value);
+    const shown = Object.entries(args).map(([name, value]) => `${name}: ${value}`).join(", ");
+    return {
+      message: `the contract reverted with ${decoded.errorName}(${shown})`,
+      hint: HINTS[decoded.errorName]?.(rawArgs, amount),
+      error: decoded.errorName,
+      args,
+    };
+  }
+  if (reverted.reason) return { message: `the contract reverted: ${reverted.reason}` };
+  if (reverted.signature) {
+    return { message: `the contract reverted with an unknown custom error ${reverted.signature}`, hint: "is the deployment file for this version of the contracts?" };
+  }
+  return { message: "the contract reverted without a reason", hint: "is the address in the deployment file a Tollgate contract on this chain?" };
+}
+
+export function describeError(error: unknown, ctx: ErrorContext): ErrorReport {
+  if (error instanceof CliError) return { message: error.message, hint: error.hint };
+  if (error instanceof DeploymentFileError) return { message: error.message };
+  if (error instanceof BaseError) {
+    const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
+    if (reverted instanceof ContractFunctionRevertedError) return decodeRevert(reverted, ctx);
+    const unreachable = error.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError);
+    if (unreachable) {
+      // An HTTP status means something answered, just not as a node would (a wrong path, a missing API key).
+      const status = unreachable instanceof HttpRequestError ? unreachable.status : undefined;
+      return {
+        message: status ? `the RPC at ${ctx.rpcUrl} answered HTTP ${status}` : `cannot reach the chain at ${ctx.rpcUrl}`,
+        hint: status
+          ? "check the URL (and any API key in it) given with --rpc / TOLLGATE_RPC_URL"
+          : `is the chain running at ${ctx.rpcUrl}? Start one with \`npx hardhat node\`, or point --rpc / TOLLGATE_RPC_URL at yours`,
+      };
+    }
+    if (error.walk((e) => e instanceof InsufficientFundsError)) {
+      return { message: "the sending account cannot pay for gas", hint: "fund the account with the chain's native currency (ETH) and try again" };
+    }
+    // metaMessages would list the whole request (calldata, gas); the details say what the node objected to.
+    const details = error.details && !error.shortMessage.includes(error.details) ? `: ${error.details}` : "";
+    return { message: `${error.shortMessage}${details}` };
+  }
+  if (error instanceof Error) return { message: error.message };
+  return { message: String(error) };
+}
