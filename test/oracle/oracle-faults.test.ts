@@ -234,7 +234,8 @@ describe("oracle: crash and chain faults", function () {
       const down = await waitFor("health reporting the outage", async () => {
         const response = await fetch(`${healthUrl}/health`);
         const body = (await response.json()) as { status: string; streams: { state: string }[] };
-        return body.status === "down" ? { code: response.status, body } : undefined;
+        // The pass reads withdrawals and then each stream: wait until both have met the outage.
+        return body.status === "down" && body.streams[0].state === "rpc_unavailable" ? { code: response.status, body } : undefined;
       });
       expect(down.code).to.equal(503);
       expect(down.body.streams[0].state).to.equal("rpc_unavailable");
