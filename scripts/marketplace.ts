@@ -58,7 +58,7 @@ import { hashReceipt, type UsageReceipt } from "../server/chain/usage-batch";
 import { parseGatewayConfig, readJsonFile, type GatewayConfig } from "../server/config";
 import { apiKeyMessageTypes, gatewayDomain } from "../server/gateway/api-keys/wallet-messages";
 import { createGateway, type Gateway } from "../server/gateway/gateway";
-import { usageReceiptOf, type ReceiptEnvelope } from "../server/gateway/metering/meter";
+import { usageReceiptFromEnvelope, usageReceiptOf, type ReceiptEnvelope } from "../server/gateway/metering/meter";
 import { parseReceiptHeader } from "../server/gateway/routes/shared";
 import { parseOracleConfig } from "../server/oracle/config";
 import { createOracle, type Oracle } from "../server/oracle/oracle";
@@ -279,23 +279,6 @@ async function listenOrFallback<T>(what: string, port: number, listen: (port: nu
   }
 }
 
-function receiptOf(envelope: ReceiptEnvelope): UsageReceipt {
-  const r = envelope.receipt;
-  return {
-    sequence: BigInt(r.sequence),
-    buyer: getAddress(String(r.buyer)),
-    modelId: Number(r.modelId),
-    inputTokens: Number(r.inputTokens),
-    cachedInputTokens: Number(r.cachedInputTokens),
-    outputTokens: Number(r.outputTokens),
-    servedAt: Number(r.servedAt),
-    inputPrice: BigInt(r.inputPrice),
-    cachedInputPrice: BigInt(r.cachedInputPrice),
-    outputPrice: BigInt(r.outputPrice),
-    cost: BigInt(r.cost),
-    contentHash: r.contentHash as Hex,
-  };
-}
 
 export async function runMarketplace(options: MarketplaceOptions = {}): Promise<MarketplaceRun> {
   const hre = options.hre ?? hardhat;
@@ -602,7 +585,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       }
       if (!envelope) throw new Error(`call ${i + 1} (${model}${streamed ? ", streamed" : ""}) came back without a receipt`);
       if (!usage) throw new Error(`call ${i + 1} (${model}${streamed ? ", streamed" : ""}) came back without usage`);
-      const receipt = receiptOf(envelope);
+      const receipt = usageReceiptFromEnvelope(envelope);
       const outcome: CallOutcome = {
         model,
         streamed,
@@ -835,7 +818,7 @@ async function crossCheck(
   if (covered !== BigInt(store.recordCount())) problems.push(`the chain settled ${covered} records, the gateway's store holds ${store.recordCount()}`);
   const settledBySequence = new Map(audit.batches.flatMap((batch) => batch.records.map((record) => [record.sequence, record] as const)));
   for (const call of calls) {
-    const receipt = receiptOf(call.receipt);
+    const receipt = usageReceiptFromEnvelope(call.receipt);
     const settled = settledBySequence.get(receipt.sequence);
     if (!settled) {
       problems.push(`receipt #${receipt.sequence} (${call.model}) was never settled`);

@@ -9,28 +9,11 @@ import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptTypes } from "../../server/chain/eip712";
 import { hashReceipt } from "../../server/chain/usage-batch";
 import { contentHashOf } from "../../server/gateway/metering/content-hash";
-import type { ReceiptEnvelope } from "../../server/gateway/metering/meter";
+import { usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/gateway/metering/meter";
 import { parseReceiptHeader } from "../../server/gateway/routes/shared";
 import { LARGE_PRICES, SMALL_PRICES, USD } from "../helpers/fixtures";
 import { EMBED_PRICES, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
-function receiptMessage(envelope: ReceiptEnvelope) {
-  const r = envelope.receipt;
-  return {
-    sequence: BigInt(r.sequence),
-    buyer: r.buyer as Address,
-    modelId: Number(r.modelId),
-    inputTokens: Number(r.inputTokens),
-    cachedInputTokens: Number(r.cachedInputTokens),
-    outputTokens: Number(r.outputTokens),
-    servedAt: Number(r.servedAt),
-    inputPrice: BigInt(r.inputPrice),
-    cachedInputPrice: BigInt(r.cachedInputPrice),
-    outputPrice: BigInt(r.outputPrice),
-    cost: BigInt(r.cost),
-    contentHash: r.contentHash as Hex,
-  };
-}
 
 /** What any buyer can do with nothing but an EIP-712 library and the gateway's address. */
 async function verifyReceipt(envelope: ReceiptEnvelope, gatewaySigner: Address): Promise<boolean> {
@@ -39,7 +22,7 @@ async function verifyReceipt(envelope: ReceiptEnvelope, gatewaySigner: Address):
     domain: envelope.domain,
     types: usageReceiptTypes,
     primaryType: "UsageReceipt",
-    message: receiptMessage(envelope),
+    message: usageReceiptFromEnvelope(envelope),
     signature: envelope.signature,
   });
 }
@@ -76,7 +59,7 @@ describe("gateway: metered chat completions and embeddings", function () {
     expect(await verifyReceipt(forged, h.signer)).to.equal(false);
 
     // Counts are the upstream's usage; the cost is the on-chain formula at the on-chain prices.
-    const message = receiptMessage(envelope);
+    const message = usageReceiptFromEnvelope(envelope);
     expect(message.inputTokens).to.equal(body.usage.prompt_tokens);
     expect(message.outputTokens).to.equal(body.usage.completion_tokens);
     expect(message.outputTokens).to.be.at.most(40);
@@ -146,7 +129,7 @@ describe("gateway: metered chat completions and embeddings", function () {
     // Reasoning tokens are billed as output and reported on the record for attribution.
     expect(usage!.completion_tokens_details?.reasoning_tokens).to.be.greaterThan(0);
     expect(envelope!.reasoningTokens).to.equal(usage!.completion_tokens_details!.reasoning_tokens);
-    expect(BigInt(envelope!.receipt.cost)).to.equal(recordCost(receiptMessage(envelope!), LARGE_PRICES));
+    expect(BigInt(envelope!.receipt.cost)).to.equal(recordCost(usageReceiptFromEnvelope(envelope!), LARGE_PRICES));
     // The upstream got the mapped model name; the buyer saw the public one.
     expect(h.upstreamRequests[h.upstreamRequests.length - 1].body.model).to.equal("large-reasoning");
   });
@@ -182,7 +165,7 @@ describe("gateway: metered chat completions and embeddings", function () {
     const envelope = parseReceiptHeader(raw.headers.get("x-tollgate-receipt")!);
     expect(body.usage.prompt_tokens_details.cached_tokens).to.be.greaterThan(0);
     expect(Number(envelope.receipt.cachedInputTokens)).to.equal(body.usage.prompt_tokens_details.cached_tokens);
-    expect(BigInt(envelope.receipt.cost)).to.equal(recordCost(receiptMessage(envelope), SMALL_PRICES));
+    expect(BigInt(envelope.receipt.cost)).to.equal(recordCost(usageReceiptFromEnvelope(envelope), SMALL_PRICES));
   });
 
   it("meters embeddings on input tokens only", async function () {
@@ -193,7 +176,7 @@ describe("gateway: metered chat completions and embeddings", function () {
     expect(body.data).to.have.length(3);
     expect(Number(envelope.receipt.inputTokens)).to.equal(body.usage.prompt_tokens);
     expect(Number(envelope.receipt.outputTokens)).to.equal(0);
-    expect(BigInt(envelope.receipt.cost)).to.equal(recordCost(receiptMessage(envelope), EMBED_PRICES));
+    expect(BigInt(envelope.receipt.cost)).to.equal(recordCost(usageReceiptFromEnvelope(envelope), EMBED_PRICES));
     expect(await verifyReceipt(envelope, h.signer)).to.equal(true);
   });
 

@@ -6,7 +6,7 @@
  *   record()   → sequence number, usage record and receipt signature in one SQLite transaction
  *   release()  → always, in a finally: a failed call costs nothing
  */
-import type { Address, Hex } from "viem";
+import { getAddress, type Address, type Hex } from "viem";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
 import { recordCost } from "../../chain/pricing";
 import type { UsageReceipt } from "../../chain/usage-batch";
@@ -58,6 +58,25 @@ export interface ReceiptEnvelope {
 export function usageReceiptOf(record: StoredUsageRecord): UsageReceipt {
   const { sequence, buyer, modelId, inputTokens, cachedInputTokens, outputTokens, servedAt, inputPrice, cachedInputPrice, outputPrice, cost, contentHash } = record;
   return { sequence, buyer, modelId, inputTokens, cachedInputTokens, outputTokens, servedAt, inputPrice, cachedInputPrice, outputPrice, cost, contentHash };
+}
+
+/** The EIP-712 message inside an envelope a buyer received: what a buyer or auditor verifies and compares. */
+export function usageReceiptFromEnvelope(envelope: ReceiptEnvelope): UsageReceipt {
+  const r = envelope.receipt;
+  return {
+    sequence: BigInt(r.sequence),
+    buyer: getAddress(String(r.buyer)),
+    modelId: Number(r.modelId),
+    inputTokens: Number(r.inputTokens),
+    cachedInputTokens: Number(r.cachedInputTokens),
+    outputTokens: Number(r.outputTokens),
+    servedAt: Number(r.servedAt),
+    inputPrice: BigInt(r.inputPrice),
+    cachedInputPrice: BigInt(r.cachedInputPrice),
+    outputPrice: BigInt(r.outputPrice),
+    cost: BigInt(r.cost),
+    contentHash: r.contentHash as Hex,
+  };
 }
 
 export function receiptEnvelope(record: StoredUsageRecord, domain: ReceiptEnvelope["domain"]): ReceiptEnvelope {
