@@ -13,7 +13,6 @@ import {
   decodeFunctionData,
   getAddress,
   hashStruct,
-  keccak256,
   type Address,
   type Hash,
   type Hex,
@@ -24,7 +23,7 @@ import type { Deployment } from "../../server/chain/deployment";
 import { usageBatchTypes } from "../../server/chain/eip712";
 import { MarketplaceReader, priceEpochAt, type PriceEpoch } from "../../server/chain/marketplace-reader";
 import { recordCost } from "../../server/chain/pricing";
-import { decodeUsageBatch, type DecodedRecord, type UsageBatch } from "../../server/chain/usage-batch";
+import { decodeUsageBatch, usageBatchHeader, type DecodedRecord, type UsageBatch } from "../../server/chain/usage-batch";
 
 export interface ConservationCheck {
   /** The payment token the vault holds. */
@@ -204,14 +203,7 @@ export async function auditSettlements(client: PublicClient, deployment: Deploym
       recordCount,
       commitment,
       contentRoot,
-      header: {
-        firstSequence: batch.firstSequence,
-        baseTime: batch.baseTime,
-        buyersHash: keccak256(batch.buyers),
-        modelsHash: keccak256(batch.models),
-        recordsHash: keccak256(batch.records),
-        contentRoot: batch.contentRoot,
-      },
+      header: usageBatchHeader(batch),
       totalCost,
       providerEarnings,
       protocolFee,

@@ -2,7 +2,7 @@
  * The packed batch encoding `UsageSettlement.settleBatch` reads (layout in `IUsageSettlement.sol`),
  * its decoder for auditors, and the receipts whose struct hashes form a batch's content root.
  */
-import { getAddress, hashStruct, type Address, type Hex } from "viem";
+import { getAddress, hashStruct, keccak256, type Address, type Hex } from "viem";
 import { usageReceiptTypes } from "./eip712";
 import { merkleRoot } from "./merkle";
 import type { TokenCounts } from "./pricing";
@@ -52,6 +52,18 @@ export interface UsageReceipt {
   outputPrice: bigint;
   cost: bigint;
   contentHash: Hex;
+}
+
+/** The batch header `verifyReceiptSettled` takes: the sections as hashes, so a proof need not carry the calldata. */
+export function usageBatchHeader(batch: UsageBatch) {
+  return {
+    firstSequence: batch.firstSequence,
+    baseTime: batch.baseTime,
+    buyersHash: keccak256(batch.buyers),
+    modelsHash: keccak256(batch.models),
+    recordsHash: keccak256(batch.records),
+    contentRoot: batch.contentRoot,
+  };
 }
 
 export class BatchEncodingError extends Error {

@@ -44,6 +44,7 @@ import {
   decodeUsageBatch,
   encodeUsageBatch,
   hashReceipt,
+  usageBatchHeader,
   type UsageBatch,
   type UsageRecord,
 } from "../../server/chain/usage-batch";
@@ -1247,14 +1248,7 @@ describe("UsageSettlement", function () {
           ]),
         );
         const { batch, settled } = await settle(m, records);
-        const header = {
-          firstSequence: batch.firstSequence,
-          baseTime: batch.baseTime,
-          buyersHash: keccak256(batch.buyers),
-          modelsHash: keccak256(batch.models),
-          recordsHash: keccak256(batch.records),
-          contentRoot: batch.contentRoot,
-        };
+        const header = usageBatchHeader(batch);
         const leaves = receipts.map(hashReceipt);
         return { m, records, receipts, batch, settled, header, leaves };
       }
