@@ -33,20 +33,22 @@
  *   BENCH_TOKENIZER=0 (skip the tokenizer throughput table from bench/tokenizer-throughput.ts)
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Worker } from "node:worker_threads";
 import hre from "hardhat";
 import { createPublicClient, custom, getAddress, type Address, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
-import { apiKeyMessageTypes, gatewayDomain } from "../server/gateway/api-keys/wallet-messages";
 import { UsageStore } from "../server/store/usage-store";
 import { deployMarketplace, USD, type Marketplace } from "../test/helpers/fixtures";
 import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../test/helpers/gateway-process";
-import { startRpcServer } from "../test/helpers/rpc-server";
+import { startRpcServer } from "../scripts/lib/rpc-server";
+import { createBuyerKeys } from "./lib/buyer-keys";
+import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
+import { printCpuProfile } from "./lib/cpu-profile";
+import { cpuSecondsOf, machineTicks } from "./lib/machine";
+import { stats, type Stats } from "./lib/stats";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
@@ -62,130 +64,6 @@ const WARMUP_CALLS = 4_000;
 const ROOT = path.resolve(__dirname, "..");
 
 const PROMPT = { model: "small-model", messages: [{ role: "user", content: "Write one sentence about a toll bridge at dawn." }], max_tokens: 16 };
-
-// ---------------------------------------------------------------------------------------------
-// Load generation, on a worker thread. Plain JavaScript (it is eval'd); latencies in ms from hrtime.
-
-interface LoadJob {
-  kind: "autocannon" | "paced";
-  origin: string;
-  requests: Array<{ method: "POST"; path: string; headers: Record<string, string>; body: string }>;
-  /** Total requests: every one is answered before the run ends. */
-  amount: number;
-  connections: number;
-  /** autocannon: overallRate; paced: requests per second. Omit for as fast as possible. */
-  rate?: number;
-  modules: { autocannon: string; undici: string };
-}
-
-interface LoadResult {
-  latencies: Float64Array;
-  ok: number;
-  non2xx: number;
-  errors: number;
-  elapsedS: number;
-}
-
-const WORKER_SOURCE = `
-const { parentPort, workerData: job } = require("node:worker_threads");
-const { performance } = require("node:perf_hooks");
-const latencies = new Float64Array(job.amount);
-let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0;
-const finish = () => {
-  parentPort.postMessage({ latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000 });
-};
-const onAnswer = (status, ms) => {
-  lastAt = performance.now();
-  if (status >= 200 && status < 300) { ok++; latencies[recorded++] = ms; } else non2xx++;
-};
-
-if (job.kind === "autocannon") {
-  const autocannon = require(job.modules.autocannon);
-  const options = { url: job.origin, connections: job.connections, amount: job.amount, requests: job.requests, timeout: 30 };
-  if (job.rate) options.overallRate = job.rate;
-  const tracker = autocannon(options, (error, result) => {
-    if (error) throw error;
-    errors = result.errors + result.timeouts;
-    finish();
-  });
-  started = performance.now();
-  tracker.on("response", (_client, status, _bytes, ms) => onAnswer(status, ms));
-} else {
-  const { Pool } = require(job.modules.undici);
-  const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1 });
-  let sent = 0, done = 0;
-  const fire = (i) => {
-    const r = job.requests[i % job.requests.length];
-    const t0 = performance.now();
-    pool.request({ method: r.method, path: r.path, headers: r.headers, body: r.body }).then(
-      async (answer) => { await answer.body.text(); onAnswer(answer.statusCode, performance.now() - t0); },
-      () => { errors++; lastAt = performance.now(); },
-    ).finally(() => { if (++done === job.amount) pool.close().then(finish); });
-  };
-  started = performance.now();
-  const tick = () => {
-    const due = Math.min(job.amount, Math.floor(((performance.now() - started) * job.rate) / 1000) + 1);
-    while (sent < due) fire(sent++);
-    if (sent < job.amount) setTimeout(tick, 1);
-  };
-  tick();
-}
-`;
-
-function runLoad(job: LoadJob): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: job });
-    worker.once("message", (result: LoadResult) => {
-      resolve(result);
-      void worker.terminate();
-    });
-    worker.once("error", reject);
-    worker.once("exit", (code) => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-
-interface Stats {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-  n: number;
-}
-
-function stats(latencies: Float64Array): Stats {
-  const sorted = Float64Array.from(latencies).sort();
-  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]);
-  let sum = 0;
-  for (const v of sorted) sum += v;
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN, mean: sum / sorted.length, n: sorted.length };
-}
-
-/** CPU seconds (user + system, all threads) a process has used so far; undefined off Linux. */
-function cpuSecondsOf(pid: number): number | undefined {
-  try {
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15 (clock ticks).
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS = 100;
-
-/** The machine's CPU time counters (/proc/stat, all cores, clock ticks); undefined off Linux. */
-function machineTicks(): { busy: number; steal: number; total: number } | undefined {
-  try {
-    const [, ...values] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number);
-    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
-  } catch {
-    return undefined;
-  }
-}
 
 /** CPU µs per answered call of each process during one run. */
 interface CpuPerCall {
@@ -277,26 +155,7 @@ async function main(): Promise<void> {
     log(`simulated upstream ${sim.url} (pid ${sim.pid}); gateway ${gateway.url} (pid ${gateway.pid}, signer ${signer})`);
 
     // --- one API key per buyer, wallet-signed ------------------------------------------------------
-    const domain = gatewayDomain(chainId, tollgate) as Record<string, unknown>;
-    const types = { CreateApiKey: apiKeyMessageTypes.CreateApiKey.map((field) => ({ ...field })) };
-    const keys: string[] = [];
-    for (const buyer of buyers) {
-      const message = {
-        buyer: buyer.address,
-        label: "bench",
-        spendCap: "0",
-        models: [],
-        tags: ["team:bench"],
-        expiresAt: "0",
-        issuedAt: Math.floor(Date.now() / 1000).toString(),
-        nonce: `0x${randomBytes(32).toString("hex")}`,
-      };
-      const signature = await buyer.signTypedData(domain, types, message);
-      const response = await fetch(`${gateway.url}/v1/keys`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ message, signature }) });
-      const body = (await response.json()) as { key?: string };
-      if (response.status !== 201 || !body.key) throw new Error(`creating a key failed: ${response.status} ${JSON.stringify(body)}`);
-      keys.push(body.key);
-    }
+    const keys = await createBuyerKeys({ gatewayUrl: gateway.url, chainId, tollgate, buyers });
 
     const body = JSON.stringify(PROMPT);
     const requestsFor = (pathname: string): LoadJob["requests"] =>
@@ -305,7 +164,7 @@ async function main(): Promise<void> {
       { name: "direct", origin: new URL(sim.url).origin, requests: requestsFor(`${new URL(sim.url).pathname}/chat/completions`) },
       { name: "gateway", origin: new URL(gateway.url).origin, requests: requestsFor("/v1/chat/completions") },
     ];
-    const modules = { autocannon: require.resolve("autocannon"), undici: require.resolve("undici") };
+    const modules = loadModules();
 
     let gateway2xx = 0;
     const failures: string[] = [];
@@ -414,107 +273,6 @@ async function main(): Promise<void> {
     await rpc.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Where the gateway's CPU time went, from V8's .cpuprofile: self time per package and per function, and the
-// inclusive time of the steps of one metered call. Samples taken while modules load (start-up: ts-node
-// compiling the sources) and idle samples are left out, so shares are of the time spent serving.
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-
-function packageOf(url: string): string {
-  if (!url) return "(native / V8)";
-  if (url.startsWith("node:")) return "node core";
-  const nm = url.lastIndexOf("node_modules/");
-  if (nm !== -1) {
-    const rest = url.slice(nm + "node_modules/".length).split("/");
-    return rest[0].startsWith("@") ? `${rest[0]}/${rest[1]}` : rest[0];
-  }
-  const server = url.indexOf("/server/");
-  if (server !== -1) return url.slice(server + 1);
-  return url.replace(/^file:\/\//, "");
-}
-
-/** [label, function name, end of its script URL ("" for native frames)] */
-const PROFILE_STEPS: Array<[string, string, string]> = [
-  ["meter.record: durable record + signed receipt", "record", "server/gateway/metering/meter.ts"],
-  ["  content commitment (3 × keccak256 + salt)", "commitContent", "server/gateway/metering/content-hash.ts"],
-  ["  UsageStore.appendRecord (SQLite transaction, signature included)", "appendRecord", "server/store/usage-store.ts"],
-  ["    receipt signature (2 × keccak256 + secp256k1)", "sign", "server/gateway/metering/receipt-signer.ts"],
-  ["keccak256, all callers (viem → @noble/hashes, pure JS)", "keccak256", "viem/_cjs/utils/hash/keccak256.js"],
-  ["secp256k1 ecdsaSign (native)", "ecdsaSign", "secp256k1/lib/index.js"],
-  ["express app (routing, middleware; synchronous part)", "app", "express/lib/express.js"],
-  ["prompt token count (inline)", "countChatPromptSync", "server/gateway/metering/tokenizer.ts"],
-  ["upstream send (request dispatch)", "send", "server/upstream/openai-compatible.ts"],
-  ["socket writes (writev)", "writev", ""],
-  ["chain reads (buyer snapshots)", "buyerSnapshot", "server/chain/marketplace-reader.ts"],
-];
-
-function printCpuProfile(profileDir: string): void {
-  const files = fs.existsSync(profileDir) ? fs.readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")) : [];
-  if (files.length === 0) {
-    log("no CPU profile was written (the gateway must exit normally for --cpu-prof to write one)");
-    return;
-  }
-  // The main thread's profile is the largest; worker threads (the tokenizer) write their own.
-  const file = files.map((f) => path.join(profileDir, f)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
-  const kept = path.join(os.tmpdir(), `tollgate-gateway-${Date.now()}.cpuprofile`);
-  fs.copyFileSync(file, kept);
-  log(`gateway CPU profile kept at ${kept} (open it in Chrome DevTools → Performance, or VS Code)`);
-  const profile = JSON.parse(fs.readFileSync(file, "utf8")) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
-  const matches = (frame: ProfileNode["callFrame"], fn: string, file: string) =>
-    frame.functionName === fn && (file === "" ? frame.url === "" : frame.url.endsWith(file));
-
-  let total = 0;
-  let idle = 0;
-  let startup = 0;
-  const byFunction = new Map<string, number>();
-  const byPackage = new Map<string, number>();
-  const steps = PROFILE_STEPS.map(() => 0);
-  profile.samples.forEach((id, i) => {
-    const us = profile.timeDeltas[i] ?? 0;
-    total += us;
-    const leaf = byId.get(id)!.callFrame;
-    if (leaf.functionName === "(idle)") {
-      idle += us;
-      return;
-    }
-    const stack: ProfileNode["callFrame"][] = [];
-    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) stack.push(byId.get(n)!.callFrame);
-    if (stack.some((frame) => frame.functionName === "Module._load")) {
-      startup += us;
-      return;
-    }
-    const pkg = leaf.functionName.startsWith("(") ? leaf.functionName : packageOf(leaf.url);
-    const fn = `${leaf.functionName || "(anonymous)"}  ${packageOf(leaf.url)}${leaf.url ? `:${leaf.lineNumber + 1}` : ""}`;
-    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
-    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + us);
-    PROFILE_STEPS.forEach(([, name, script], k) => {
-      if (stack.some((frame) => matches(frame, name, script))) steps[k] += us;
-    });
-  });
-  const serving = total - idle - startup;
-  const row = (label: string, us: number) => `| ${label} | ${(us / 1000).toFixed(0)} | ${((100 * us) / serving).toFixed(1)}% |`;
-  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => row(k, us));
-  console.log(
-    `Gateway CPU profile: ${(total / 1e6).toFixed(1)} s sampled: ${(serving / 1e6).toFixed(1)} s serving, ${(startup / 1e6).toFixed(1)} s start-up (module loading), ` +
-      `${(idle / 1e6).toFixed(1)} s idle. Shares are of the serving time.\n`,
-  );
-  console.log(["| package / category (self time) | ms | share |", "|:---|---:|---:|", ...top(byPackage, 20)].join("\n"));
-  console.log("");
-  console.log(["| function (self time) | ms | share |", "|:---|---:|---:|", ...top(byFunction, 25)].join("\n"));
-  console.log("");
-  // Async steps count only their synchronous part; the upstream round trip shows up as undici and node core above.
-  console.log(["| step of a metered call (inclusive time) | ms | share |", "|:---|---:|---:|", ...PROFILE_STEPS.map(([label], k) => row(label, steps[k]))].join("\n"));
-  console.log("");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+/**
+ * Load generation for the benches, on a worker thread, so neither the chain (the bench's Hardhat network)
+ * nor the servers share the generator's event loop. Two generators:
+ *   - autocannon (optionally `overallRate`), a fixed `amount` of requests;
+ *   - paced open loop: one request every 1/rate s on a keep-alive undici pool, whatever the answers do.
+ * Every request is answered (or fails) before the run ends, so no call is cut off.
+ *
+ * The worker is plain JavaScript (it is eval'd); latencies are in ms from `performance.now()`.
+ */
+import { Worker } from "node:worker_threads";
+
+export interface LoadJob {
+  kind: "autocannon" | "paced";
+  origin: string;
+  requests: Array<{ method: "POST"; path: string; headers: Record<string, string>; body: string }>;
+  /** Total requests: every one is answered before the run ends. */
+  amount: number;
+  connections: number;
+  /** autocannon: overallRate; paced: requests per second. Omit for as fast as possible. */
+  rate?: number;
+  /**
+   * Paced only: read each 2xx answer's `x-tollgate-receipt` header and return its sequence number and the
+   * wall-clock time (epoch ms) the answer arrived.
+   */
+  receipts?: boolean;
+  modules: { autocannon: string; undici: string };
+}
+
+export interface LoadResult {
+  latencies: Float64Array;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  elapsedS: number;
+  /** When the first request was sent (epoch ms): after the worker thread has started and loaded its modules. */
+  startedAtMs: number;
+  /** With `receipts`: the receipt sequence of each 2xx answer, in the order the answers arrived. */
+  sequences?: Float64Array;
+  /** With `receipts`: when each of those answers arrived (epoch ms), index for index with `sequences`. */
+  answeredAtMs?: Float64Array;
+  /** With `receipts`: 2xx answers without a readable receipt header. */
+  missingReceipts?: number;
+}
+
+/** The modules the worker loads, resolved from the bench's own `node_modules`. */
+export function loadModules(): LoadJob["modules"] {
+  return { autocannon: require.resolve("autocannon"), undici: require.resolve("undici") };
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData: job } = require("node:worker_threads");
+const { performance } = require("node:perf_hooks");
+const latencies = new Float64Array(job.amount);
+const sequences = job.receipts ? new Float64Array(job.amount) : undefined;
+const answeredAtMs = job.receipts ? new Float64Array(job.amount) : undefined;
+let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0, withReceipt = 0, missingReceipts = 0;
+const finish = () => {
+  const result = { latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000, startedAtMs: performance.timeOrigin + started };
+  if (job.receipts) Object.assign(result, { sequences: sequences.slice(0, withReceipt), answeredAtMs: answeredAtMs.slice(0, withReceipt), missingReceipts });
+  parentPort.postMessage(result);
+};
+const onAnswer = (status, ms, receiptHeader) => {
+  lastAt = performance.now();
+  if (status >= 200 && status < 300) {
+    ok++;
+    latencies[recorded++] = ms;
+    if (job.receipts) {
+      try {
+        const envelope = JSON.parse(Buffer.from(String(receiptHeader), "base64url").toString("utf8"));
+        sequences[withReceipt] = Number(envelope.receipt.sequence);
+        answeredAtMs[withReceipt++] = performance.timeOrigin + lastAt;
+      } catch {
+        missingReceipts++;
+      }
+    }
+  } else non2xx++;
+};
+
+if (job.kind === "autocannon") {
+  const autocannon = require(job.modules.autocannon);
+  const options = { url: job.origin, connections: job.connections, amount: job.amount, requests: job.requests, timeout: 30 };
+  if (job.rate) options.overallRate = job.rate;
+  const tracker = autocannon(options, (error, result) => {
+    if (error) throw error;
+    errors = result.errors + result.timeouts;
+    finish();
+  });
+  started = performance.now();
+  tracker.on("response", (_client, status, _bytes, ms) => onAnswer(status, ms));
+} else {
+  const { Pool } = require(job.modules.undici);
+  const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1 });
+  let sent = 0, done = 0;
+  const fire = (i) => {
+    const r = job.requests[i % job.requests.length];
+    const t0 = performance.now();
+    pool.request({ method: r.method, path: r.path, headers: r.headers, body: r.body }).then(
+      async (answer) => { await answer.body.text(); onAnswer(answer.statusCode, performance.now() - t0, answer.headers["x-tollgate-receipt"]); },
+      () => { errors++; lastAt = performance.now(); },
+    ).finally(() => { if (++done === job.amount) pool.close().then(finish); });
+  };
+  started = performance.now();
+  const tick = () => {
+    const due = Math.min(job.amount, Math.floor(((performance.now() - started) * job.rate) / 1000) + 1);
+    while (sent < due) fire(sent++);
+    if (sent < job.amount) setTimeout(tick, 1);
+  };
+  tick();
+}
+`;
+
+/** Runs one load job on a fresh worker thread; resolves once every request has been answered. */
+export function runLoad(job: LoadJob): Promise<LoadResult> {
+  if (job.receipts && job.kind !== "paced") return Promise.reject(new Error("receipts are read by the paced generator only"));
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: job });
+    worker.once("message", (result: LoadResult) => {
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
+  });
+}
