@@ -17,6 +17,7 @@ export interface SettledBatchLog {
 }
 
 type EventName = "BatchSettled" | "WithdrawalRequested" | "WithdrawalCancelled" | "Withdrawn";
+const WITHDRAWAL_EVENTS: readonly EventName[] = ["WithdrawalRequested", "WithdrawalCancelled", "Withdrawn"];
 
 /** Reads events of one kind over [fromBlock, toBlock] in windows. */
 async function eventsInRange(
@@ -33,7 +34,7 @@ async function eventsInRange(
     const to = from + BigInt(blockRange) - 1n < toBlock ? from + BigInt(blockRange) - 1n : toBlock;
     logs.push(...(await client.getContractEvents({ address, abi: tollgateAbi, eventName, args, fromBlock: from, toBlock: to, strict: true } as never)));
   }
-  return logs as unknown as { args: Record<string, unknown>; transactionHash: Hex; blockNumber: bigint; logIndex: number; eventName: EventName }[];
+  return logs as unknown as { args: Record<string, unknown>; transactionHash: Hex; blockNumber: bigint; eventName: EventName }[];
 }
 
 /** Follows one signer's `BatchSettled` events from the deployment block on. */
@@ -89,16 +90,16 @@ export class WithdrawalWatch {
   async refresh(): Promise<void> {
     const latest = await this.client.getBlockNumber({ cacheTime: 0 });
     if (latest < this.nextBlock) return;
-    const kinds: EventName[] = ["WithdrawalRequested", "WithdrawalCancelled", "Withdrawn"];
-    const logs = (
-      await Promise.all(kinds.map((kind) => eventsInRange(this.client, this.tollgate, kind, undefined, this.nextBlock, latest, this.blockRange)))
-    )
-      .flat()
-      .sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1));
-    for (const log of logs) {
-      const buyer = getAddress(log.args.buyer as string);
-      if (log.eventName === "WithdrawalRequested") this.executableAt.set(buyer, Number(log.args.withdrawableAt as bigint));
-      else this.executableAt.delete(buyer);
+    // One eth_getLogs per window for all three events, in chain order.
+    const events = tollgateAbi.filter((item) => item.type === "event" && WITHDRAWAL_EVENTS.includes(item.name as EventName));
+    for (let from = this.nextBlock; from <= latest; from += BigInt(this.blockRange)) {
+      const to = from + BigInt(this.blockRange) - 1n < latest ? from + BigInt(this.blockRange) - 1n : latest;
+      const logs = await this.client.getLogs({ address: this.tollgate, events: events as never, fromBlock: from, toBlock: to, strict: true });
+      for (const log of logs as unknown as { eventName: EventName; args: Record<string, unknown> }[]) {
+        const buyer = getAddress(log.args.buyer as string);
+        if (log.eventName === "WithdrawalRequested") this.executableAt.set(buyer, Number(log.args.withdrawableAt as bigint));
+        else this.executableAt.delete(buyer);
+      }
     }
     this.nextBlock = latest + 1n;
   }

@@ -414,6 +414,7 @@ export class UsageStore {
   private readonly settleStmt: Database.Statement<[string, string, number, bigint, bigint]>;
   private readonly countStmt: Database.Statement<[], { n: number }>;
   private readonly unsettleStmt: Database.Statement<[bigint]>;
+  private readonly settledFromStmt: Database.Statement<[bigint], { n: number }>;
   private readonly pendingStmt: Database.Statement<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>;
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly appendTx: Database.Transaction<(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt) => StoredUsageRecord>;
@@ -460,6 +461,7 @@ export class UsageStore {
       UPDATE usage_records SET settled_tx = ?, settled_batch = ?, settled_at = ?
       WHERE sequence BETWEEN ? AND ? AND settled_tx IS NULL`);
     this.countStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records");
+    this.settledFromStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE sequence >= ? AND settled_tx IS NOT NULL");
     this.unsettleStmt = db.prepare(
       "UPDATE usage_records SET settled_tx = NULL, settled_batch = NULL, settled_at = NULL WHERE sequence >= ? AND settled_tx IS NOT NULL",
     );
@@ -590,6 +592,8 @@ export class UsageStore {
    * longer has them settled (a reorganisation dropped the block), so they are settled again.
    */
   clearSettlementsFrom(sequence: bigint): number {
+    // Read first: the oracle asks every pass, and an UPDATE would take the writer lock the gateway appends under.
+    if ((this.settledFromStmt.get(sequence)?.n ?? 0) === 0) return 0;
     return this.unsettleStmt.run(sequence).changes;
   }
 
