@@ -13,7 +13,7 @@ import { expect } from "chai";
 import hre from "hardhat";
 import OpenAI from "openai";
 import { getAddress, type Address, type Hex, type PublicClient } from "viem";
-import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount, privateKeyToAddress } from "viem/accounts";
 import { tollgateAbi } from "../../server/chain/abis";
 import { merkleProof, verifyMerkleProof } from "../../server/chain/merkle";
 import { parseGatewayConfig } from "../../server/config";
@@ -276,6 +276,46 @@ describe("oracle: crash and chain faults", function () {
     expect(journal.attempts.map((attempt) => attempt.hash)).to.include(settledBy);
     expect(settledBy).to.not.equal(first.hash, "the replacement, not the underpriced original, was mined");
     expect(await (await oracle.metrics.registry.getSingleMetric("tollgate_oracle_fee_bumps_total")!.get()).values[0].value).to.be.greaterThan(0);
+    await expectSettledExactlyOnce(harness.client, harness.config.chain.deployment.tollgate, harness.signer, storeRecords());
+  });
+
+  it("a nonce taken by a transaction the oracle did not send is reported, and the batch is rebuilt and settled on the next pass", async function () {
+    await chat(harness, key, 2);
+    const { oracle, senderKey } = await startOracleHarness(harness, { oracle: { batch: { maxRecords: 100, maxAgeMs: 0 } } });
+    try {
+      await hre.network.provider.request({ method: "evm_setAutomine", params: [false] });
+      const pass = oracle.runOnce();
+      const journalDir = path.join(harness.dir, "oracle");
+      const journal = await waitFor("the batch sent", () => {
+        const file = fs.existsSync(journalDir) ? fs.readdirSync(journalDir).find((name) => name.endsWith(".json")) : undefined;
+        return file ? new TxJournal(path.join(journalDir, file)).read() : undefined;
+      });
+      // Someone else with the oracle's key replaces its transaction (same nonce, higher fees) with a plain transfer.
+      const account = privateKeyToAccount(senderKey);
+      const intruder = await account.signTransaction({
+        type: "eip1559",
+        chainId: Number(harness.market.chainId),
+        nonce: journal.nonce,
+        to: account.address,
+        value: 0n,
+        gas: 21_000n,
+        maxFeePerGas: BigInt(journal.attempts[0].maxFeePerGas) * 2n,
+        maxPriorityFeePerGas: BigInt(journal.attempts[0].maxPriorityFeePerGas) * 2n,
+      });
+      await hre.network.provider.request({ method: "eth_sendRawTransaction", params: [intruder] });
+      await hre.network.provider.request({ method: "evm_mine", params: [] });
+      const [failed] = await pass;
+      expect(failed.kind).to.equal("retry");
+      expect((failed as { reason: string }).reason).to.include(`nonce ${journal.nonce}`).and.include("did not send");
+      expect(oracle.health().streams[0].state).to.equal("error");
+      expect(await nextSequence()).to.equal(0n);
+
+      await hre.network.provider.request({ method: "evm_setAutomine", params: [true] });
+      const [settled] = await oracle.runOnce({ force: true });
+      expect(settled).to.include({ kind: "settled", firstSequence: 0n, lastSequence: 1n });
+    } finally {
+      await oracle.close();
+    }
     await expectSettledExactlyOnce(harness.client, harness.config.chain.deployment.tollgate, harness.signer, storeRecords());
   });
 
