@@ -3,20 +3,9 @@
  * their custom error (name and named arguments) against every ABI the CLI talks to, because a call to
  * Tollgate can revert inside the payment token or the credits token and bubble that token's error up.
  */
-import {
-  BaseError,
-  ContractFunctionRevertedError,
-  decodeErrorResult,
-  HttpRequestError,
-  InsufficientFundsError,
-  TimeoutError,
-  type Abi,
-  type Hex,
-} from "viem";
-import { testUsdAbi, tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
+import { BaseError, HttpRequestError, InsufficientFundsError, TimeoutError } from "viem";
+import { revertOf } from "../../server/chain/revert";
 import { DeploymentFileError } from "../../server/chain/deployment";
-
-type AbiError = Extract<Abi[number], { type: "error" }>;
 
 /** An error the CLI raises itself: the message says what is wrong, the hint what to do about it. */
 export class CliError extends Error {
@@ -56,17 +45,6 @@ export interface ErrorContext {
   /** Formats base units when the token is known; hints show amounts with decimals and symbol then. */
   formatAmount?: (value: bigint) => string;
 }
-
-/** Every custom error the CLI may meet, deduplicated by signature (OpenZeppelin's appear in several ABIs). */
-const errorAbi: Abi = (() => {
-  const seen = new Map<string, AbiError>();
-  for (const item of [...tollgateAbi, ...tollgateCreditsAbi, ...testUsdAbi] as Abi) {
-    if (item.type !== "error") continue;
-    const signature = `${item.name}(${item.inputs.map((input) => input.type).join(",")})`;
-    if (!seen.has(signature)) seen.set(signature, item);
-  }
-  return [...seen.values()];
-})();
 
 type Args = Record<string, unknown>;
 type Hint = (args: Args, amount: (value: unknown) => string) => string;
@@ -127,55 +105,33 @@ const HINTS: Record<string, Hint> = {
   SafeERC20FailedOperation: (a) => `the token ${a.token} refused the transfer`,
 };
 
-/** Named arguments of a decoded custom error, as strings (JSON cannot hold bigints). */
-function namedArgs(item: AbiError | undefined, args: readonly unknown[] | undefined): Record<string, string> {
-  const named: Record<string, string> = {};
-  (args ?? []).forEach((value, index) => {
-    const name = item?.inputs[index]?.name || `arg${index}`;
-    named[name] = String(value);
-  });
-  return named;
-}
-
-function decodeRevert(reverted: ContractFunctionRevertedError, ctx: ErrorContext): ErrorReport {
-  let decoded = reverted.data;
-  // viem decodes only against the ABI of the called contract; a token's error bubbling up through
-  // Tollgate needs the other ABIs.
-  if ((!decoded || !decoded.errorName) && reverted.raw && reverted.raw !== "0x") {
-    try {
-      decoded = decodeErrorResult({ abi: errorAbi, data: reverted.raw as Hex });
-    } catch {
-      decoded = undefined;
-    }
+function describeRevert(error: unknown, ctx: ErrorContext): ErrorReport | undefined {
+  const revert = revertOf(error);
+  if (!revert) return undefined;
+  if (revert.name === "unknown") {
+    return revert.args.length > 0
+      ? { message: `the contract reverted with an ${revert.text}`, hint: "is the deployment file for this version of the contracts?" }
+      : { message: "the contract reverted without a reason", hint: "is the address in the deployment file a Tollgate contract on this chain?" };
   }
-  if (decoded?.errorName && decoded.errorName !== "Error" && decoded.errorName !== "Panic") {
-    const item = decoded.abiItem as AbiError | undefined;
-    const args = namedArgs(item, decoded.args as readonly unknown[] | undefined);
-    const rawArgs: Args = {};
-    (decoded.args ?? []).forEach((value, index) => (rawArgs[item?.inputs[index]?.name || `arg${index}`] = value));
-    const amount = (value: unknown) =>
-      typeof value === "bigint" && ctx.formatAmount ? ctx.formatAmount(value) : String(value);
-    const shown = Object.entries(args).map(([name, value]) => `${name}: ${value}`).join(", ");
-    return {
-      message: `the contract reverted with ${decoded.errorName}(${shown})`,
-      hint: HINTS[decoded.errorName]?.(rawArgs, amount),
-      error: decoded.errorName,
-      args,
-    };
-  }
-  if (reverted.reason) return { message: `the contract reverted: ${reverted.reason}` };
-  if (reverted.signature) {
-    return { message: `the contract reverted with an unknown custom error ${reverted.signature}`, hint: "is the deployment file for this version of the contracts?" };
-  }
-  return { message: "the contract reverted without a reason", hint: "is the address in the deployment file a Tollgate contract on this chain?" };
+  if (revert.name === "Error") return { message: `the contract reverted: ${revert.args[0]}` };
+  const rawArgs: Args = {};
+  Object.keys(revert.named).forEach((name, index) => (rawArgs[name] = revert.values[index]));
+  const amount = (value: unknown) => (typeof value === "bigint" && ctx.formatAmount ? ctx.formatAmount(value) : String(value));
+  const shown = Object.entries(revert.named).map(([name, value]) => `${name}: ${value}`).join(", ");
+  return {
+    message: `the contract reverted with ${revert.name}(${shown})`,
+    hint: HINTS[revert.name]?.(rawArgs, amount),
+    error: revert.name,
+    args: revert.named,
+  };
 }
 
 export function describeError(error: unknown, ctx: ErrorContext): ErrorReport {
   if (error instanceof CliError) return { message: error.message, hint: error.hint };
   if (error instanceof DeploymentFileError) return { message: error.message };
   if (error instanceof BaseError) {
-    const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
-    if (reverted instanceof ContractFunctionRevertedError) return decodeRevert(reverted, ctx);
+    const revert = describeRevert(error, ctx);
+    if (revert) return revert;
     const unreachable = error.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError);
     if (unreachable) {
       // An HTTP status means something answered, just not as a node would (a wrong path, a missing API key).

@@ -15,6 +15,7 @@ import { createLogger } from "../gateway/logger";
 import { MarketplaceReader } from "../chain/marketplace-reader";
 import { UsageStore } from "../store/usage-store";
 import { WithdrawalWatch } from "./chain-logs";
+import { isChainUnreachable } from "../chain/revert";
 import { describeRpcError } from "./chain-errors";
 import type { OracleConfig } from "./config";
 import { OracleMetrics } from "./metrics";
@@ -134,7 +135,7 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
       const waitMs = Math.min(config.retry.maxMs, config.retry.initialMs * 2 ** Math.min(failures - 1, 16));
       streamBackoff.set(stream, { failures, until: Date.now() + waitMs });
       const message = describeRpcError(error);
-      const rpc = isRpcFailure(error);
+      const rpc = isChainUnreachable(error);
       if (rpc) metrics.rpcErrors.inc();
       stream.health.state = rpc ? "rpc_unavailable" : "error";
       stream.health.lastError = { message, at: Date.now() };
@@ -156,7 +157,7 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
       await withdrawals.refresh();
       rpcDown = false;
     } catch (error) {
-      rpcDown = isRpcFailure(error);
+      rpcDown = isChainUnreachable(error);
       metrics.rpcErrors.inc();
       logger.warn({ error: describeRpcError(error) }, "cannot read withdrawals; settling by size and age only this pass");
     }
@@ -248,11 +249,4 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     },
   };
   return oracle;
-}
-
-/** An error reaching the chain (transport, timeout, node down), as opposed to a bug or a bad store. */
-function isRpcFailure(error: unknown): boolean {
-  const name = (error as { name?: string })?.name ?? "";
-  const text = describeRpcError(error).toLowerCase();
-  return /HttpRequestError|TimeoutError|RpcRequestError|WebSocketRequestError|SocketClosedError/.test(name) || /fetch failed|econnrefused|timed out|http request failed|socket/.test(text);
 }

@@ -17,7 +17,8 @@ import { signUsageBatch } from "../chain/sign-batch";
 import { encodeUsageBatch } from "../chain/usage-batch";
 import type { StoredUsageRecord, UsageStore } from "../store/usage-store";
 import { batchPrefix, chooseCreditPlans } from "./batch-planner";
-import { describeRpcError, revertOf, type DecodedRevert } from "./chain-errors";
+import { revertOf, unknownRevert, type DecodedRevert } from "../chain/revert";
+import { describeRpcError } from "./chain-errors";
 import { SettledBatchScanner, type WithdrawalWatch } from "./chain-logs";
 import type { OracleSettings } from "./config";
 import type { OracleMetrics } from "./metrics";
@@ -272,9 +273,9 @@ export class SettlementStream {
     } catch (error) {
       const revert = revertOf(error);
       if (revert) return revert;
-      return { name: "unknown", args: [], text: `reverted; replay failed: ${describeRpcError(error)}` };
+      return unknownRevert(`reverted; replay failed: ${describeRpcError(error)}`);
     }
-    return { name: "unknown", args: [], text: `transaction ${receipt.transactionHash} reverted (the replay succeeds: the state changed in between)` };
+    return unknownRevert(`transaction ${receipt.transactionHash} reverted (the replay succeeds: the state changed in between)`);
   }
 
   private batchSettledLog(receipt: TransactionReceipt) {
