@@ -211,7 +211,8 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     health() {
       const streamHealth = streams.map((stream) => ({ ...stream.health }));
       const failing = streamHealth.filter((s) => s.state === "blocked" || s.state === "rpc_unavailable" || s.state === "error");
-      const status = rpcDown || (failing.length > 0 && failing.length === streamHealth.length && failing.every((s) => s.state === "rpc_unavailable")) ? "down" : failing.length > 0 ? "degraded" : "ok";
+      const unreachable = rpcDown || streamHealth.every((s) => s.state === "rpc_unavailable");
+      const status = unreachable ? "down" : failing.length > 0 ? "degraded" : "ok";
       return { status, sender: sender.address, chainId, tollgate, streams: streamHealth };
     },
     async listen(port = config.listen.port, host = config.listen.host) {
