@@ -1,7 +1,9 @@
 /**
  * Writes `server/chain/abis.ts`: the ABIs of the deployable contracts as `as const` literals, so the
  * gateway, oracle and CLI get viem's typed reads and writes without importing Hardhat artifacts at run time.
- * Run by `npm run build` and `npm test` (pretest) after compiling, so the file never drifts from the contracts.
+ * The file is committed (the web app and the CLI need it without a Solidity compiler), so it must never drift:
+ * `npm run build` rewrites it, and `npm test` (pretest) runs this with ABIS_CHECK=1, which fails, naming the
+ * fix, when the committed file no longer matches the compiled contracts.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -17,10 +19,14 @@ async function main() {
     source += `\nexport const ${constName} = ${JSON.stringify(abi, null, 2)} as const;\n`;
   }
   const previous = fs.existsSync(OUTPUT) ? fs.readFileSync(OUTPUT, "utf8") : "";
-  if (previous !== source) {
-    fs.writeFileSync(OUTPUT, source);
-    console.log(`wrote ${path.relative(process.cwd(), OUTPUT)}`);
+  if (previous === source) return;
+  if (process.env.ABIS_CHECK === "1") {
+    console.error(`${path.relative(process.cwd(), OUTPUT)} is stale: the compiled contracts' ABIs differ from it. Run \`npm run build\` and commit the file.`);
+    process.exitCode = 1;
+    return;
   }
+  fs.writeFileSync(OUTPUT, source);
+  console.log(`wrote ${path.relative(process.cwd(), OUTPUT)}`);
 }
 
 main().catch((error) => {
