@@ -65,7 +65,7 @@ import { createOracle, type Oracle } from "../server/oracle/oracle";
 import { createOpenAICompatibleUpstream } from "../server/upstream/openai-compatible";
 import { startSimulatedUpstream, type SimulatedUpstream, type SimulatedUpstreamOptions } from "../server/upstream/simulated-upstream";
 import type { UpstreamAdapter } from "../server/upstream/types";
-import { auditSettlements, checkConservation, type ConservationCheck, type SettlementAudit } from "./lib/chain-audit";
+import { auditSettlements, checkConservation, type ConservationCheck, type SettlementAudit } from "../client";
 import { deployTollgate, type TollgateDeployment, type TollgateDeployParameters } from "./lib/deploy-tollgate";
 import { PortInUseError, startRpcServer, type RpcServer } from "./lib/rpc-server";
 

@@ -18,7 +18,7 @@ import { expect } from "chai";
 import OpenAI from "openai";
 import { getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { auditSettlements, checkConservation, type AuditedBatch, type ConservationCheck } from "../../scripts/lib/chain-audit";
+import { auditSettlements, checkConservation, type AuditedBatch, type ConservationCheck } from "../../client";
 import { runMarketplace, type MarketplaceRun } from "../../scripts/marketplace";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";

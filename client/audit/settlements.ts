@@ -1,13 +1,7 @@
 /**
- * What anyone can check from chain data alone, with no trust in the gateway or the oracle:
- *
- * - `checkConservation`: the vault's tokens equal what it owes (DESIGN invariant 1): every buyer's balance
- *   and pending withdrawal (buyers found from `Deposited` events), every provider's earnings, the fees.
- * - `auditSettlements`: every settled batch rebuilt from its `settleBatch` calldata and the price epochs:
- *   each record priced at the epoch in force when it was served, the totals compared with `BatchSettled`,
- *   the calldata's EIP-712 struct hash compared with the commitment the contract stored.
- *
- * The marketplace demo and the end-to-end test both run these; neither trusts its own bookkeeping.
+ * Every settled batch rebuilt from its `settleBatch` calldata and the price epochs, with no trust in the
+ * gateway or the oracle: each record priced at the epoch in force when it was served, the totals compared
+ * with `BatchSettled`, the calldata's EIP-712 struct hash compared with the commitment the contract stored.
  */
 import {
   decodeFunctionData,
@@ -25,63 +19,6 @@ import { MarketplaceReader, priceEpochAt, type PriceEpoch } from "../../server/c
 import { recordCost } from "../../server/chain/pricing";
 import { decodeUsageBatch, usageBatchHeader, type DecodedRecord, type UsageBatch } from "../../server/chain/usage-batch";
 
-export interface ConservationCheck {
-  /** The payment token the vault holds. */
-  held: bigint;
-  buyerBalances: bigint;
-  pendingWithdrawals: bigint;
-  providerEarnings: bigint;
-  protocolFees: bigint;
-  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees */
-  owed: bigint;
-  buyers: number;
-  providers: number;
-  conserved: boolean;
-}
-
-/** Reads everything the vault owes at one block and compares it with the tokens it holds there. */
-export async function checkConservation(client: PublicClient, deployment: Deployment): Promise<ConservationCheck> {
-  const tollgate = deployment.tollgate;
-  const blockNumber = await client.getBlockNumber({ cacheTime: 0 });
-  const read = { address: tollgate, abi: tollgateAbi, blockNumber } as const;
-  const token = deployment.paymentToken ?? (await client.readContract({ ...read, functionName: "paymentToken" }));
-  // Only a deposit creates a buyer balance, so the Deposited events name every account that can hold one.
-  const deposits = await client.getContractEvents({
-    address: tollgate,
-    abi: tollgateAbi,
-    eventName: "Deposited",
-    fromBlock: BigInt(deployment.deployBlock ?? 0),
-    toBlock: blockNumber,
-    strict: true,
-  });
-  const buyers = [...new Set(deposits.map((event) => getAddress(event.args.buyer)))];
-  const providerCount = await client.readContract({ ...read, functionName: "providerCount" });
-  const [held, accounts, earnings, protocolFees] = await Promise.all([
-    client.readContract({ address: token, abi: testUsdAbi, functionName: "balanceOf", args: [tollgate], blockNumber }),
-    Promise.all(buyers.map((buyer) => client.readContract({ ...read, functionName: "accountOf", args: [buyer] }))),
-    Promise.all(
-      Array.from({ length: Number(providerCount) }, (_, index) => client.readContract({ ...read, functionName: "earningsOf", args: [index + 1] })),
-    ),
-    client.readContract({ ...read, functionName: "protocolFeesAccrued" }),
-  ]);
-  const buyerBalances = accounts.reduce((sum, account) => sum + account.balance, 0n);
-  const pendingWithdrawals = accounts.reduce((sum, account) => sum + account.pendingWithdrawal, 0n);
-  const providerEarnings = earnings.reduce((sum, amount) => sum + amount, 0n);
-  const owed = buyerBalances + pendingWithdrawals + providerEarnings + protocolFees;
-  return {
-    held,
-    buyerBalances,
-    pendingWithdrawals,
-    providerEarnings,
-    protocolFees,
-    owed,
-    buyers: buyers.length,
-    providers: Number(providerCount),
-    conserved: held === owed,
-  };
-}
-
-/** One record as the auditor rebuilt it: what the calldata says, priced at the epoch the calldata names. */
 export interface AuditedRecord extends DecodedRecord {
   epoch: PriceEpoch;
   cost: bigint;

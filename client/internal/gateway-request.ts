@@ -1,0 +1,71 @@
+/**
+ * One request to the gateway. OpenAI-format errors become a `GatewayRequestError` carrying the HTTP status,
+ * the gateway's error code and a hint of what to do; an unreachable gateway is one too (no status).
+ */
+import { GatewayRequestError } from "../errors";
+import type { TollgateClient } from "../tollgate-client";
+
+/** What to do about the gateway's error codes (server/gateway/errors.ts and its routes). */
+export const GATEWAY_HINTS: Record<string, string> = {
+  signature_expired: "the gateway's clock and this machine's differ by more than it allows; sync the system clock and try again",
+  invalid_signature: "the signature binds the chain id and Tollgate address; check it is the deployment the gateway serves",
+  nonce_reused: "try again; each request signs with a fresh nonce",
+  model_not_found: "GET <gateway>/v1/models lists the models on sale; name them as the gateway does",
+  key_not_found: "list your keys to see which exist and which are revoked",
+  invalid_api_key: "the API key is not a live key of this gateway; create one",
+  invalid_value: "fix the value named above and try again",
+};
+
+export interface GatewayRequest {
+  method: "GET" | "POST";
+  body?: unknown;
+  apiKey?: string;
+  /** The raw text instead of parsed JSON (CSV exports). */
+  text?: boolean;
+}
+
+/** JSON has no bigints, and uint256 does not fit a double: integers travel as decimal strings. */
+export function toWireJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+export function gatewayOf(client: TollgateClient, action: string): { url: string; timeoutMs: number } {
+  if (!client.gateway) throw new GatewayRequestError(`${action} talks to the gateway, but the Tollgate client has no gateway URL`, { hint: "create the client with gateway: { url }" });
+  return { url: client.gateway.url.replace(/\/+$/, ""), timeoutMs: client.gateway.timeoutMs ?? 20_000 };
+}
+
+export async function gatewayRequest<T>(client: TollgateClient, path: string, init: GatewayRequest): Promise<T> {
+  const gateway = gatewayOf(client, path);
+  const headers: Record<string, string> = { accept: init.text ? "text/csv, application/json" : "application/json" };
+  if (init.body !== undefined) headers["content-type"] = "application/json";
+  if (init.apiKey) headers.authorization = `Bearer ${init.apiKey}`;
+  let response: Response;
+  try {
+    response = await fetch(`${gateway.url}${path}`, {
+      method: init.method,
+      headers,
+      body: init.body === undefined ? undefined : toWireJson(init.body),
+      signal: AbortSignal.timeout(gateway.timeoutMs),
+    });
+  } catch (cause) {
+    throw new GatewayRequestError(`cannot reach the gateway at ${gateway.url}`, { hint: `is the gateway running at ${gateway.url}?`, cause });
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (!response.ok) {
+    const error = (body as { error?: { message?: string; code?: string | null } } | undefined)?.error;
+    const code = error?.code ?? undefined;
+    throw new GatewayRequestError(
+      `the gateway refused (HTTP ${response.status}${code ? `, ${code}` : ""}): ${error?.message ?? (text.slice(0, 200) || response.statusText)}`,
+      { hint: code ? GATEWAY_HINTS[code] : undefined, status: response.status, code },
+    );
+  }
+  if (init.text) return text as T;
+  if (body === undefined) throw new GatewayRequestError(`the gateway at ${gateway.url} answered ${path} with something other than JSON`, { hint: "is this a Tollgate gateway?" });
+  return body as T;
+}
