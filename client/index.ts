@@ -41,3 +41,4 @@ export * from "./actions/withdraw-earnings";
 export * from "./audit/conservation";
 export * from "./audit/settlements";
 export * from "../server/chain/receipt-envelope";
+export * from "./audit/receipts";

@@ -18,13 +18,27 @@ import { expect } from "chai";
 import OpenAI from "openai";
 import { getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { auditSettlements, checkConservation, type AuditedBatch, type ConservationCheck } from "../../client";
+import {
+  auditSettlements,
+  checkConservation,
+  collectProtocolFees,
+  createApiKey,
+  depositWithPermit,
+  executeWithdrawal,
+  mintTestTokens,
+  parseReceiptHeader,
+  requestWithdrawal,
+  scheduleModelPrice,
+  withdrawEarnings,
+  type AuditedBatch,
+  type ConservationCheck,
+  type ReceiptEnvelope,
+} from "../../client";
 import { runMarketplace, type MarketplaceRun } from "../../scripts/marketplace";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
-import { usageReceiptOf, type ReceiptEnvelope } from "../../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../../server/gateway/routes/shared";
+import { usageReceiptOf } from "../../server/gateway/metering/meter";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
@@ -223,7 +237,7 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     expect(unknown).to.be.instanceOf(OpenAI.APIError);
     expect((unknown as InstanceType<typeof OpenAI.APIError>).status).to.equal(404);
 
-    const capped = await run.createApiKey(run.buyer, { label: "tiny cap", spendCap: 100n });
+    const capped = await createApiKey(await run.as(run.buyer), { label: "tiny cap", spendCap: 100n });
     const overCap = await run
       .openai(capped.key)
       .chat.completions.create({ model: "large-model", messages: [{ role: "user", content: "a long answer please" }], max_tokens: 500 })
@@ -271,11 +285,13 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
 
   it("invariant 3: a key with a spend cap is refused before it is charged past its cap", async function () {
     // A second buyer, so settlement and conservation deal with more than one account.
-    const second = privateKeyToAccount(generatePrivateKey());
-    await run.fundGas(second.address);
-    await run.depositWithPermit(second, amountOf("1"));
+    const secondKey = generatePrivateKey();
+    const second = privateKeyToAccount(secondKey);
+    const asSecond = await run.as(secondKey, "second buyer");
+    await mintTestTokens(asSecond, { amount: amountOf("1") });
+    await depositWithPermit(asSecond, { amount: amountOf("1") });
     const cap = amountOf("0.005");
-    const key = await run.createApiKey(second, { label: "capped", spendCap: cap, tags: ["team:capped"] });
+    const key = await createApiKey(asSecond, { label: "capped", spendCap: cap, tags: ["team:capped"] });
     const client = run.openai(key.key);
     let served = 0;
     let refusal: InstanceType<typeof OpenAI.APIError> | undefined;
@@ -303,12 +319,8 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
   it("invariant 3: a price change scheduled mid-run applies only to calls served once it is in force", async function () {
     const small = run.models.find((model) => model.name === "small-model")!;
     const newPrices = { input: small.prices.input * 3n, cachedInput: small.prices.cachedInput * 3n, output: small.prices.output * 3n };
-    const scheduled = await run.mined(
-      await run.wallet(run.provider).writeContract({ address: run.deployment.tollgate, abi: tollgateAbi, functionName: "scheduleModelPrice", args: [small.modelId, newPrices] }),
-      "provider triples the small-model price",
-    );
-    const event = parseEventLogs({ abi: tollgateAbi, eventName: "PriceScheduled", logs: scheduled.logs })[0].args;
-    priceChange.effectiveFrom = Number(event.effectiveFrom);
+    const scheduled = await scheduleModelPrice(await run.as(run.provider), { modelId: small.modelId, prices: newPrices });
+    priceChange.effectiveFrom = Number(scheduled.effectiveFrom);
     await run.gateway.ctx.state.refresh();
     const client = run.openai(run.apiKey.key);
 
@@ -415,13 +427,12 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
   it("invariant 1: the vault holds exactly what it owes as buyers withdraw, the provider takes its earnings and fees are swept", async function () {
     const tollgate = run.deployment.tollgate;
     const token = run.deployment.paymentToken;
-    const send = (account: PrivateKeyAccount, functionName: "requestWithdrawal" | "withdraw" | "withdrawEarnings" | "collectProtocolFees", args: readonly unknown[]) =>
-      run.wallet(account).writeContract({ address: tollgate, abi: tollgateAbi, functionName, args } as Parameters<ReturnType<MarketplaceRun["wallet"]>["writeContract"]>[0]).then((hash) => run.mined(hash, functionName));
+    const asBuyer = await run.as(run.buyer);
     const before = await conserved();
     expect(before.buyers).to.equal(2);
 
     const amount = amountOf("5");
-    await send(run.buyer, "requestWithdrawal", [amount]);
+    await requestWithdrawal(asBuyer, { amount });
     const requested = await conserved();
     expect(requested.pendingWithdrawals).to.equal(before.pendingWithdrawals + amount);
     expect(requested.held).to.equal(before.held);
@@ -429,21 +440,21 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     await run.hre.network.provider.request({ method: "evm_increaseTime", params: [run.deployment.parameters.withdrawalDelaySeconds + 1] });
     await run.hre.network.provider.request({ method: "evm_mine", params: [] });
     const walletBefore = await run.client.readContract({ address: token, abi: testUsdAbi, functionName: "balanceOf", args: [run.buyer.address] });
-    await send(run.buyer, "withdraw", []);
+    await executeWithdrawal(asBuyer);
     const withdrawn = await conserved();
     expect(await run.client.readContract({ address: token, abi: testUsdAbi, functionName: "balanceOf", args: [run.buyer.address] })).to.equal(walletBefore + amount);
     expect(withdrawn.held).to.equal(before.held - amount);
     expect(withdrawn.pendingWithdrawals).to.equal(before.pendingWithdrawals);
 
     expect(withdrawn.providerEarnings).to.be.greaterThan(0n);
-    await send(run.provider, "withdrawEarnings", [run.providerId]);
+    await withdrawEarnings(await run.as(run.provider), { providerId: run.providerId });
     const paidOut = await conserved();
     expect(paidOut.providerEarnings).to.equal(0n);
     expect(paidOut.held).to.equal(withdrawn.held - withdrawn.providerEarnings);
 
     expect(paidOut.protocolFees).to.be.greaterThan(0n);
     // Anyone may sweep the fees to the treasury; the buyer does it here.
-    await send(run.buyer, "collectProtocolFees", []);
+    await collectProtocolFees(asBuyer);
     const swept = await conserved();
     expect(swept.protocolFees).to.equal(0n);
     expect(swept.held).to.equal(swept.buyerBalances + swept.pendingWithdrawals);
