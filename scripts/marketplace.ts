@@ -59,7 +59,7 @@ import { parseGatewayConfig, readJsonFile, type GatewayConfig } from "../server/
 import { apiKeyMessageTypes, gatewayDomain } from "../server/gateway/api-keys/wallet-messages";
 import { createGateway, type Gateway } from "../server/gateway/gateway";
 import { usageReceiptFromEnvelope, usageReceiptOf, type ReceiptEnvelope } from "../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../server/gateway/routes/shared";
+import { parseReceiptHeader } from "../server/gateway/http/receipt-header";
 import { parseOracleConfig } from "../server/oracle/config";
 import { createOracle, type Oracle } from "../server/oracle/oracle";
 import { createOpenAICompatibleUpstream } from "../server/upstream/openai-compatible";

@@ -21,7 +21,7 @@ import { ReceiptSigner } from "./metering/receipt-signer";
 import { SpendLedger } from "./metering/spend-ledger";
 import { Tokenizer } from "./metering/tokenizer";
 import { GatewayMetrics } from "./metrics";
-import type { GatewayContext } from "./routes/context";
+import type { GatewayContext } from "./context";
 import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION } from "../chain/eip712";
 
 export interface GatewayOptions {

@@ -24,7 +24,7 @@ import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptOf, type ReceiptEnvelope } from "../../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../../server/gateway/routes/shared";
+import { parseReceiptHeader } from "../../server/gateway/http/receipt-header";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";

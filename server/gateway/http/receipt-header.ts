@@ -1,0 +1,20 @@
+/** How a receipt travels on a non-streaming answer: the `x-tollgate-receipt` header beside the exact bytes it covers. */
+import type { Response } from "express";
+import type { ReceiptEnvelope } from "../metering/meter";
+
+/** The receipt as one ASCII header value: base64url of its JSON. */
+export function receiptHeaderValue(envelope: ReceiptEnvelope): string {
+  return Buffer.from(JSON.stringify(envelope)).toString("base64url");
+}
+
+/** Sends a metered non-streaming answer: the exact bytes the receipt's response hash covers, and the receipt. */
+export function sendMeteredJson(res: Response, envelope: ReceiptEnvelope, responseBytes: Buffer): void {
+  res.status(200).setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
+  res.end(responseBytes);
+}
+
+/** Reads the `x-tollgate-receipt` header back into the envelope. */
+export function parseReceiptHeader(value: string): ReceiptEnvelope {
+  return JSON.parse(Buffer.from(value, "base64url").toString("utf8")) as ReceiptEnvelope;
+}
