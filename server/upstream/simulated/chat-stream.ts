@@ -4,17 +4,24 @@ import { type ChatPlan, SYSTEM_FINGERPRINT } from "./chat";
 import { type Ctx, wait } from "./http";
 import { prng } from "./random";
 
+/** The fields every chunk of one answer repeats, in OpenAI's order. */
+function chunkEnvelope(plan: ChatPlan): Record<string, unknown> {
+  return {
+    id: plan.id,
+    object: "chat.completion.chunk",
+    created: plan.created,
+    model: plan.model,
+    service_tier: "default",
+    system_fingerprint: SYSTEM_FINGERPRINT,
+  };
+}
+
 /** The SSE events of a streamed answer, each a complete `data: ...\n\n` frame, `[DONE]` last. */
 export function chatStreamFrames(plan: ChatPlan, includeUsage: boolean): string[] {
   const frames: string[] = [];
   const chunk = (delta: Record<string, unknown>, finish: string | null) => {
     const c: Record<string, unknown> = {
-      id: plan.id,
-      object: "chat.completion.chunk",
-      created: plan.created,
-      model: plan.model,
-      service_tier: "default",
-      system_fingerprint: SYSTEM_FINGERPRINT,
+      ...chunkEnvelope(plan),
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
     };
     if (includeUsage) c.usage = null;
@@ -49,16 +56,7 @@ export function chatStreamFrames(plan: ChatPlan, includeUsage: boolean): string[
   chunk({}, plan.finishReason);
   if (includeUsage) {
     frames.push(
-      `data: ${JSON.stringify({
-        id: plan.id,
-        object: "chat.completion.chunk",
-        created: plan.created,
-        model: plan.model,
-        service_tier: "default",
-        system_fingerprint: SYSTEM_FINGERPRINT,
-        choices: [],
-        usage: plan.usage,
-      })}\n\n`,
+      `data: ${JSON.stringify({ ...chunkEnvelope(plan), choices: [], usage: plan.usage })}\n\n`,
     );
   }
   frames.push("data: [DONE]\n\n");
