@@ -4,7 +4,7 @@
  */
 import { encode } from "gpt-tokenizer/encoding/o200k_base";
 import type { PrefixCache } from "./prefix-cache";
-import { pick, prng, sha256 } from "./random";
+import { prng, sha256 } from "./random";
 import { invalid } from "./request-error";
 import { fakeValue, sentences } from "./text";
 import { chatChars, countMessageTokens, countTokens, ENCODE_OPTIONS, promptTokensOf, truncateTokens } from "./token-counts";
