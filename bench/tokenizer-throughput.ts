@@ -10,7 +10,8 @@
  *   - korean: a Korean paragraph with varied numbers, repeated (cache-friendly);
  *   - hostile: 200,000 random lowercase letters without a space (one BPE piece: the case a
  *     plain JS BPE takes minutes on; here the O(n log n) merge, no merge cache).
- * Also prints the inline latency of a typical ~1 KB chat prompt.
+ * Also prints the inline latency of a typical ~1 KB chat prompt, and the worker pool's own cost:
+ * small jobs one at a time and in a burst (within the default queue bound).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -24,6 +25,8 @@ import {
 
 const ROOT = path.join(__dirname, "..");
 const TARGET_CHARS = 400_000;
+const SMALL_JOB_CHARS = 5_000;
+const BURST_JOBS = 256;
 
 function readAll(dir: string, ext: string, limit: number): string {
   const out: string[] = [];
@@ -156,6 +159,14 @@ async function main(): Promise<void> {
   for (const encoding of ENCODING_NAMES) {
     hostileInlineMs[encoding] = await timePasses(() => countTextTokens(encoding, hostileSmall, DEFAULT_MAX_PIECE_CHARS), 300, 3);
   }
+  // Pool overhead: small jobs, where hand-off and wake-up dominate the counting itself.
+  const smallJob = corpora.english.slice(0, SMALL_JOB_CHARS);
+  const roundTripUs = (await timePasses(() => workerTokenizer.count("o200k_base", smallJob), 500, 50)) * 1000;
+  const burstMs = await timePasses(
+    () => Promise.all(Array.from({ length: BURST_JOBS }, () => workerTokenizer.count("o200k_base", smallJob))),
+    500,
+    3,
+  );
   await Promise.all([inlineTokenizer.close(), workerTokenizer.close()]);
 
   console.log(`Tokenizer throughput (Node ${process.version}, ${path.basename(__filename)}; MB = 10^6 UTF-8 bytes)\n`);
@@ -177,6 +188,10 @@ async function main(): Promise<void> {
         `worst-case inline text at the default 4096-char limit (one hostile piece): ${hostileInlineMs[encoding].toFixed(1)} ms`,
     );
   }
+  console.log(
+    `worker pool, ${SMALL_JOB_CHARS}-char jobs on 1 worker: ${roundTripUs.toFixed(0)} µs per job one at a time; ` +
+      `${Math.round((BURST_JOBS / burstMs) * 1000).toLocaleString("en-US")} jobs/s for a burst of ${BURST_JOBS}`,
+  );
   console.log(`\nfinished in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
 }
 

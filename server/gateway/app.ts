@@ -10,7 +10,7 @@ import { requestContext, routeLabel } from "./middleware/request-context";
 import { createKey, listKeys, revokeKey } from "./routes/api-keys";
 import { balance } from "./routes/balance";
 import { chatCompletions } from "./routes/chat-completions";
-import type { GatewayContext } from "./routes/context";
+import type { GatewayContext } from "./context";
 import { embeddings } from "./routes/embeddings";
 import { getModel, listModels } from "./routes/models";
 import { usage } from "./routes/usage";

@@ -12,7 +12,7 @@ import { UsageStore } from "../store/usage-store";
 import { createOpenAICompatibleUpstream } from "../upstream/openai-compatible";
 import type { UpstreamAdapter } from "../upstream/types";
 import { createApp } from "./app";
-import { createLogger } from "./logger";
+import { createLogger } from "../logging/logger";
 import { MarketplaceReader } from "../chain/marketplace-reader";
 import { MarketplaceState } from "./marketplace-state";
 import { ApiKeyCache } from "./middleware/authenticate";
@@ -21,7 +21,7 @@ import { ReceiptSigner } from "./metering/receipt-signer";
 import { SpendLedger } from "./metering/spend-ledger";
 import { Tokenizer } from "./metering/tokenizer";
 import { GatewayMetrics } from "./metrics";
-import type { GatewayContext } from "./routes/context";
+import type { GatewayContext } from "./context";
 import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION } from "../chain/eip712";
 
 export interface GatewayOptions {
@@ -47,7 +47,7 @@ const REBUILD_PAGE = 10_000;
 
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
-  const logger = options.logger ?? createLogger(config.log.level);
+  const logger = options.logger ?? createLogger("tollgate-gateway", config.log.level);
   const { chainId, tollgate } = config.chain.deployment;
   const client = options.client ?? (createPublicClient({ transport: httpTransport(config.chain.rpcUrl, { retryCount: 3, timeout: 10_000 }) }) as PublicClient);
   const actualChainId = await client.getChainId();

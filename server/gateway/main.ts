@@ -7,11 +7,11 @@
 import { loadGatewayConfig } from "../config";
 import { createGateway } from "./gateway";
 import { exitOnStartFailure, stopOnSignals } from "../service-process";
-import { createLogger } from "./logger";
+import { createLogger } from "../logging/logger";
 
 async function main(): Promise<void> {
   const config = loadGatewayConfig();
-  const logger = createLogger(config.log.level);
+  const logger = createLogger("tollgate-gateway", config.log.level);
   const gateway = await createGateway({ config, logger, defaultMetrics: true });
   const url = await gateway.listen();
   // One machine-readable line, so scripts and tests know where the gateway listens.

@@ -6,13 +6,13 @@
  *   TOLLGATE_ORACLE_KEY=0x… TOLLGATE_GATEWAY_SIGNER_KEY=0x… node -r ts-node/register/transpile-only server/oracle/main.ts
  */
 import { exitOnStartFailure, stopOnSignals } from "../service-process";
-import { createLogger } from "../gateway/logger";
+import { createLogger } from "../logging/logger";
 import { loadOracleConfig } from "./config";
 import { createOracle } from "./oracle";
 
 async function main(): Promise<void> {
   const config = loadOracleConfig();
-  const logger = createLogger(config.logLevel, undefined, "tollgate-oracle");
+  const logger = createLogger("tollgate-oracle", config.logLevel);
   const oracle = await createOracle({ config, logger, defaultMetrics: true });
   stopOnSignals(logger, () => oracle.close());
   // Health first: it is what an operator looks at while a previous run's transaction is being finished.

@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { createPublicClient, http as httpTransport, type Address, type PublicClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Logger } from "pino";
-import { createLogger } from "../gateway/logger";
+import { createLogger } from "../logging/logger";
 import { MarketplaceReader } from "../chain/marketplace-reader";
 import { UsageStore } from "../store/usage-store";
 import { WithdrawalWatch } from "./chain-logs";
@@ -61,7 +61,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export async function createOracle(options: OracleOptions): Promise<Oracle> {
   const { config } = options;
-  const logger = options.logger ?? createLogger(config.logLevel, undefined, "tollgate-oracle");
+  const logger = options.logger ?? createLogger("tollgate-oracle", config.logLevel);
   const { chainId, tollgate } = config.deployment;
   const client =
     options.client ?? (createPublicClient({ transport: httpTransport(config.rpcUrl, { retryCount: 0, timeout: 15_000 }) }) as PublicClient);

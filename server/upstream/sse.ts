@@ -1,30 +1,46 @@
 /**
- * An incremental parser for server-sent events (the WHATWG `text/event-stream` format) that keeps
- * only what an OpenAI-compatible stream carries: the `data:` payload of each event.
+ * The `data:` payloads of a server-sent event stream (WHATWG `text/event-stream`), which is all an
+ * OpenAI-compatible stream carries. The parsing is eventsource-parser's: line endings (`\n`,
+ * `\r\n`, a lone `\r`, a `\r\n` split across chunks), multi-line `data:`, comments and the other
+ * fields. This class adds what the adapter needs on top of it:
  *
- * - Lines end with `\n`, `\r\n` or a lone `\r`, and a `\r\n` split across two chunks counts once.
- * - Chunks may be split anywhere, including inside a UTF-8 sequence (bytes are decoded in stream mode).
- * - Several `data:` lines of one event are joined with `\n`; one space after the colon is dropped.
- * - Comments (`:` lines) and the other fields (`event`, `id`, `retry`, unknown ones) are ignored.
- * - An event is dispatched at the blank line that ends it; an event with no `data:` line is not.
- * - A leading byte-order mark is dropped.
- *
- * One deliberate leniency: `end()` dispatches an event left pending when the stream closes without its
- * final blank line (the standard would discard it). The stream ended cleanly, so the server meant it.
+ * - bytes in: chunks may be split anywhere, including inside a UTF-8 sequence (decoded in stream mode);
+ * - a leading byte-order mark is dropped, whether it arrives as bytes or as text;
+ * - a limit: an event (or an unterminated line) longer than `maxEventChars` throws `SseLimitError`,
+ *   so a hostile upstream cannot make the gateway buffer without bound;
+ * - one deliberate leniency: `end()` dispatches an event left pending when the stream closes without
+ *   its final blank line (the standard would discard it). The stream ended cleanly, so the server meant it.
  */
+import { createParser, type EventSourceParser } from "eventsource-parser";
+
+/** Ends a pending line and then a pending event, whatever line ending the stream used (a trailing `\r` included). */
+const END_OF_STREAM = "\n\n";
+
 export class SseParser {
+  // ignoreBOM keeps a BOM in the text so push() and pushText() drop it in one place.
   private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-  /** An unterminated line carried over from the previous chunk. */
-  private pending = "";
-  /** The previous chunk ended with `\r`: a `\n` opening the next one belongs to the same line break. */
-  private lastWasCR = false;
-  /** The data lines of the event being read, or null before its first `data:` line. */
-  private data: string | null = null;
+  private readonly parser: EventSourceParser;
+  /** Where the parser's callbacks put payloads during one feed. */
+  private sink: string[] = [];
+  private overLimit = false;
   private started = false;
-  private bufferedChars = 0;
 
   /** @param maxEventChars the most characters one event (or one line) may hold; more throws `SseLimitError`. */
-  constructor(private readonly maxEventChars = 16 * 1024 * 1024) {}
+  constructor(private readonly maxEventChars = 16 * 1024 * 1024) {
+    this.parser = createParser({
+      // Bounds what is buffered between feeds: an unterminated line plus the event's data so far.
+      maxBufferSize: maxEventChars,
+      onEvent: (event) => {
+        // An event that arrives whole in one chunk is never buffered, so the parser's limit misses it.
+        if (event.data.length > this.maxEventChars) this.overLimit = true;
+        else this.sink.push(event.data);
+      },
+      onError: (error) => {
+        if (error.type === "max-buffer-size-exceeded") this.overLimit = true;
+        // Unknown fields and malformed `retry` values carry nothing we forward.
+      },
+    });
+  }
 
   /** Feeds raw bytes; appends the payloads of the events they complete to `out` and returns `out`. */
   push(bytes: Uint8Array, out: string[] = []): string[] {
@@ -33,87 +49,30 @@ export class SseParser {
 
   /** Feeds already decoded text (a leading BOM is dropped). */
   pushText(text: string, out: string[] = []): string[] {
-    if (text.length === 0) return out; // (an empty piece must not reset the pending-CR state)
+    if (text.length === 0) return out;
     if (!this.started) {
       this.started = true;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
-    let start = 0;
-    const n = text.length;
-    if (this.lastWasCR) {
-      this.lastWasCR = false;
-      if (n > 0 && text.charCodeAt(0) === 10) start = 1;
-    }
-    let i = start;
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 10 || c === 13) {
-        let line = text.slice(start, i);
-        if (this.pending.length > 0) {
-          line = this.pending + line;
-          this.pending = "";
-        }
-        this.line(line, out);
-        if (c === 13) {
-          if (i + 1 < n) {
-            if (text.charCodeAt(i + 1) === 10) i++;
-          } else {
-            this.lastWasCR = true;
-          }
-        }
-        start = i + 1;
-      }
-      i++;
-    }
-    if (start < n) {
-      this.pending += text.slice(start);
-      if (this.pending.length + this.bufferedChars > this.maxEventChars) {
-        throw new SseLimitError(this.maxEventChars);
-      }
-    }
-    return out;
+    return this.feed(text, out);
   }
 
-  /** The stream closed: flushes a trailing unterminated line and a pending event (see the class comment). */
+  /** The stream closed: flushes a trailing unterminated line and a pending event (see the file comment). */
   end(out: string[] = []): string[] {
     const rest = this.decoder.decode();
     if (rest.length > 0) this.pushText(rest, out);
-    if (this.pending.length > 0) {
-      const line = this.pending;
-      this.pending = "";
-      this.line(line, out);
+    return this.feed(END_OF_STREAM, out);
+  }
+
+  private feed(text: string, out: string[]): string[] {
+    this.sink = out;
+    try {
+      this.parser.feed(text);
+    } finally {
+      this.sink = [];
     }
-    this.line("", out);
+    if (this.overLimit) throw new SseLimitError(this.maxEventChars);
     return out;
-  }
-
-  private line(line: string, out: string[]): void {
-    if (line.length === 0) {
-      if (this.data !== null) {
-        out.push(this.data);
-        this.data = null;
-        this.bufferedChars = 0;
-      }
-      return;
-    }
-    // Fast path for the usual `data: ...` line.
-    if (line.startsWith("data:")) {
-      this.appendData(line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5));
-      return;
-    }
-    if (line.charCodeAt(0) === 58 /* ':' comment */) return;
-    const colon = line.indexOf(":");
-    if (colon === -1) {
-      if (line === "data") this.appendData("");
-      return;
-    }
-    // Any other field (event, id, retry, unknown) carries nothing we forward.
-  }
-
-  private appendData(value: string): void {
-    this.data = this.data === null ? value : this.data + "\n" + value;
-    this.bufferedChars = this.data.length;
-    if (this.bufferedChars > this.maxEventChars) throw new SseLimitError(this.maxEventChars);
   }
 }
 

@@ -10,7 +10,7 @@ import { usageReceiptTypes } from "../../server/chain/eip712";
 import { hashReceipt } from "../../server/chain/usage-batch";
 import { contentHashOf } from "../../server/gateway/metering/content-hash";
 import { usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../../server/gateway/routes/shared";
+import { parseReceiptHeader } from "../../server/chain/receipt-envelope";
 import { LARGE_PRICES, SMALL_PRICES, USD } from "../helpers/fixtures";
 import { EMBED_PRICES, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 

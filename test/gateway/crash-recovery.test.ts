@@ -33,7 +33,7 @@ import { recordCost } from "../../server/chain/pricing";
 import { hashReceipt } from "../../server/chain/usage-batch";
 import { apiKeyMessageTypes, gatewayDomain } from "../../server/gateway/api-keys/wallet-messages";
 import type { ReceiptEnvelope } from "../../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../../server/gateway/routes/shared";
+import { parseReceiptHeader } from "../../server/chain/receipt-envelope";
 import { UsageStore, type StoredUsageRecord } from "../../server/store/usage-store";
 import { startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
 import { deployMarketplace, USD, type Marketplace } from "../helpers/fixtures";

@@ -299,6 +299,20 @@ describe("gateway tokenizer", function () {
       expect(await tokenizer.count("cl100k_base", CODE)).to.equal(ref("cl100k_base", CODE));
     });
 
+    it("when every worker dies at once, each running job rejects and the queued one is served by a replacement", async function () {
+      const tokenizer = make({ inlineLimitChars: 0, workers: 2 });
+      await Promise.all([tokenizer.count("o200k_base", "warm up"), tokenizer.count("o200k_base", "warm up too")]);
+      expect(tokenizer.workerCount).to.equal(2);
+      const hostile = randomRun(1_000_000, LOWER, 11);
+      const doomed = [hostile, hostile].map((text) => tokenizer.count("o200k_base", text).catch((error: unknown) => error));
+      const queued = tokenizer.count("o200k_base", KOREAN);
+      expect(tokenizer.queuedJobs).to.equal(1);
+      await tokenizer.terminateWorkers();
+      for (const failure of await Promise.all(doomed)) expect(failure).to.be.instanceOf(TokenizerWorkerError);
+      expect(await queued).to.equal(ref("o200k_base", KOREAN));
+      expect(tokenizer.workerCount).to.be.within(1, 2);
+    });
+
     it("close() terminates every worker; idle workers hold no ref'd handle", async function () {
       const baseline = activeMessagePorts();
       const tokenizer = new Tokenizer({ inlineLimitChars: 0, workers: 2 });

@@ -200,6 +200,9 @@ describe("SSE parser", () => {
     expect(() => {
       for (let i = 0; i < 20; i++) multi.pushText("data: 0123456789\n");
     }).to.throw(SseLimitError);
+    // Complete in one chunk, so never buffered between chunks: still refused.
+    expect(() => new SseParser(100).pushText(`data: ${"x".repeat(200)}\n\n`)).to.throw(SseLimitError);
+    expect(new SseParser(100).pushText(`data: ${"x".repeat(100)}\n\n`)).to.deep.equal(["x".repeat(100)]);
   });
 });
 

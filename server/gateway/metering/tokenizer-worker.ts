@@ -1,25 +1,27 @@
 /**
- * Worker thread of the gateway's tokenizer pool (spawned by tokenizer.ts, never imported).
+ * The task a tokenizer worker thread runs (piscina loads this file by name from tokenizer-pool.ts;
+ * never imported for its values). Counts each text with encode_ordinary semantics and returns the sum.
  *
- * Receives `WorkerRequest`s one at a time, counts each text with encode_ordinary semantics and
- * replies with the summed count. Any error is returned as a reply, so the thread only dies on
- * a real crash (for instance out of memory), which the pool reports and recovers from.
+ * Errors come back as a value, not thrown: then every rejection the pool sees means the thread
+ * itself died (a crash, out of memory, terminated), which it reports as TokenizerWorkerError.
  */
-import { parentPort } from "node:worker_threads";
-import { countTextsTokens, isEncodingName, type WorkerReply, type WorkerRequest } from "./tokenizer";
+import { countTextsTokens } from "./bpe/count";
+import { type EncodingName, isEncodingName } from "./bpe/gpt-tokenizer-core";
 
-const port = parentPort;
-if (!port) throw new Error("tokenizer-worker must run as a worker thread");
+export interface CountJob {
+  encoding: EncodingName;
+  texts: string[];
+  maxPieceChars: number;
+}
 
-port.on("message", (request: WorkerRequest) => {
-  const id = request?.id;
-  let reply: WorkerReply;
+export type CountReply = { ok: true; count: number } | { ok: false; error: string };
+
+export default function countJob(job: CountJob): CountReply {
   try {
-    if (!isEncodingName(request.encoding)) throw new TypeError(`unknown encoding: ${String(request.encoding)}`);
-    if (!Array.isArray(request.texts)) throw new TypeError("texts must be an array of strings");
-    reply = { id, ok: true, count: countTextsTokens(request.encoding, request.texts, request.maxPieceChars) };
+    if (!isEncodingName(job?.encoding)) throw new TypeError(`unknown encoding: ${String(job?.encoding)}`);
+    if (!Array.isArray(job.texts)) throw new TypeError("texts must be an array of strings");
+    return { ok: true, count: countTextsTokens(job.encoding, job.texts, job.maxPieceChars) };
   } catch (error) {
-    reply = { id, ok: false, error: error instanceof Error ? error.message : String(error) };
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
-  port.postMessage(reply);
-});
+}

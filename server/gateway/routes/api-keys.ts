@@ -17,9 +17,9 @@ import {
   verifyBuyerSignature,
   type ApiKeyMessageType,
 } from "../api-keys/wallet-messages";
+import type { GatewayContext } from "../context";
 import { GatewayError, invalidRequest } from "../errors";
-import type { GatewayContext } from "./context";
-import { parseBody } from "./chat-completions";
+import { parseBody } from "../http/parse-body";
 
 const MAX_UINT64 = 2n ** 64n - 1n;
 

@@ -4,7 +4,7 @@
  * leave before settlement) and the on-chain spending limit. Amounts are base-unit strings.
  */
 import type { Request, Response } from "express";
-import type { GatewayContext } from "./context";
+import type { GatewayContext } from "../context";
 
 export function balance(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {

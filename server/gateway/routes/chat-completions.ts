@@ -10,12 +10,14 @@ import { once } from "node:events";
 import type { Request, Response } from "express";
 import { z } from "zod";
 import { UpstreamError } from "../../upstream/types";
+import type { GatewayContext } from "../context";
 import { GatewayError, invalidRequest, modelNotFound, sendGatewayError } from "../errors";
 import type { ReservedCall } from "../metering/meter";
 import { parseReportedUsage, type ReportedUsage } from "../metering/usage-counts";
-import type { GatewayContext } from "./context";
-import { countChatOutput, OutputTextCollector } from "./output-text";
-import { sendMeteredJson, upstreamFailure } from "./shared";
+import { parseBody } from "../http/parse-body";
+import { sendMeteredJson } from "../http/receipt-header";
+import { upstreamFailure } from "../http/upstream-failure";
+import { countChatOutput, OutputTextCollector } from "../metering/output-text";
 
 const MAX_CHOICES = 8;
 
@@ -29,19 +31,6 @@ const chatBody = z.looseObject({
   n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   tools: z.array(z.unknown()).nullish(),
 });
-
-export function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw invalidRequest("The request body must be a JSON object. Send it with `Content-Type: application/json`.", null, "invalid_body");
-  }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = issue.path.map(String).join(".") || null;
-    throw invalidRequest(`Invalid value for '${param ?? "body"}': ${issue.message}.`, param, "invalid_value");
-  }
-  return parsed.data;
-}
 
 export function chatCompletions(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {

@@ -4,11 +4,12 @@
  */
 import type { Request, Response } from "express";
 import { z } from "zod";
+import type { GatewayContext } from "../context";
 import { GatewayError, modelNotFound } from "../errors";
 import { parseReportedUsage } from "../metering/usage-counts";
-import type { GatewayContext } from "./context";
-import { parseBody } from "./chat-completions";
-import { sendMeteredJson, upstreamFailure } from "./shared";
+import { parseBody } from "../http/parse-body";
+import { sendMeteredJson } from "../http/receipt-header";
+import { upstreamFailure } from "../http/upstream-failure";
 
 const MAX_INPUTS = 2048;
 const tokenArray = z.array(z.number().int().nonnegative()).min(1);

@@ -4,9 +4,9 @@
  */
 import type { Request, Response } from "express";
 import { priceEpochAt } from "../../chain/marketplace-reader";
+import type { GatewayContext } from "../context";
 import { modelNotFound } from "../errors";
 import type { ModelOnSale } from "../marketplace-state";
-import type { GatewayContext } from "./context";
 
 function describe(ctx: GatewayContext, model: ModelOnSale, now: number) {
   const current = priceEpochAt(model.terms.epochs, now);

@@ -6,9 +6,9 @@
 import type { Request, Response } from "express";
 import { z } from "zod";
 import type { StoredUsageRecord } from "../../store/usage-store";
+import type { GatewayContext } from "../context";
 import { invalidRequest } from "../errors";
 import { receiptEnvelope } from "../metering/meter";
-import type { GatewayContext } from "./context";
 
 const MAX_LIMIT = 10_000;
 const query = z.object({

@@ -2,7 +2,7 @@
  * The text a chat completion produced, for the gateway's own output-token count: message content,
  * reasoning content where servers expose it, and tool calls (name and arguments), across all choices.
  */
-import type { EncodingName, Tokenizer } from "../metering/tokenizer";
+import type { EncodingName, Tokenizer } from "./tokenizer";
 
 type Json = Record<string, unknown>;
 

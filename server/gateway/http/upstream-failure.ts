@@ -1,26 +1,7 @@
-/** Small pieces the metered routes share. */
-import type { Response } from "express";
+/** What the buyer sees when the model server fails; shared by every route that forwards a call upstream. */
 import { UpstreamError } from "../../upstream/types";
+import type { GatewayContext } from "../context";
 import { GatewayError } from "../errors";
-import type { ReceiptEnvelope } from "../metering/meter";
-import type { GatewayContext } from "./context";
-
-/** The receipt as one ASCII header value: base64url of its JSON. */
-export function receiptHeaderValue(envelope: ReceiptEnvelope): string {
-  return Buffer.from(JSON.stringify(envelope)).toString("base64url");
-}
-
-/** Sends a metered non-streaming answer: the exact bytes the receipt's response hash covers, and the receipt. */
-export function sendMeteredJson(res: Response, envelope: ReceiptEnvelope, responseBytes: Buffer): void {
-  res.status(200).setHeader("content-type", "application/json; charset=utf-8");
-  res.setHeader("x-tollgate-receipt", receiptHeaderValue(envelope));
-  res.end(responseBytes);
-}
-
-/** Reads the `x-tollgate-receipt` header back into the envelope. */
-export function parseReceiptHeader(value: string): ReceiptEnvelope {
-  return JSON.parse(Buffer.from(value, "base64url").toString("utf8")) as ReceiptEnvelope;
-}
 
 /**
  * Maps an upstream failure to what the buyer sees. A 4xx from the upstream is about the request

@@ -1,14 +1,14 @@
 /** Everything a route needs, built once by `createGateway`. Routes know nothing of how it was built. */
 import type { Address, PublicClient } from "viem";
 import type { Logger } from "pino";
-import type { UsageStore } from "../../store/usage-store";
-import type { UpstreamAdapter } from "../../upstream/types";
-import type { ApiKeyCache } from "../middleware/authenticate";
-import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
-import type { Meter, ReceiptEnvelope } from "../metering/meter";
-import type { SpendLedger } from "../metering/spend-ledger";
-import type { Tokenizer } from "../metering/tokenizer";
-import type { GatewayMetrics } from "../metrics";
+import type { UsageStore } from "../store/usage-store";
+import type { UpstreamAdapter } from "../upstream/types";
+import type { ApiKeyCache } from "./middleware/authenticate";
+import type { MarketplaceState, ModelOnSale } from "./marketplace-state";
+import type { Meter, ReceiptEnvelope } from "./metering/meter";
+import type { SpendLedger } from "./metering/spend-ledger";
+import type { Tokenizer } from "./metering/tokenizer";
+import type { GatewayMetrics } from "./metrics";
 
 export interface GatewayContext {
   chainId: number;
