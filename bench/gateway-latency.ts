@@ -41,8 +41,8 @@ import { createPublicClient, custom, getAddress, type Address, type PublicClient
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
 import { UsageStore } from "../server/store/usage-store";
-import { deployMarketplace, USD, type Marketplace } from "../test/helpers/fixtures";
-import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../test/helpers/gateway-process";
+import { deployMarketplace, USD, type Marketplace } from "../scripts/lib/local-marketplace";
+import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../scripts/lib/processes";
 import { startRpcServer } from "../scripts/lib/rpc-server";
 import { createBuyerKeys } from "./lib/buyer-keys";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";

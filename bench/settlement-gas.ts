@@ -8,7 +8,7 @@ import hre, { ethers } from "hardhat";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { keccak256, toHex, type Address } from "viem";
-import { deployMarketplace, USD } from "../test/helpers/fixtures";
+import { deployMarketplace, USD } from "../scripts/lib/local-marketplace";
 import { buildSignedBatch } from "../test/helpers/batches";
 import type { UsageRecord } from "../server/chain/usage-batch";
 

@@ -61,8 +61,8 @@ import { createPublicClient, custom, decodeEventLog, getAddress, toHex, type Add
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import { tollgateAbi } from "../server/chain/abis";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
-import { deployTollgate, LARGE_PRICES, SMALL_PRICES, USD } from "../test/helpers/fixtures";
-import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUpstreamProcess, type GatewayProcess, type ManagedProcess } from "../test/helpers/gateway-process";
+import { deployLocalTollgate, LARGE_PRICES, SMALL_PRICES, USD } from "../scripts/lib/local-marketplace";
+import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUpstreamProcess, type GatewayProcess, type ManagedProcess } from "../scripts/lib/processes";
 import { startRpcServer, type RpcServer } from "../scripts/lib/rpc-server";
 import { createBuyerKeys } from "./lib/buyer-keys";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
@@ -177,7 +177,7 @@ async function main(): Promise<void> {
   // Hardhat moves its clock forward for good whenever it has to date a block later than the wall clock (two
   // blocks in one second), so the setup packs its transactions into a few blocks and then resets the clock.
   log("deploying the marketplace on Hardhat's network…");
-  const base = await deployTollgate();
+  const base = await deployLocalTollgate();
   const { token, tollgate: t, provider: seller } = base;
   const tollgate = getAddress(await t.getAddress());
   const reader = new MarketplaceReader(client, tollgate);
