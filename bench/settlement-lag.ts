@@ -59,12 +59,12 @@ import hre, { ethers } from "hardhat";
 import type { EIP1193Provider, RequestArguments } from "hardhat/types";
 import { createPublicClient, custom, decodeEventLog, getAddress, toHex, type Address, type Hex, type PublicClient, type TransactionReceipt } from "viem";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import { createApiKey } from "../client";
 import { tollgateAbi } from "../server/chain/abis";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
 import { deployLocalTollgate, LARGE_PRICES, SMALL_PRICES, USD } from "../scripts/lib/local-marketplace";
 import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUpstreamProcess, type GatewayProcess, type ManagedProcess } from "../scripts/lib/processes";
 import { startRpcServer, type RpcServer } from "../scripts/lib/rpc-server";
-import { createBuyerKeys } from "./lib/buyer-keys";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
 import { printCpuProfile } from "./lib/cpu-profile";
 import { cpuSecondsOf, machineTicks } from "./lib/machine";
@@ -306,7 +306,8 @@ async function main(): Promise<void> {
           isReady: (line) => line.event === "listening" && typeof line.url === "string",
         });
         watchOracleLog(lane, lane.oracle);
-        lane.keys = await createBuyerKeys({ gatewayUrl: lane.gateway.url, chainId, tollgate, buyers });
+        lane.keys = [];
+        for (const buyer of buyers) lane.keys.push((await createApiKey(base.clientOf(buyer.address as Address, { url: lane.gateway.url }), { label: "bench", tags: ["team:bench"] })).key);
         lane.db = new Database(path.join(lane.dir, "usage.sqlite"), { readonly: true, fileMustExist: true });
       }),
     );
