@@ -39,12 +39,12 @@ import path from "node:path";
 import hre from "hardhat";
 import { createPublicClient, custom, getAddress, type Address, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import { createApiKey, deposit, setSignerAuthorization } from "../client";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
 import { UsageStore } from "../server/store/usage-store";
-import { deployMarketplace, USD, type Marketplace } from "../test/helpers/fixtures";
-import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../test/helpers/gateway-process";
+import { deployMarketplace, USD, type Marketplace } from "../scripts/lib/marketplace-fixtures";
+import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../scripts/lib/processes";
 import { startRpcServer } from "../scripts/lib/rpc-server";
-import { createBuyerKeys } from "./lib/buyer-keys";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
 import { printCpuProfile } from "./lib/cpu-profile";
 import { cpuSecondsOf, machineTicks } from "./lib/machine";
@@ -118,9 +118,9 @@ async function main(): Promise<void> {
   const chainId = Number(market.chainId);
   const signerKey = generatePrivateKey();
   const signer = privateKeyToAddress(signerKey);
-  await (await market.tollgate.connect(market.provider).setSignerAuthorization(market.providerId, signer, true)).wait();
-  const buyers = market.buyers.slice(0, BUYERS);
-  for (const buyer of buyers) await (await market.tollgate.connect(buyer).deposit(buyer.address, USD(500))).wait();
+  await setSignerAuthorization(market.clientOf(market.provider.address as Address), { providerId: Number(market.providerId), signer, authorized: true });
+  const buyers = market.buyers.map((buyer) => getAddress(buyer.address)).slice(0, BUYERS);
+  for (const buyer of buyers) await deposit(market.clientOf(buyer), { amount: USD(500) });
   const client = createPublicClient({ transport: custom(hre.network.provider) }) as PublicClient;
   const { nextSequence: firstSequence } = await new MarketplaceReader(client, tollgate).signerStatus(signer);
   const rpc = await startRpcServer(hre.network.provider);
@@ -155,7 +155,8 @@ async function main(): Promise<void> {
     log(`simulated upstream ${sim.url} (pid ${sim.pid}); gateway ${gateway.url} (pid ${gateway.pid}, signer ${signer})`);
 
     // --- one API key per buyer, wallet-signed ------------------------------------------------------
-    const keys = await createBuyerKeys({ gatewayUrl: gateway.url, chainId, tollgate, buyers });
+    const keys: string[] = [];
+    for (const buyer of buyers) keys.push((await createApiKey(market.clientOf(buyer, { url: gateway.url }), { label: "bench", tags: ["team:bench"] })).key);
 
     const body = JSON.stringify(PROMPT);
     const requestsFor = (pathname: string): LoadJob["requests"] =>

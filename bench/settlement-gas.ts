@@ -8,8 +8,9 @@ import hre, { ethers } from "hardhat";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { keccak256, toHex, type Address } from "viem";
-import { deployMarketplace, USD } from "../test/helpers/fixtures";
-import { buildSignedBatch } from "../test/helpers/batches";
+import { buyCredits, defineCreditPlan, deposit, mintTestTokens } from "../client";
+import { deployMarketplace, USD } from "../scripts/lib/marketplace-fixtures";
+import { signedUsageBatch } from "../server/chain/sign-batch";
 import type { UsageRecord } from "../server/chain/usage-batch";
 
 const BATCH_SIZES = [1, 10, 100, 1_000];
@@ -28,21 +29,28 @@ async function main() {
   const { tollgate, token, provider, gateway, providerId } = market;
   const [funder] = await ethers.getSigners();
   const tollgateAddress = await tollgate.getAddress();
+  const funderClient = market.clientOf(funder.address as Address);
 
   const maxBuyers = Math.max(...BUYER_COUNTS);
   process.stderr.write(`funding ${maxBuyers} buyers...\n`);
   const buyers: Address[] = [];
-  await token.mint(funder.address, USD(10_000_000));
+  await mintTestTokens(funderClient, { amount: USD(10_000_000) });
+  // One standing allowance for the 200 deposits and purchases below, instead of an exact approve before each.
   await token.connect(funder).approve(tollgateAddress, ethers.MaxUint256);
   for (let i = 0; i < maxBuyers; i++) {
     const buyer = privateKeyToAccount(generatePrivateKey()).address;
-    await tollgate.connect(funder).deposit(buyer, USD(1_000));
+    await deposit(funderClient, { amount: USD(1_000), buyer });
     buyers.push(buyer);
   }
 
   // A credit plan on both models; every bench buyer holds credits of it for the "credits" rows.
-  await tollgate.connect(provider).defineCreditPlan(providerId, 9_000n, 10_000n, [1n, 2n], 0);
-  for (const buyer of buyers) await tollgate.connect(funder).buyCredits(1n, 100_000n, buyer);
+  const { planId } = await defineCreditPlan(market.clientOf(provider.address as Address), {
+    providerId: Number(providerId),
+    pricePerCredit: 9_000n,
+    valuePerCredit: 10_000n,
+    modelIds: [Number(market.smallModel), Number(market.largeModel)],
+  });
+  for (const buyer of buyers) await buyCredits(funderClient, { planId, count: 100_000n, payFrom: "wallet", recipient: buyer });
   await time.increase(3_600); // calls below are served within the last 10 minutes, after the listing
   let sequence = 0n;
   // Warm-up batch so every buyer's account has been charged before (steady state, not first use).
@@ -64,8 +72,8 @@ async function main() {
           servedAt: latest - 600 + Math.floor((i * 600) / size),
           receiptHash: keccak256(toHex(`receipt ${sequence + BigInt(i)}`)),
         }));
-        const plans = new Map<Address, number>(credits ? buyers.map((b) => [b, 1] as [Address, number]) : []);
-        const { batch, signature } = await buildSignedBatch(tollgate, gateway, records, plans);
+        const plans = new Map<Address, number>(credits ? buyers.map((b) => [b, Number(planId)] as [Address, number]) : []);
+        const { batch, signature } = await signedUsageBatch(gateway, { chainId: market.chainId, address: tollgateAddress as Address }, records, plans);
         const receipt = await (await tollgate.connect(provider).settleBatch(batch, signature)).wait();
         sequence += BigInt(size);
         if (!warm) rows.push({ records: size, buyers: buyerCount, credits, gas: receipt!.gasUsed });

@@ -59,12 +59,12 @@ import hre, { ethers } from "hardhat";
 import type { EIP1193Provider, RequestArguments } from "hardhat/types";
 import { createPublicClient, custom, decodeEventLog, getAddress, toHex, type Address, type Hex, type PublicClient, type TransactionReceipt } from "viem";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import { createApiKey } from "../client";
 import { tollgateAbi } from "../server/chain/abis";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
-import { deployTollgate, LARGE_PRICES, SMALL_PRICES, USD } from "../test/helpers/fixtures";
-import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUpstreamProcess, type GatewayProcess, type ManagedProcess } from "../test/helpers/gateway-process";
+import { deployLocalTollgate, LARGE_PRICES, SMALL_PRICES, USD } from "../scripts/lib/marketplace-fixtures";
+import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUpstreamProcess, type GatewayProcess, type ManagedProcess } from "../scripts/lib/processes";
 import { startRpcServer, type RpcServer } from "../scripts/lib/rpc-server";
-import { createBuyerKeys } from "./lib/buyer-keys";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
 import { printCpuProfile } from "./lib/cpu-profile";
 import { cpuSecondsOf, machineTicks } from "./lib/machine";
@@ -177,7 +177,7 @@ async function main(): Promise<void> {
   // Hardhat moves its clock forward for good whenever it has to date a block later than the wall clock (two
   // blocks in one second), so the setup packs its transactions into a few blocks and then resets the clock.
   log("deploying the marketplace on Hardhat's network…");
-  const base = await deployTollgate();
+  const base = await deployLocalTollgate();
   const { token, tollgate: t, provider: seller } = base;
   const tollgate = getAddress(await t.getAddress());
   const reader = new MarketplaceReader(client, tollgate);
@@ -306,7 +306,8 @@ async function main(): Promise<void> {
           isReady: (line) => line.event === "listening" && typeof line.url === "string",
         });
         watchOracleLog(lane, lane.oracle);
-        lane.keys = await createBuyerKeys({ gatewayUrl: lane.gateway.url, chainId, tollgate, buyers });
+        lane.keys = [];
+        for (const buyer of buyers) lane.keys.push((await createApiKey(base.clientOf(buyer.address as Address, { url: lane.gateway.url }), { label: "bench", tags: ["team:bench"] })).key);
         lane.db = new Database(path.join(lane.dir, "usage.sqlite"), { readonly: true, fileMustExist: true });
       }),
     );

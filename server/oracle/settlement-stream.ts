@@ -13,8 +13,7 @@ import { decodeEventLog, encodeFunctionData, getAddress, type Address, type Hex,
 import type { Logger } from "pino";
 import { tollgateAbi, tollgateCreditsAbi } from "../chain/abis";
 import { MarketplaceReader, type CreditPlanTerms, type HeldCredits } from "../chain/marketplace-reader";
-import { signUsageBatch } from "../chain/sign-batch";
-import { encodeUsageBatch } from "../chain/usage-batch";
+import { signedUsageBatch } from "../chain/sign-batch";
 import type { StoredUsageRecord, UsageStore } from "../store/usage-store";
 import { batchPrefix, chooseCreditPlans } from "./batch-planner";
 import { revertOf, unknownRevert, type DecodedRevert } from "../chain/revert";
@@ -175,8 +174,7 @@ export class SettlementStream {
     const first = records[0].sequence;
     const last = records[records.length - 1].sequence;
     const plans = await this.creditPlansFor(records, providerId);
-    const batch = encodeUsageBatch(records, plans);
-    const signature = await signUsageBatch(signer, { chainId, address: tollgate }, batch);
+    const { batch, signature } = await signedUsageBatch(signer, { chainId, address: tollgate }, records, plans);
     failpoint("oracle.after-sign");
 
     let gasEstimate: bigint;

@@ -15,7 +15,7 @@ import { runCli } from "../../scripts/cli";
 import { formatAmount, parseAmount } from "../../scripts/cli/amounts";
 import { CliError, describeError } from "../../scripts/cli/errors";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
-import { creditsOf, deployTollgate, PRICE_NOTICE, USD, WITHDRAWAL_DELAY } from "../helpers/fixtures";
+import { creditsOf, deployLocalTollgate, PRICE_NOTICE, USD, WITHDRAWAL_DELAY } from "../../scripts/lib/marketplace-fixtures";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import type { TestUSD, Tollgate, TollgateCredits } from "../../typechain-types";
@@ -87,7 +87,7 @@ describe("tollgate CLI", function () {
     // Restored afterwards: these tests move chain time by days, which later test files should not inherit.
     snapshot = (await hre.network.provider.send("evm_snapshot", [])) as string;
     rpc = await startRpcServer(hre.network.provider);
-    const base = await deployTollgate();
+    const base = await deployLocalTollgate();
     token = base.token;
     tollgate = base.tollgate;
     credits = await creditsOf(tollgate);

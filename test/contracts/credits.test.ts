@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
-import { creditsOf, deployMarketplace, FEE_BPS, SMALL_PRICES, USD } from "../helpers/fixtures";
+import { creditsOf, deployMarketplace, FEE_BPS, SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
 import {
   feeOn,
   latestTimestamp,

@@ -19,7 +19,7 @@ import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { keccak256, toHex, type Address, type Hex, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { Contract, type ContractTransactionReceipt, type ContractTransactionResponse } from "ethers";
-import { deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, USD, WITHDRAWAL_DELAY } from "../helpers/fixtures";
+import { deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, USD, WITHDRAWAL_DELAY } from "../../scripts/lib/marketplace-fixtures";
 import { encodeUsageBatch, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
 import { signUsageBatch } from "../../server/chain/sign-batch";
 import { MarketModel, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
-import { deployMarketplace, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES } from "../helpers/fixtures";
+import { deployMarketplace, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES } from "../../scripts/lib/marketplace-fixtures";
 import { emptyTollgateFixture, latestTimestamp, minedAt } from "../helpers/contract-fixtures";
 import type { Tollgate } from "../../typechain-types";
 

@@ -17,7 +17,7 @@ import {
   type Hex,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { creditsOf, deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, USD, WITHDRAWAL_DELAY } from "../helpers/fixtures";
+import { creditsOf, deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, USD, WITHDRAWAL_DELAY } from "../../scripts/lib/marketplace-fixtures";
 import { signBatch } from "../helpers/batches";
 import {
   batchSettledOf,

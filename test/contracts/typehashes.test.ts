@@ -18,7 +18,7 @@ import {
   type Hex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { deployTollgate } from "../helpers/fixtures";
+import { deployLocalTollgate } from "../../scripts/lib/marketplace-fixtures";
 import {
   TOLLGATE_DOMAIN_NAME,
   TOLLGATE_DOMAIN_VERSION,
@@ -186,7 +186,7 @@ function pinnedBatch(): UsageBatch {
 
 describe("EIP-712 typehashes: server/chain/eip712.ts and UsageTypes.sol agree", function () {
   async function deployed() {
-    const base = await deployTollgate();
+    const base = await deployLocalTollgate();
     const address = (await base.tollgate.getAddress()) as Address;
     return { ...base, address };
   }

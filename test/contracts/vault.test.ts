@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
-import { creditsOf, deployMarketplace, FEE_BPS, PRICE_NOTICE, USD, WITHDRAWAL_DELAY } from "../helpers/fixtures";
+import { creditsOf, deployMarketplace, FEE_BPS, PRICE_NOTICE, USD, WITHDRAWAL_DELAY } from "../../scripts/lib/marketplace-fixtures";
 import {
   emptyTollgateFixture,
   feeOn,

@@ -11,7 +11,7 @@ import { expect } from "chai";
 import OpenAI from "openai";
 import { getAddress, type Address, type TypedDataDomain } from "viem";
 import { apiKeyMessageTypes, gatewayDomain } from "../../server/gateway/api-keys/wallet-messages";
-import { USD } from "../helpers/fixtures";
+import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
 type Buyer = GatewayHarness["market"]["buyers"][number];

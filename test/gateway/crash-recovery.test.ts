@@ -36,9 +36,9 @@ import type { ReceiptEnvelope } from "../../server/gateway/metering/meter";
 import { parseReceiptHeader } from "../../server/chain/receipt-envelope";
 import { UsageStore, type StoredUsageRecord } from "../../server/store/usage-store";
 import { startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
-import { deployMarketplace, USD, type Marketplace } from "../helpers/fixtures";
+import { deployMarketplace, USD, type Marketplace } from "../../scripts/lib/marketplace-fixtures";
 import { gatewayConfigObject, nonce } from "../helpers/gateway-harness";
-import { killAllProcesses, startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process";
+import { killAllProcesses, startGatewayProcess, type GatewayProcess } from "../../scripts/lib/processes";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import { usageReceiptOf } from "../../server/gateway/metering/meter";
 

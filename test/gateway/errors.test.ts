@@ -22,7 +22,7 @@ import { generateApiKey } from "../../server/gateway/api-keys/key-material";
 import type { ModelOnSale } from "../../server/gateway/marketplace-state";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import type { UpstreamAdapter, UpstreamRequest } from "../../server/upstream/types";
-import { USD } from "../helpers/fixtures";
+import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
 type Buyer = GatewayHarness["market"]["buyers"][number];

@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { getAddress } from "viem";
 import { recordCost } from "../../server/chain/pricing";
 import { reservedInputTokens } from "../../server/gateway/metering/usage-counts";
-import { SMALL_PRICES, USD } from "../helpers/fixtures";
+import { SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
 import { nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
 const SCALE = Number(process.env.FUZZ_RUNS ?? 1);

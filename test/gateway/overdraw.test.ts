@@ -10,7 +10,7 @@ import { recordCost } from "../../server/chain/pricing";
 import { signUsageBatch } from "../../server/chain/sign-batch";
 import { encodeUsageBatch } from "../../server/chain/usage-batch";
 import { reservedInputTokens } from "../../server/gateway/metering/usage-counts";
-import { SMALL_PRICES, USD } from "../helpers/fixtures";
+import { SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
 describe("gateway: concurrent calls never overdraw", function () {

@@ -1,7 +1,7 @@
-/** Building, signing and submitting usage batches in tests, through the same code the oracle uses. */
+/** Records and batch signatures for the contract tests, through the same code the oracle uses (server/chain/sign-batch.ts). */
 import { ethers } from "hardhat";
 import { keccak256, toHex, type Address, type LocalAccount, type Hex } from "viem";
-import { encodeUsageBatch, hashReceipt, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
+import { hashReceipt, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
 import { signUsageBatch } from "../../server/chain/sign-batch";
 import type { Tollgate } from "../../typechain-types";
 
@@ -40,17 +40,6 @@ export async function makeRecords(firstSequence: bigint, calls: readonly CallSpe
 export async function signBatch(tollgate: Tollgate, signer: LocalAccount, batch: UsageBatch): Promise<Hex> {
   const { chainId } = await ethers.provider.getNetwork();
   return signUsageBatch(signer, { chainId, address: (await tollgate.getAddress()) as Address }, batch);
-}
-
-/** Encodes, signs with `signer` and returns what `settleBatch` takes. */
-export async function buildSignedBatch(
-  tollgate: Tollgate,
-  signer: LocalAccount,
-  records: UsageRecord[],
-  creditPlans: Map<Address, number> = new Map(),
-): Promise<{ batch: UsageBatch; signature: Hex }> {
-  const batch = encodeUsageBatch(records, creditPlans);
-  return { batch, signature: await signBatch(tollgate, signer, batch) };
 }
 
 export { hashReceipt };

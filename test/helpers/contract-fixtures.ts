@@ -2,7 +2,7 @@
 import { ethers } from "hardhat";
 import { permitTypesForEthers } from "../../server/chain/permit";
 import type { ContractTransactionResponse, Signature } from "ethers";
-import { deployMarketplace, deployTollgate, FEE_BPS, USD } from "./fixtures";
+import { deployMarketplace, deployLocalTollgate, FEE_BPS, USD } from "../../scripts/lib/marketplace-fixtures";
 import type {
   FeeOnTransferToken,
   ReentrantCreditReceiver,
@@ -30,20 +30,20 @@ export async function latestTimestamp(): Promise<bigint> {
 
 /** Tollgate on TestUSD with nothing registered (named so `loadFixture` can snapshot it). */
 export async function emptyTollgateFixture() {
-  return deployTollgate();
+  return deployLocalTollgate();
 }
 
 /** Tollgate whose payment token burns 1% of every transfer. */
 export async function feeOnTransferFixture() {
   const fot = (await ethers.deployContract("FeeOnTransferToken")) as unknown as FeeOnTransferToken;
-  const base = await deployTollgate({ token: await fot.getAddress() });
+  const base = await deployLocalTollgate({ token: await fot.getAddress() });
   return { ...base, fot };
 }
 
 /** Tollgate whose payment token calls back into a target during transfers, once armed. */
 export async function reentrantTokenFixture() {
   const evil = (await ethers.deployContract("ReentrantToken")) as unknown as ReentrantToken;
-  const base = await deployTollgate({ token: await evil.getAddress() });
+  const base = await deployLocalTollgate({ token: await evil.getAddress() });
   return { ...base, evil };
 }
 

@@ -16,7 +16,7 @@ import { createGateway, type Gateway } from "../../server/gateway/gateway";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { startSimulatedUpstream } from "../../server/upstream/simulated-upstream";
 import type { UpstreamRequest } from "../../server/upstream/types";
-import { deployMarketplace, USD, type Marketplace } from "./fixtures";
+import { deployMarketplace, USD, type Marketplace } from "../../scripts/lib/marketplace-fixtures";
 
 export const EMBED_PRICES = { input: 20_000n, cachedInput: 20_000n, output: 0n };
 type Signer = Marketplace["buyers"][number];

@@ -6,7 +6,7 @@ import { ethers } from "hardhat";
 import { expect } from "chai";
 import { keccak256, toHex, type Address, type Hex, type LocalAccount } from "viem";
 import type { ContractTransactionReceipt } from "ethers";
-import { creditsOf, type Marketplace } from "./fixtures";
+import { creditsOf, type Marketplace } from "../../scripts/lib/marketplace-fixtures";
 import { signBatch } from "./batches";
 import {
   encodeUsageBatch,

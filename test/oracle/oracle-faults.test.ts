@@ -21,9 +21,9 @@ import { createGateway, type Gateway } from "../../server/gateway/gateway";
 import { createOracle } from "../../server/oracle/oracle";
 import { TxJournal } from "../../server/oracle/tx-journal";
 import { UsageStore, type StoredUsageRecord } from "../../server/store/usage-store";
-import { USD } from "../helpers/fixtures";
+import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { gatewayConfigObject, nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
-import { killAllProcesses, spawnTsProcess, type ManagedProcess } from "../helpers/gateway-process";
+import { killAllProcesses, spawnTsProcess, type ManagedProcess } from "../../scripts/lib/processes";
 import { fundGas, oracleConfigFor, startOracleHarness } from "../helpers/oracle-harness";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 

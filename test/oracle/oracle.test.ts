@@ -9,7 +9,7 @@ import { getAddress } from "viem";
 import { tollgateAbi } from "../../server/chain/abis";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 import { startOracleHarness } from "../helpers/oracle-harness";
-import { USD } from "../helpers/fixtures";
+import { USD } from "../../scripts/lib/marketplace-fixtures";
 
 async function chat(harness: GatewayHarness, key: string, n: number, model = "small-model"): Promise<void> {
   const client = harness.openai(key);

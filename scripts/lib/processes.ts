@@ -4,8 +4,8 @@
  *
  * `start*` resolves once the process prints its one JSON "listening" line; it rejects (and kills the
  * process) if the process exits first or does not come up in time, with its output in the message.
- * Every process started here is remembered until it exits, so an `after` hook can `killAllProcesses()`
- * and a crashed test run never leaves a gateway behind.
+ * Every process started here is remembered until it exits, so an `after` hook or a bench's `finally` can
+ * `killAllProcesses()` and a crashed run never leaves a gateway behind. Shared by the tests and the benches.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
