@@ -14,7 +14,8 @@
  * with the receipts the buyer holds, and the vault's tokens compared with what it owes.
  *
  * What the provider and the buyer do are `client/` actions, the same the CLI and the web app run; the chain
- * and the services come from scripts/lib/local-marketplace.ts; the printing from scripts/lib/marketplace-report.ts.
+ * and the services come from scripts/lib/local-marketplace.ts; the printing from scripts/lib/marketplace-report.ts;
+ * the options from scripts/lib/marketplace-options.ts.
  * `runMarketplace` is shared with test/e2e/marketplace.test.ts.
  *
  * Options (flag, or environment for `hardhat run`): --serve (TOLLGATE_SERVE=1), --calls N (TOLLGATE_DEMO_CALLS),
@@ -60,16 +61,17 @@ import {
   Closers,
   deployLocal,
   displayPath,
-  LOG_LEVELS,
   localTollgateClient,
   MarketplaceSetupError,
   readOnlyClient,
+  serveUntilSignal,
   startLocalChain,
   startProviderServices,
   type LogLevel,
   type RecordedTransaction,
 } from "./lib/local-marketplace";
 import { describeRun, describeServing } from "./lib/marketplace-report";
+import { DEMO_USAGE, parseDemoOptions } from "./lib/marketplace-options";
 import type { RpcServer } from "./lib/rpc-server";
 import { auditStoreAgainstChain } from "./lib/store-audit";
 
@@ -500,7 +502,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       })();
       return closing;
     };
-    if (options.serve) serveUntilSignal(oracle, audit, local.transactions, log, close, closers);
+    if (options.serve) serveUntilSignal(oracle, audit.batches.at(-1)?.txHash, local.transactions, log, close, closers);
 
     return {
       hre,
@@ -546,113 +548,10 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
   }
 }
 
-/** Serve mode: report each batch the oracle settles from now on, and shut down cleanly on Ctrl-C. */
-function serveUntilSignal(oracle: Oracle, audit: SettlementAudit, transactions: RecordedTransaction[], log: (line: string) => void, close: () => Promise<void>, closers: Closers): void {
-  let lastReported = audit.batches.at(-1)?.txHash;
-  const watcher = setInterval(() => {
-    const batch = oracle.streams[0]?.health.lastBatch;
-    if (!batch || batch.txHash === lastReported) return;
-    lastReported = batch.txHash;
-    transactions.push({ label: `oracle settles records ${batch.firstSequence}..${batch.lastSequence}`, hash: batch.txHash });
-    log(`settled records ${batch.firstSequence}..${batch.lastSequence} (${batch.records}) in tx ${batch.txHash}, ${batch.gasUsed} gas`);
-  }, 500);
-  watcher.unref();
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`\n${signal}: draining the gateway, stopping the oracle, the upstream and the JSON-RPC server...`);
-    close().then(
-      () => log("stopped cleanly"),
-      (error: unknown) => log(`stopped with errors: ${(error as Error).message}`),
-    );
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  closers.add(
-    "serve mode",
-    async () => {
-      clearInterval(watcher);
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    },
-    true,
-  );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Command line
-
-interface CliOptions {
-  serve: boolean;
-  calls?: number;
-  rpcPort?: number;
-  gatewayPort?: number;
-  dataDir?: string;
-  logLevel?: LogLevel;
-  help: boolean;
-}
-
-const USAGE = `Runs the Tollgate marketplace end to end on Hardhat's in-process network.
-
-  npm run demo [-- options]
-  npx hardhat run scripts/marketplace.ts        (options from the environment only)
-
-Options (environment variable in brackets):
-  --serve               keep everything running until Ctrl-C and print how to connect [TOLLGATE_SERVE=1]
-  --calls <n>           metered calls the buyer makes, 1-1000 (default 12) [TOLLGATE_DEMO_CALLS]
-  --rpc-port <port>     JSON-RPC port (default 8545; a port in use falls back to a free one) [TOLLGATE_RPC_PORT]
-  --gateway-port <port> gateway port (default 8787; falls back likewise) [TOLLGATE_GATEWAY_PORT]
-  --data-dir <dir>      config, usage store and oracle journal (default data/marketplace) [TOLLGATE_DATA_DIR]
-  --help                this text
-Gateway and oracle JSON logs: TOLLGATE_LOG_LEVEL (default warn).`;
-
-function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
-  const problems: string[] = [];
-  const whole = (name: string, raw: string | undefined, min: number, max: number): number | undefined => {
-    if (raw === undefined || raw === "") return undefined;
-    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
-      return undefined;
-    }
-    return Number(raw);
-  };
-  const flag = (raw: string | undefined) => raw !== undefined && raw !== "" && raw !== "0" && raw.toLowerCase() !== "false";
-  const values: Record<string, string | undefined> = {
-    calls: env.TOLLGATE_DEMO_CALLS,
-    "rpc-port": env.TOLLGATE_RPC_PORT,
-    "gateway-port": env.TOLLGATE_GATEWAY_PORT,
-    "data-dir": env.TOLLGATE_DATA_DIR,
-  };
-  let serve = flag(env.TOLLGATE_SERVE);
-  let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [name, inline] = arg.startsWith("--") ? arg.slice(2).split(/=(.*)/s, 2) : [undefined, undefined];
-    if (name === "serve") serve = true;
-    else if (name === "help" || arg === "-h") help = true;
-    else if (name !== undefined && name in values) {
-      const value = inline ?? argv[++i];
-      if (value === undefined) problems.push(`--${name} needs a value`);
-      values[name] = value;
-    } else problems.push(`unknown option "${arg}"`);
-  }
-  const logLevel = env.TOLLGATE_LOG_LEVEL;
-  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) problems.push(`TOLLGATE_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
-  const options: CliOptions = {
-    serve,
-    help,
-    calls: whole("--calls (TOLLGATE_DEMO_CALLS)", values.calls, 1, 1_000),
-    rpcPort: whole("--rpc-port (TOLLGATE_RPC_PORT)", values["rpc-port"], 0, 65_535),
-    gatewayPort: whole("--gateway-port (TOLLGATE_GATEWAY_PORT)", values["gateway-port"], 0, 65_535),
-    dataDir: values["data-dir"] || undefined,
-    logLevel: logLevel as LogLevel | undefined,
-  };
-  if (problems.length > 0) throw new MarketplaceSetupError(`${problems.join("\n")}\n\n${USAGE}`);
-  return options;
-}
-
 async function main(): Promise<number> {
-  const cli = parseCli(process.argv.slice(2), process.env);
+  const cli = parseDemoOptions(process.argv.slice(2), process.env);
   if (cli.help) {
-    console.log(USAGE);
+    console.log(DEMO_USAGE);
     return 0;
   }
   const started = Date.now();

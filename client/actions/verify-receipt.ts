@@ -64,7 +64,10 @@ export async function verifyReceipt(client: TollgateClient, { envelope }: Verify
       client.public.readContract({ address: tollgate, abi: tollgateAbi, functionName: "signerOf", args: [recoveredSigner] }),
       client.public.readContract({ address: tollgate, abi: tollgateAbi, functionName: "modelOf", args: [receipt.modelId] }),
     ]);
-    if (signer.providerId !== model.providerId) {
+    if (signer.providerId === 0) {
+      // Provider ids start at 1: 0 is a key no provider has ever authorized.
+      problems.push({ code: "signer_not_authorized", message: `${recoveredSigner} has never been authorized by any provider` });
+    } else if (signer.providerId !== model.providerId) {
       problems.push({ code: "signer_of_other_provider", message: `${recoveredSigner} signs for provider ${signer.providerId}, but model ${receipt.modelId} is provider ${model.providerId}'s` });
     } else if (!signer.authorized) {
       problems.push({ code: "signer_not_authorized", message: `${recoveredSigner} is not authorized by provider ${model.providerId} now` });

@@ -281,3 +281,34 @@ export async function startProviderServices(options: ProviderServicesOptions): P
   };
   return { upstream, gateway, gatewayConfig, gatewayUrl, oracle, oracleConfig, oracleUrl, configFile, storePath, settle };
 }
+
+/** Serve mode: report each batch the oracle settles after `lastSettled`, and shut down cleanly on Ctrl-C. */
+export function serveUntilSignal(oracle: Oracle, lastSettled: Hex | undefined, transactions: RecordedTransaction[], log: (line: string) => void, close: () => Promise<void>, closers: Closers): void {
+  let lastReported = lastSettled;
+  const watcher = setInterval(() => {
+    const batch = oracle.streams[0]?.health.lastBatch;
+    if (!batch || batch.txHash === lastReported) return;
+    lastReported = batch.txHash;
+    transactions.push({ label: `oracle settles records ${batch.firstSequence}..${batch.lastSequence}`, hash: batch.txHash });
+    log(`settled records ${batch.firstSequence}..${batch.lastSequence} (${batch.records}) in tx ${batch.txHash}, ${batch.gasUsed} gas`);
+  }, 500);
+  watcher.unref();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`\n${signal}: draining the gateway, stopping the oracle, the upstream and the JSON-RPC server...`);
+    close().then(
+      () => log("stopped cleanly"),
+      (error: unknown) => log(`stopped with errors: ${(error as Error).message}`),
+    );
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  closers.add(
+    "serve mode",
+    async () => {
+      clearInterval(watcher);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+    true,
+  );
+}

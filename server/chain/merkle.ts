@@ -1,6 +1,12 @@
 /**
  * Merkle trees over 32-byte leaves with sorted-pair hashing, as OpenZeppelin's `MerkleProof` verifies.
  * A batch's content root is such a tree over its receipts' EIP-712 struct hashes.
+ *
+ * Ours rather than `@openzeppelin/merkle-tree`: that library's trees sort their leaves and lay them out as a
+ * complete binary tree in an array (`SimpleMerkleTree`), or double-hash typed leaves (`StandardMerkleTree`),
+ * so either would change the root of every batch already settled and every proof a buyer holds. Proofs from
+ * this tree verify with OpenZeppelin's `MerkleProof` on-chain all the same; the code is this one file, with
+ * viem's keccak only, so it runs in a browser for the receipt audit.
  */
 import { concat, keccak256, type Hex } from "viem";
 
