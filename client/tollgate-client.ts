@@ -35,6 +35,13 @@ export interface TollgateClient {
   gateway?: GatewayEndpoint;
 }
 
+/**
+ * What the gateway actions use: the wallet (for the signed key requests), the gateway, and the chain id and
+ * Tollgate address its messages are bound to. No chain reads, so a caller without an RPC (a CLI managing its
+ * API keys) builds one from a deployment file; a full `TollgateClient` is one too.
+ */
+export type TollgateGatewayClient = Pick<TollgateClient, "wallet" | "gateway"> & { contracts: Pick<TollgateContracts, "chainId" | "tollgate"> };
+
 export interface GatewayEndpoint {
   /** Base URL, e.g. http://127.0.0.1:8787 (no /v1). */
   url: string;

@@ -1,6 +1,6 @@
 /** Creates a gateway API key authorized by the buyer's wallet signature: no password, no account. Shown once. */
 import { postWalletMessage } from "../internal/wallet-message";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 import type { GatewayApiKey } from "./list-api-keys";
 
 export interface CreateApiKeyParameters {
@@ -18,7 +18,7 @@ export type CreateApiKeyReturnType = GatewayApiKey & { /** The secret `tg_…`: 
 /** GatewayRequestError: invalid_signature, signature_expired, nonce_reused, model_not_found, invalid_value. */
 export type CreateApiKeyErrorType = Error;
 
-export async function createApiKey(client: TollgateClient, parameters: CreateApiKeyParameters = {}): Promise<CreateApiKeyReturnType> {
+export async function createApiKey(client: TollgateGatewayClient, parameters: CreateApiKeyParameters = {}): Promise<CreateApiKeyReturnType> {
   return postWalletMessage<CreateApiKeyReturnType>(client, "/v1/keys", "CreateApiKey", {
     label: parameters.label ?? "",
     spendCap: parameters.spendCap ?? 0n,

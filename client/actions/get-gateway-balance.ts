@@ -1,6 +1,6 @@
 /** What the key's buyer can spend now at the gateway, and why (`GET /v1/balance`). */
 import { gatewayRequest } from "../internal/gateway-request";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 
 /** Amounts as the gateway sends them: base units as decimal strings. */
 export interface GatewayBalance {
@@ -22,6 +22,6 @@ export type GetGatewayBalanceReturnType = GatewayBalance;
 /** GatewayRequestError: invalid_api_key (401), or unreachable. */
 export type GetGatewayBalanceErrorType = Error;
 
-export async function getGatewayBalance(client: TollgateClient, { apiKey }: GetGatewayBalanceParameters): Promise<GetGatewayBalanceReturnType> {
+export async function getGatewayBalance(client: TollgateGatewayClient, { apiKey }: GetGatewayBalanceParameters): Promise<GetGatewayBalanceReturnType> {
   return gatewayRequest<GatewayBalance>(client, "/v1/balance", { method: "GET", apiKey });
 }

@@ -1,6 +1,6 @@
 /** The key's buyer's usage records with their receipts and settlement status (`GET /v1/usage`), or the CSV export. */
 import { gatewayRequest } from "../internal/gateway-request";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 import type { ReceiptEnvelope } from "../../server/chain/receipt-envelope";
 
 export interface UsageFilters {
@@ -50,11 +50,11 @@ function usageQuery(filters: UsageFilters, format: "json" | "csv"): string {
   return `/v1/usage?${query}`;
 }
 
-export async function getUsage(client: TollgateClient, { apiKey, ...filters }: GetUsageParameters): Promise<GetUsageReturnType> {
+export async function getUsage(client: TollgateGatewayClient, { apiKey, ...filters }: GetUsageParameters): Promise<GetUsageReturnType> {
   return gatewayRequest<GetUsageReturnType>(client, usageQuery(filters, "json"), { method: "GET", apiKey });
 }
 
 /** The same records as CSV, one row per call. */
-export async function getUsageCsv(client: TollgateClient, { apiKey, ...filters }: GetUsageParameters): Promise<string> {
+export async function getUsageCsv(client: TollgateGatewayClient, { apiKey, ...filters }: GetUsageParameters): Promise<string> {
   return gatewayRequest<string>(client, usageQuery(filters, "csv"), { method: "GET", apiKey, text: true });
 }

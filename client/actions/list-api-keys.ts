@@ -1,6 +1,6 @@
 /** Lists the wallet's API keys at the gateway (never the secrets): limits, spend, status. */
 import { postWalletMessage } from "../internal/wallet-message";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 
 /** One key as the gateway describes it (server/gateway/routes/api-keys.ts). Amounts in base units as decimal strings. */
 export interface GatewayApiKey {
@@ -20,7 +20,7 @@ export interface GatewayApiKey {
 export type ListApiKeysReturnType = GatewayApiKey[];
 export type ListApiKeysErrorType = Error;
 
-export async function listApiKeys(client: TollgateClient): Promise<ListApiKeysReturnType> {
+export async function listApiKeys(client: TollgateGatewayClient): Promise<ListApiKeysReturnType> {
   const { data } = await postWalletMessage<{ data: GatewayApiKey[] }>(client, "/v1/keys/list", "ListApiKeys", {});
   return data;
 }

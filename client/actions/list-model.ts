@@ -14,6 +14,8 @@ export interface ListModelParameters {
 export interface ListModelReturnType {
   hash: Hash;
   modelId: number;
+  /** The model's bit in its provider's credit-plan model masks. */
+  localIndex: number;
 }
 /** Reverts: RegistryUnknownProvider, RegistryNotProviderOwner, RegistryInvalidModelName, RegistryTooManyModels, RegistryPriceTooHigh. */
 export type ListModelErrorType = Error;
@@ -23,5 +25,5 @@ export async function listModel(client: TollgateClient, { providerId, name, pric
   const { hash, receipt } = await sendTransaction(client, `list ${name}`, { address: tollgate, abi: tollgateAbi, functionName: "listModel", args: [providerId, name, prices] });
   const event = eventIn(receipt, tollgateAbi, "ModelListed", tollgate);
   if (!event) throw new Error(`listModel ${hash} emitted no ModelListed event`);
-  return { hash, modelId: event.args.modelId };
+  return { hash, modelId: event.args.modelId, localIndex: event.args.localIndex };
 }

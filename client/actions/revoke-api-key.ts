@@ -1,6 +1,6 @@
 /** Revokes one of the wallet's API keys at once; the gateway refuses it from then on. */
 import { postWalletMessage } from "../internal/wallet-message";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 
 export interface RevokeApiKeyParameters {
   /** "key_…" as listApiKeys shows it. */
@@ -13,6 +13,6 @@ export interface RevokeApiKeyReturnType {
 /** GatewayRequestError: key_not_found, invalid_signature, signature_expired, nonce_reused. */
 export type RevokeApiKeyErrorType = Error;
 
-export async function revokeApiKey(client: TollgateClient, { keyId }: RevokeApiKeyParameters): Promise<RevokeApiKeyReturnType> {
+export async function revokeApiKey(client: TollgateGatewayClient, { keyId }: RevokeApiKeyParameters): Promise<RevokeApiKeyReturnType> {
   return postWalletMessage<RevokeApiKeyReturnType>(client, "/v1/keys/revoke", "RevokeApiKey", { keyId });
 }

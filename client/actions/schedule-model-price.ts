@@ -14,6 +14,8 @@ export interface ScheduleModelPriceReturnType {
   epochIndex: bigint;
   /** Unix seconds from which the new prices apply. */
   effectiveFrom: bigint;
+  /** The not-yet-effective epoch this schedule replaced, if there was one. */
+  replacedEpochIndex?: bigint;
 }
 /** Reverts: RegistryUnknownModel, RegistryNotProviderOwner, RegistryPriceTooHigh. */
 export type ScheduleModelPriceErrorType = Error;
@@ -28,5 +30,6 @@ export async function scheduleModelPrice(client: TollgateClient, { modelId, pric
   });
   const event = eventIn(receipt, tollgateAbi, "PriceScheduled", tollgate);
   if (!event) throw new Error(`scheduleModelPrice ${hash} emitted no PriceScheduled event`);
-  return { hash, epochIndex: event.args.epochIndex, effectiveFrom: event.args.effectiveFrom };
+  const replaced = eventIn(receipt, tollgateAbi, "PriceScheduleReplaced", tollgate);
+  return { hash, epochIndex: event.args.epochIndex, effectiveFrom: event.args.effectiveFrom, replacedEpochIndex: replaced?.args.epochIndex };
 }

@@ -3,7 +3,7 @@
  * the gateway's error code and a hint of what to do; an unreachable gateway is one too (no status).
  */
 import { GatewayRequestError } from "../errors";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 
 /** What to do about the gateway's error codes (server/gateway/errors.ts and its routes). */
 export const GATEWAY_HINTS: Record<string, string> = {
@@ -29,12 +29,12 @@ export function toWireJson(value: unknown): string {
   return JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v));
 }
 
-export function gatewayOf(client: TollgateClient, action: string): { url: string; timeoutMs: number } {
+export function gatewayOf(client: TollgateGatewayClient, action: string): { url: string; timeoutMs: number } {
   if (!client.gateway) throw new GatewayRequestError(`${action} talks to the gateway, but the Tollgate client has no gateway URL`, { hint: "create the client with gateway: { url }" });
   return { url: client.gateway.url.replace(/\/+$/, ""), timeoutMs: client.gateway.timeoutMs ?? 20_000 };
 }
 
-export async function gatewayRequest<T>(client: TollgateClient, path: string, init: GatewayRequest): Promise<T> {
+export async function gatewayRequest<T>(client: TollgateGatewayClient, path: string, init: GatewayRequest): Promise<T> {
   const gateway = gatewayOf(client, path);
   const headers: Record<string, string> = { accept: init.text ? "text/csv, application/json" : "application/json" };
   if (init.body !== undefined) headers["content-type"] = "application/json";

@@ -35,7 +35,7 @@ export interface SentTransaction {
 }
 
 /** The account that signs for `client`; actions that sign call this first. */
-export function signerOf(client: TollgateClient, action: string): Account {
+export function signerOf(client: Pick<TollgateClient, "wallet">, action: string): Account {
   const account = client.wallet?.account;
   if (!account) throw new WalletRequiredError(action);
   return account;

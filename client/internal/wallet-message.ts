@@ -5,11 +5,11 @@
  */
 import { toHex } from "viem";
 import { apiKeyMessageTypes, gatewayDomain, type ApiKeyMessageType } from "../../server/gateway/api-keys/wallet-messages";
-import type { TollgateClient } from "../tollgate-client";
+import type { TollgateGatewayClient } from "../tollgate-client";
 import { gatewayRequest } from "./gateway-request";
 import { signerOf } from "./send-transaction";
 
-export async function postWalletMessage<T>(client: TollgateClient, path: string, primaryType: ApiKeyMessageType, fields: Record<string, unknown>): Promise<T> {
+export async function postWalletMessage<T>(client: TollgateGatewayClient, path: string, primaryType: ApiKeyMessageType, fields: Record<string, unknown>): Promise<T> {
   const account = signerOf(client, primaryType);
   const message = {
     buyer: account.address,
@@ -24,6 +24,6 @@ export async function postWalletMessage<T>(client: TollgateClient, path: string,
     types: apiKeyMessageTypes,
     primaryType,
     message,
-  } as Parameters<NonNullable<TollgateClient["wallet"]>["signTypedData"]>[0]);
+  } as Parameters<NonNullable<TollgateGatewayClient["wallet"]>["signTypedData"]>[0]);
   return gatewayRequest<T>(client, path, { method: "POST", body: { message, signature } });
 }

@@ -1,11 +1,26 @@
 /**
  * `tollgate buyer …`: fund the vault (approve + deposit, or a permit), buy and move credits, cap what a
  * provider may charge, withdraw, see the balance, and manage gateway API keys (`buyer keys`, in buyer-keys.ts).
+ * Every transaction is a client action (client/actions/), signed by the key from the environment; what is
+ * here is the checks that name the shortfall before anything is signed, and what the command prints.
  */
 import type { Command } from "commander";
-import { parseEventLogs, parseSignature, type Address, type LocalAccount, type TypedDataDomain } from "viem";
-import { testUsdAbi, tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
-import { permitTypes } from "../../server/chain/permit";
+import type { Address, LocalAccount } from "viem";
+import {
+  buyCredits as buyCreditsAction,
+  cancelWithdrawal,
+  clearSpendingLimit as clearSpendingLimitAction,
+  deposit as depositAction,
+  depositWithPermit as depositWithPermitAction,
+  executeWithdrawal,
+  getBuyerPosition,
+  mintTestTokens,
+  requestWithdrawal,
+  setSpendingLimit as setSpendingLimitAction,
+  transferCredits as transferCreditsAction,
+  type GetBuyerPositionReturnType,
+} from "../../client";
+import { tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, MAX_UINT32, parseAddress, parseDuration, parseId, parseInteger } from "./arguments";
 import { registerKeyCommands, gatewayBalance } from "./buyer-keys";
 import { CliError } from "./errors";
@@ -13,67 +28,20 @@ import { ENV, envValue, examples, type CliContext, type Connection, type Context
 
 /** Credits are whole ERC-1155 units; one purchase may buy at most uint128 of them. */
 const MAX_CREDITS = 2n ** 128n - 1n;
-/** How long a deposit permit stays valid: long enough to be mined, short enough not to linger. */
-const PERMIT_LIFETIME_SECONDS = 30n * 60n;
+
+/** The buyer's wallet and vault only: no plan or provider given, so no credits or limits are read. */
+function vaultPosition(conn: Connection, buyer: Address): Promise<GetBuyerPositionReturnType> {
+  return getBuyerPosition(conn.tollgateClient, { buyer, planIds: [], providerIds: [] });
+}
 
 /** Errors out before anything is signed when the wallet cannot cover `needed`, naming both amounts. */
-async function requireWalletFunds(ctx: CliContext, conn: Connection, owner: Address, needed: bigint): Promise<bigint> {
-  const held = await conn.client.readContract({ address: conn.token.address, abi: testUsdAbi, functionName: "balanceOf", args: [owner] });
-  if (held < needed) {
+async function requireWalletFunds(ctx: CliContext, conn: Connection, owner: Address, needed: bigint): Promise<void> {
+  const { wallet } = await vaultPosition(conn, owner);
+  if (wallet < needed) {
     throw new CliError(
-      `your wallet ${owner} holds ${await ctx.amount(held)}, less than the ${await ctx.amount(needed)} needed`,
+      `your wallet ${owner} holds ${await ctx.amount(wallet)}, less than the ${await ctx.amount(needed)} needed`,
       `send ${conn.token.symbol} to ${owner} first`,
     );
-  }
-  return held;
-}
-
-/**
- * Approves the vault for exactly `needed` when the allowance falls short. Exact rather than unlimited, so no
- * standing allowance outlives the command.
- */
-async function ensureAllowance(ctx: CliContext, conn: Connection, owner: Address, needed: bigint): Promise<string | undefined> {
-  const allowance = await conn.client.readContract({
-    address: conn.token.address,
-    abi: testUsdAbi,
-    functionName: "allowance",
-    args: [owner, conn.tollgate],
-  });
-  if (allowance >= needed) return undefined;
-  const { hash } = await ctx.send(`approve ${await ctx.amount(needed)} for the vault`, {
-    address: conn.token.address,
-    abi: testUsdAbi,
-    functionName: "approve",
-    args: [conn.tollgate, needed],
-  });
-  return hash;
-}
-
-async function vaultBalance(conn: Connection, buyer: Address) {
-  return conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "accountOf", args: [buyer] });
-}
-
-async function creditsToken(conn: Connection): Promise<Address> {
-  return conn.deployment.credits ?? conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "credits" });
-}
-
-async function chainTime(conn: Connection): Promise<bigint> {
-  return (await conn.client.getBlock({ blockTag: "latest" })).timestamp;
-}
-
-/** The EIP-712 domain of the token's permit, read from the token (ERC-5267) rather than assumed. */
-async function permitDomain(conn: Connection): Promise<TypedDataDomain> {
-  try {
-    const [, name, version, chainId, verifyingContract] = await conn.client.readContract({
-      address: conn.token.address,
-      abi: testUsdAbi,
-      functionName: "eip712Domain",
-    });
-    return { name, version, chainId: Number(chainId), verifyingContract };
-  } catch {
-    // Tokens older than ERC-5267 (USDC's is version "2") cannot be asked; OpenZeppelin's ERC20Permit uses "1".
-    const name = await conn.client.readContract({ address: conn.token.address, abi: testUsdAbi, functionName: "name" });
-    return { name, version: "1", chainId: conn.chain.id, verifyingContract: conn.token.address };
   }
 }
 
@@ -93,71 +61,40 @@ async function faucet(ctx: CliContext, amountText: string, options: { for?: stri
   const amount = await ctx.parseAmount(amountText, { what: "faucet amount" });
   const to = options.for ? parseAddress(options.for, "--for") : account.address;
   ctx.out.say(`minting ${await ctx.amount(amount)} of the test token to ${to}`);
-  const { hash } = await ctx.send("mint", { address: conn.token.address, abi: testUsdAbi, functionName: "mint", args: [to, amount] });
-  const held = await conn.client.readContract({ address: conn.token.address, abi: testUsdAbi, functionName: "balanceOf", args: [to] });
-  ctx.out.say(`${to} now holds ${await ctx.amount(held)}`);
-  ctx.out.result({ action: "faucet", to, minted: ctx.money(amount), wallet: ctx.money(held), hash });
+  const { hash } = await mintTestTokens(await ctx.client(), { amount, to });
+  const { wallet } = await vaultPosition(conn, to);
+  ctx.out.say(`${to} now holds ${await ctx.amount(wallet)}`);
+  ctx.out.result({ action: "faucet", to, minted: ctx.money(amount), wallet: ctx.money(wallet), hash });
+}
+
+/** What `deposit` and `deposit-permit` share: the amount, the credited buyer, and the wallet check. */
+async function prepareDeposit(ctx: CliContext, amountText: string, options: { for?: string }) {
+  const account = await ctx.signer();
+  const conn = await ctx.connect();
+  const amount = await ctx.parseAmount(amountText, { what: "deposit amount" });
+  const buyer = options.for ? parseAddress(options.for, "--for") : account.address;
+  await requireWalletFunds(ctx, conn, account.address, amount);
+  return { conn, amount, buyer };
+}
+
+async function reportDeposit(ctx: CliContext, conn: Connection, buyer: Address, credited: bigint, txs: Record<string, string | undefined>): Promise<void> {
+  const { balance } = await vaultPosition(conn, buyer);
+  ctx.out.say(`deposited ${await ctx.amount(credited)}; vault balance of ${buyer} is now ${await ctx.amount(balance)}`);
+  ctx.out.result({ action: "deposit", buyer, credited: ctx.money(credited), balance: ctx.money(balance), ...txs });
 }
 
 async function deposit(ctx: CliContext, amountText: string, options: { for?: string }): Promise<void> {
-  const account = await ctx.signer();
-  const conn = await ctx.connect();
-  const amount = await ctx.parseAmount(amountText, { what: "deposit amount" });
-  const buyer = options.for ? parseAddress(options.for, "--for") : account.address;
-  await requireWalletFunds(ctx, conn, account.address, amount);
+  const { conn, amount, buyer } = await prepareDeposit(ctx, amountText, options);
   ctx.out.say(`depositing ${await ctx.amount(amount)} into the vault for ${buyer}`);
-  const approveTx = await ensureAllowance(ctx, conn, account.address, amount);
-  const { hash, receipt } = await ctx.send("deposit", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "deposit",
-    args: [buyer, amount],
-  });
-  await reportDeposit(ctx, conn, buyer, receipt.logs, { hash, approveTx });
-}
-
-async function reportDeposit(
-  ctx: CliContext,
-  conn: Connection,
-  buyer: Address,
-  logs: Parameters<typeof parseEventLogs>[0]["logs"],
-  txs: Record<string, string | undefined>,
-): Promise<void> {
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs, eventName: "Deposited" });
-  const credited = event?.args.credited ?? 0n;
-  const after = await vaultBalance(conn, buyer);
-  ctx.out.say(`deposited ${await ctx.amount(credited)}; vault balance of ${buyer} is now ${await ctx.amount(after.balance)}`);
-  ctx.out.result({ action: "deposit", buyer, credited: ctx.money(credited), balance: ctx.money(after.balance), ...txs });
+  const { hash, approveHash, credited } = await depositAction(await ctx.client(), { amount, buyer });
+  await reportDeposit(ctx, conn, buyer, credited, { hash, approveTx: approveHash });
 }
 
 async function depositWithPermit(ctx: CliContext, amountText: string, options: { for?: string }): Promise<void> {
-  const account = await ctx.signer();
-  const conn = await ctx.connect();
-  const amount = await ctx.parseAmount(amountText, { what: "deposit amount" });
-  const buyer = options.for ? parseAddress(options.for, "--for") : account.address;
-  await requireWalletFunds(ctx, conn, account.address, amount);
-  const [domain, nonce, now] = await Promise.all([
-    permitDomain(conn),
-    conn.client.readContract({ address: conn.token.address, abi: testUsdAbi, functionName: "nonces", args: [account.address] }),
-    chainTime(conn),
-  ]);
-  // Chain time, not the local clock: a test chain may run days ahead.
-  const deadline = now + PERMIT_LIFETIME_SECONDS;
-  const signature = await account.signTypedData({
-    domain,
-    types: permitTypes,
-    primaryType: "Permit",
-    message: { owner: account.address, spender: conn.tollgate, value: amount, nonce, deadline },
-  });
-  const { r, s, v, yParity } = parseSignature(signature);
+  const { conn, amount, buyer } = await prepareDeposit(ctx, amountText, options);
   ctx.out.say(`depositing ${await ctx.amount(amount)} into the vault for ${buyer} with a permit (no approve transaction)`);
-  const { hash, receipt } = await ctx.send("depositWithPermit", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "depositWithPermit",
-    args: [buyer, amount, deadline, Number(v ?? 27n + BigInt(yParity)), r, s],
-  });
-  await reportDeposit(ctx, conn, buyer, receipt.logs, { hash });
+  const { hash, credited } = await depositWithPermitAction(await ctx.client(), { amount, buyer });
+  await reportDeposit(ctx, conn, buyer, credited, { hash });
 }
 
 async function buyCredits(ctx: CliContext, planText: string, countText: string, options: { fromBalance?: boolean; for?: string }): Promise<void> {
@@ -172,35 +109,31 @@ async function buyCredits(ctx: CliContext, planText: string, countText: string, 
     `buying ${count} credits of plan ${planId} (provider ${plan.providerId}; ${await ctx.amount(plan.pricePerCredit)} each, ` +
       `worth ${await ctx.amount(plan.valuePerCredit)} of usage each) for ${await ctx.amount(cost)}, paid from your ${options.fromBalance ? "vault balance" : "wallet"}`,
   );
-  let approveTx: string | undefined;
   if (options.fromBalance) {
-    const vault = await vaultBalance(conn, account.address);
-    if (vault.balance < cost) {
+    const { balance } = await vaultPosition(conn, account.address);
+    if (balance < cost) {
       throw new CliError(
-        `your vault balance is ${await ctx.amount(vault.balance)}, less than the ${await ctx.amount(cost)} the credits cost`,
+        `your vault balance is ${await ctx.amount(balance)}, less than the ${await ctx.amount(cost)} the credits cost`,
         "deposit more with `tollgate buyer deposit <amount>`, or pay from the wallet (leave out --from-balance)",
       );
     }
   } else {
     await requireWalletFunds(ctx, conn, account.address, cost);
-    approveTx = await ensureAllowance(ctx, conn, account.address, cost);
   }
-  const { hash, receipt } = await ctx.send(options.fromBalance ? "buyCreditsWithBalance" : "buyCredits", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: options.fromBalance ? "buyCreditsWithBalance" : "buyCredits",
-    args: [planId, count, recipient],
+  const { hash, approveHash, paid } = await buyCreditsAction(await ctx.client(), {
+    planId,
+    count,
+    payFrom: options.fromBalance ? "balance" : "wallet",
+    recipient,
   });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "CreditsPurchased" });
   const held = await conn.client.readContract({
-    address: await creditsToken(conn),
+    address: conn.tollgateClient.contracts.credits,
     abi: tollgateCreditsAbi,
     functionName: "balanceOf",
     args: [recipient, planId],
   });
-  const paid = event?.args.paid ?? cost;
   ctx.out.say(`bought ${count} credits of plan ${planId} for ${await ctx.amount(paid)}; ${recipient} now holds ${held}`);
-  ctx.out.result({ action: "buy-credits", planId, count, recipient, paid: ctx.money(paid), creditsHeld: held, hash, approveTx });
+  ctx.out.result({ action: "buy-credits", planId, count, recipient, paid: ctx.money(paid), creditsHeld: held, hash, approveTx: approveHash });
 }
 
 async function transferCredits(ctx: CliContext, toText: string, planText: string, countText: string): Promise<void> {
@@ -209,18 +142,13 @@ async function transferCredits(ctx: CliContext, toText: string, planText: string
   const to = parseAddress(toText, "recipient");
   const planId = parseInteger(planText, "plan id", { min: 1n });
   const count = parseInteger(countText, "credit count", { min: 1n });
-  const credits = await creditsToken(conn);
+  const credits = conn.tollgateClient.contracts.credits;
   const held = await conn.client.readContract({ address: credits, abi: tollgateCreditsAbi, functionName: "balanceOf", args: [account.address, planId] });
   if (held < count) {
     throw new CliError(`you hold ${held} credits of plan ${planId}, fewer than ${count}`, "`tollgate buyer balance` shows the credits you hold");
   }
   ctx.out.say(`transferring ${count} credits of plan ${planId} from ${account.address} to ${to}`);
-  const { hash } = await ctx.send("safeTransferFrom", {
-    address: credits,
-    abi: tollgateCreditsAbi,
-    functionName: "safeTransferFrom",
-    args: [account.address, to, planId, count, "0x"],
-  });
+  const { hash } = await transferCreditsAction(await ctx.client(), { to, planId, count });
   const [mine, theirs] = await conn.client.readContract({
     address: credits,
     abi: tollgateCreditsAbi,
@@ -239,12 +167,7 @@ async function setSpendingLimit(ctx: CliContext, providerText: string, amountTex
   const limit = await ctx.parseAmount(amountText, { what: "amount per period", allowZero: true });
   const period = parseDuration(periodText, "period", MAX_UINT32);
   ctx.out.say(`capping what provider ${providerId} may charge ${account.address} at ${await ctx.amount(limit)} per ${formatDuration(period)} (${period}s)`);
-  const { hash } = await ctx.send("setSpendingLimit", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "setSpendingLimit",
-    args: [providerId, limit, Number(period)],
-  });
+  const { hash } = await setSpendingLimitAction(await ctx.client(), { providerId, limitPerPeriod: limit, periodSeconds: Number(period) });
   const set = await conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "spendingLimitOf", args: [account.address, providerId] });
   ctx.out.say(
     `limit set: ${await ctx.amount(set.limitPerPeriod)} per ${formatDuration(set.period)} (${set.period}s), ` +
@@ -255,24 +178,19 @@ async function setSpendingLimit(ctx: CliContext, providerText: string, amountTex
 
 async function clearSpendingLimit(ctx: CliContext, providerText: string): Promise<void> {
   const account = await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const providerId = parseId(providerText, "provider id");
   ctx.out.say(`removing ${account.address}'s spending limit for provider ${providerId}`);
-  const { hash } = await ctx.send("clearSpendingLimit", { address: conn.tollgate, abi: tollgateAbi, functionName: "clearSpendingLimit", args: [providerId] });
+  const { hash } = await clearSpendingLimitAction(await ctx.client(), { providerId });
   ctx.out.say("limit removed");
   ctx.out.result({ action: "clear-spending-limit", buyer: account.address, providerId, hash });
 }
 
-async function describeWithdrawal(ctx: CliContext, conn: Connection, buyer: Address) {
-  const [view, now] = await Promise.all([vaultBalance(conn, buyer), chainTime(conn)]);
-  const ready = view.pendingWithdrawal > 0n && view.withdrawableAt <= now;
-  const when =
-    view.pendingWithdrawal === 0n
-      ? "none pending"
-      : ready
-        ? "withdrawable now (`tollgate buyer withdraw execute`)"
-        : `withdrawable at ${formatTimestamp(view.withdrawableAt)}, in ${formatDuration(view.withdrawableAt - now)}`;
-  return { view, now, ready, when };
+/** When the pending withdrawal can be executed, in words. */
+function withdrawalStatus(position: GetBuyerPositionReturnType): string {
+  if (position.pendingWithdrawal === 0n) return "none pending";
+  if (position.withdrawableNow) return "withdrawable now (`tollgate buyer withdraw execute`)";
+  return `withdrawable at ${formatTimestamp(position.withdrawableAt)}, in ${formatDuration(position.withdrawableAt - position.chainTime)}`;
 }
 
 async function withdrawRequest(ctx: CliContext, amountText: string): Promise<void> {
@@ -280,22 +198,16 @@ async function withdrawRequest(ctx: CliContext, amountText: string): Promise<voi
   const conn = await ctx.connect();
   const amount = await ctx.parseAmount(amountText, { what: "withdrawal amount" });
   ctx.out.say(`requesting a withdrawal of ${await ctx.amount(amount)}; it stays chargeable for usage already served until the delay passes`);
-  const { hash, receipt } = await ctx.send("requestWithdrawal", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "requestWithdrawal",
-    args: [amount],
-  });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "WithdrawalRequested" });
-  const { view, when } = await describeWithdrawal(ctx, conn, account.address);
-  ctx.out.say(`pending withdrawal now ${await ctx.amount(view.pendingWithdrawal)}, ${when}; balance ${await ctx.amount(view.balance)}`);
+  const { hash } = await requestWithdrawal(await ctx.client(), { amount });
+  const position = await vaultPosition(conn, account.address);
+  ctx.out.say(`pending withdrawal now ${await ctx.amount(position.pendingWithdrawal)}, ${withdrawalStatus(position)}; balance ${await ctx.amount(position.balance)}`);
   ctx.out.result({
     action: "withdraw-request",
     buyer: account.address,
-    requested: ctx.money(event?.args.amount ?? amount),
-    pendingWithdrawal: ctx.money(view.pendingWithdrawal),
-    withdrawableAt: view.withdrawableAt,
-    balance: ctx.money(view.balance),
+    requested: ctx.money(amount),
+    pendingWithdrawal: ctx.money(position.pendingWithdrawal),
+    withdrawableAt: position.withdrawableAt,
+    balance: ctx.money(position.balance),
     hash,
   });
 }
@@ -304,31 +216,20 @@ async function withdrawCancel(ctx: CliContext): Promise<void> {
   const account = await ctx.signer();
   const conn = await ctx.connect();
   ctx.out.say("cancelling the pending withdrawal; its amount returns to the balance");
-  const { hash, receipt } = await ctx.send("cancelWithdrawal", { address: conn.tollgate, abi: tollgateAbi, functionName: "cancelWithdrawal", args: [] });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "WithdrawalCancelled" });
-  const view = await vaultBalance(conn, account.address);
-  const returned = event?.args.amount ?? 0n;
-  ctx.out.say(`returned ${await ctx.amount(returned)} to the balance, now ${await ctx.amount(view.balance)}`);
-  ctx.out.result({ action: "withdraw-cancel", buyer: account.address, returned: ctx.money(returned), balance: ctx.money(view.balance), hash });
+  const { hash, returned } = await cancelWithdrawal(await ctx.client());
+  const { balance } = await vaultPosition(conn, account.address);
+  ctx.out.say(`returned ${await ctx.amount(returned)} to the balance, now ${await ctx.amount(balance)}`);
+  ctx.out.result({ action: "withdraw-cancel", buyer: account.address, returned: ctx.money(returned), balance: ctx.money(balance), hash });
 }
 
 async function withdrawExecute(ctx: CliContext): Promise<void> {
   const account = await ctx.signer();
   const conn = await ctx.connect();
   ctx.out.say(`withdrawing what is left of ${account.address}'s pending withdrawal to the wallet`);
-  const { hash, receipt } = await ctx.send("withdraw", { address: conn.tollgate, abi: tollgateAbi, functionName: "withdraw", args: [] });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "Withdrawn" });
-  const amount = event?.args.amount ?? 0n;
-  const wallet = await conn.client.readContract({ address: conn.token.address, abi: testUsdAbi, functionName: "balanceOf", args: [account.address] });
-  ctx.out.say(`withdrew ${await ctx.amount(amount)}; wallet now holds ${await ctx.amount(wallet)}`);
-  ctx.out.result({ action: "withdraw-execute", buyer: account.address, withdrawn: ctx.money(amount), wallet: ctx.money(wallet), hash });
-}
-
-/** Reads in groups, so a deployment with many plans or providers does not fire thousands of requests at once. */
-async function inChunks<T, R>(items: readonly T[], size: number, read: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = [];
-  for (let i = 0; i < items.length; i += size) results.push(...(await Promise.all(items.slice(i, i + size).map(read))));
-  return results;
+  const { hash, withdrawn } = await executeWithdrawal(await ctx.client());
+  const { wallet } = await vaultPosition(conn, account.address);
+  ctx.out.say(`withdrew ${await ctx.amount(withdrawn)}; wallet now holds ${await ctx.amount(wallet)}`);
+  ctx.out.result({ action: "withdraw-execute", buyer: account.address, withdrawn: ctx.money(withdrawn), wallet: ctx.money(wallet), hash });
 }
 
 async function balance(ctx: CliContext, options: { address?: string; provider?: string }): Promise<void> {
@@ -346,55 +247,26 @@ async function balance(ctx: CliContext, options: { address?: string; provider?: 
     buyer = account.address;
   }
   const conn = await ctx.connect();
-  const read = { address: conn.tollgate, abi: tollgateAbi } as const;
-  const credits = await creditsToken(conn);
-  const [wallet, withdrawal, planCount, providerCount] = await Promise.all([
-    conn.client.readContract({ address: conn.token.address, abi: testUsdAbi, functionName: "balanceOf", args: [buyer] }),
-    describeWithdrawal(ctx, conn, buyer),
-    conn.client.readContract({ ...read, functionName: "creditPlanCount" }),
-    conn.client.readContract({ ...read, functionName: "providerCount" }),
-  ]);
-  const { view } = withdrawal;
-
-  const planIds = Array.from({ length: Number(planCount) }, (_, i) => BigInt(i + 1));
-  const held = await inChunks(planIds, 100, async (planId) => {
-    const [count, change] = await Promise.all([
-      conn.client.readContract({ address: credits, abi: tollgateCreditsAbi, functionName: "balanceOf", args: [buyer, planId] }),
-      conn.client.readContract({ ...read, functionName: "creditChangeOf", args: [buyer, planId] }),
-    ]);
-    return { planId, count, change };
-  });
-  const plans = await Promise.all(
-    held
-      .filter((entry) => entry.count > 0n || entry.change > 0n)
-      .map(async (entry) => ({ ...entry, plan: await conn.client.readContract({ ...read, functionName: "creditPlanOf", args: [entry.planId] }) })),
-  );
-
-  const providerIds = options.provider ? [parseId(options.provider, "--provider")] : Array.from({ length: Number(providerCount) }, (_, i) => i + 1);
-  const limits = (
-    await inChunks(providerIds, 100, async (providerId) => ({
-      providerId,
-      limit: await conn.client.readContract({ ...read, functionName: "spendingLimitOf", args: [buyer, providerId] }),
-    }))
-  ).filter((entry) => entry.limit.period !== 0);
+  const providerIds = options.provider ? [parseId(options.provider, "--provider")] : undefined;
+  const position = await getBuyerPosition(conn.tollgateClient, { buyer, providerIds });
 
   const fmt = (value: bigint) => ctx.amount(value);
   ctx.out.say(`account ${buyer} on chain ${conn.chain.id} (Tollgate ${conn.tollgate})`);
-  ctx.out.say(`  wallet              ${await fmt(wallet)}`);
-  ctx.out.say(`  vault balance       ${await fmt(view.balance)}`);
-  ctx.out.say(`  pending withdrawal  ${await fmt(view.pendingWithdrawal)}${view.pendingWithdrawal > 0n ? `, ${withdrawal.when}` : ""}`);
-  if (plans.length === 0) ctx.out.say("  credits             none");
-  for (const { planId, count, change, plan } of plans) {
-    const expiry = plan.expiresAt === 0 ? "never expire" : `expire ${formatTimestamp(plan.expiresAt)}`;
+  ctx.out.say(`  wallet              ${await fmt(position.wallet)}`);
+  ctx.out.say(`  vault balance       ${await fmt(position.balance)}`);
+  ctx.out.say(`  pending withdrawal  ${await fmt(position.pendingWithdrawal)}${position.pendingWithdrawal > 0n ? `, ${withdrawalStatus(position)}` : ""}`);
+  if (position.credits.length === 0) ctx.out.say("  credits             none");
+  for (const holding of position.credits) {
+    const expiry = holding.expiresAt === 0 ? "never expire" : `expire ${formatTimestamp(holding.expiresAt)}`;
     ctx.out.say(
-      `  credits plan ${planId}      ${count} (provider ${plan.providerId}, worth ${await fmt(plan.valuePerCredit)} each, ${expiry})` +
-        (change > 0n ? ` + ${await fmt(change)} change` : ""),
+      `  credits plan ${holding.planId}      ${holding.credits} (provider ${holding.providerId}, worth ${await fmt(holding.valuePerCredit)} each, ${expiry})` +
+        (holding.change > 0n ? ` + ${await fmt(holding.change)} change` : ""),
     );
   }
-  if (limits.length === 0) ctx.out.say("  spending limits     none");
-  for (const { providerId, limit } of limits) {
+  if (position.spendingLimits.length === 0) ctx.out.say("  spending limits     none");
+  for (const limit of position.spendingLimits) {
     ctx.out.say(
-      `  spending limit      provider ${providerId}: ${await fmt(limit.limitPerPeriod)} per ${formatDuration(limit.period)}, ` +
+      `  spending limit      provider ${limit.providerId}: ${await fmt(limit.limitPerPeriod)} per ${formatDuration(limit.periodSeconds)}, ` +
         `${await fmt(limit.spentInWindow)} spent in the window from ${formatTimestamp(limit.windowStart)}`,
     );
   }
@@ -418,23 +290,23 @@ async function balance(ctx: CliContext, options: { address?: string; provider?: 
   ctx.out.result({
     buyer,
     chainId: conn.chain.id,
-    wallet: ctx.money(wallet),
-    balance: ctx.money(view.balance),
-    pendingWithdrawal: ctx.money(view.pendingWithdrawal),
-    withdrawableAt: view.pendingWithdrawal > 0n ? view.withdrawableAt : null,
-    withdrawableNow: withdrawal.ready,
-    credits: plans.map(({ planId, count, change, plan }) => ({
-      planId,
-      providerId: plan.providerId,
-      credits: count,
-      valuePerCredit: ctx.money(plan.valuePerCredit),
-      change: ctx.money(change),
-      expiresAt: plan.expiresAt,
+    wallet: ctx.money(position.wallet),
+    balance: ctx.money(position.balance),
+    pendingWithdrawal: ctx.money(position.pendingWithdrawal),
+    withdrawableAt: position.pendingWithdrawal > 0n ? position.withdrawableAt : null,
+    withdrawableNow: position.withdrawableNow,
+    credits: position.credits.map((holding) => ({
+      planId: holding.planId,
+      providerId: holding.providerId,
+      credits: holding.credits,
+      valuePerCredit: ctx.money(holding.valuePerCredit),
+      change: ctx.money(holding.change),
+      expiresAt: holding.expiresAt,
     })),
-    spendingLimits: limits.map(({ providerId, limit }) => ({
-      providerId,
+    spendingLimits: position.spendingLimits.map((limit) => ({
+      providerId: limit.providerId,
       limitPerPeriod: ctx.money(limit.limitPerPeriod),
-      periodSeconds: limit.period,
+      periodSeconds: limit.periodSeconds,
       windowStart: limit.windowStart,
       spentInWindow: ctx.money(limit.spentInWindow),
     })),

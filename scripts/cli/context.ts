@@ -12,23 +12,15 @@ import {
   createWalletClient,
   defineChain,
   http,
-  type Abi,
   type Address,
   type Chain,
-  type ContractFunctionArgs,
-  type ContractFunctionName,
-  type Hash,
   type Hex,
+  type HttpTransport,
   type LocalAccount,
   type PublicClient,
-  type SimulateContractParameters,
-  type TransactionReceipt,
-  type Transport,
-  type WalletClient,
-  type WriteContractParameters,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
+import { createTollgateClient, getPaymentToken, withWallet, type TollgateClient, type TollgateGatewayClient, type TransactionProgress } from "../../client";
 import { readDeploymentFile, type Deployment } from "../../server/chain/deployment";
 import { formatAmount, parseAmount, type ParseAmountOptions, type TokenUnits } from "./amounts";
 import { CliError, type ErrorContext } from "./errors";
@@ -120,20 +112,8 @@ export interface Connection {
   deployment: Deployment;
   tollgate: Address;
   token: PaymentToken;
-}
-
-export interface SentTransaction {
-  hash: Hash;
-  receipt: TransactionReceipt;
-}
-
-type WriteName<abi extends Abi> = ContractFunctionName<abi, "nonpayable" | "payable">;
-
-export interface ContractWrite<abi extends Abi, functionName extends WriteName<abi>> {
-  address: Address;
-  abi: abi;
-  functionName: functionName;
-  args: ContractFunctionArgs<abi, "nonpayable" | "payable", functionName>;
+  /** The client layer over this connection, without a wallet (see `CliContext.client`). */
+  tollgateClient: TollgateClient;
 }
 
 /**
@@ -187,7 +167,6 @@ export class CliContext {
   private connection: Promise<Connection> | undefined;
   private connected: Connection | undefined;
   private account: Promise<LocalAccount> | undefined;
-  private wallet: WalletClient<Transport, Chain, LocalAccount> | undefined;
 
   constructor(
     readonly io: CliIo,
@@ -218,8 +197,7 @@ export class CliContext {
   private async openConnection(): Promise<Connection> {
     const deployment = this.readDeployment();
     const rpc = this.options.rpc;
-    // One retry: a CLI should fail fast and say the chain is down, not back off for half a minute.
-    const transport = http(rpc, { retryCount: 1, timeout: 20_000 });
+    const transport = this.transport();
     const probe = createPublicClient({ transport });
     const chainId = await probe.getChainId();
     if (chainId !== deployment.chainId) {
@@ -242,13 +220,19 @@ export class CliContext {
         "deploy first (`tollgate operator deploy`); a restarted local node forgets its contracts, so deploy again after restarting it",
       );
     }
-    const tokenAddress = await client.readContract({ address: deployment.tollgate, abi: tollgateAbi, functionName: "paymentToken" });
-    const [decimals, symbol] = await Promise.all([
-      client.readContract({ address: tokenAddress, abi: testUsdAbi, functionName: "decimals" }),
-      // Some tokens (old MKR) return bytes32 or nothing for symbol(); the amounts still read right without it.
-      client.readContract({ address: tokenAddress, abi: testUsdAbi, functionName: "symbol" }).catch(() => "tokens"),
-    ]);
-    return { client, chain, deployment, tollgate: deployment.tollgate, token: { address: tokenAddress, decimals, symbol } };
+    // The token Tollgate holds, not the one the file names: the file may be older than a redeploy.
+    const tollgateClient = await createTollgateClient({
+      publicClient: client,
+      deployment: { chainId, tollgate: deployment.tollgate, credits: deployment.credits },
+      gateway: { url: this.options.gateway },
+    });
+    const { address, decimals, symbol } = await getPaymentToken(tollgateClient);
+    return { client, chain, deployment, tollgate: deployment.tollgate, token: { address, decimals, symbol }, tollgateClient };
+  }
+
+  /** One retry: a CLI should fail fast and say the chain is down, not back off for half a minute. */
+  private transport(): HttpTransport {
+    return http(this.options.rpc, { retryCount: 1, timeout: 20_000 });
   }
 
   signer(): Promise<LocalAccount> {
@@ -273,23 +257,29 @@ export class CliContext {
   }
 
   /**
-   * Simulates the call first, so a revert is decoded into its custom error before anything is signed or
-   * costs gas, then sends it and waits for the receipt. Prints the hash as soon as it is known.
+   * The client layer over the checked connection, signing with the key from the environment (loaded
+   * first, so a missing key is reported before the chain is asked anything). Each transaction's hash is
+   * printed as soon as it is known.
    */
-  async send<const abi extends Abi, functionName extends WriteName<abi>>(
-    description: string,
-    call: ContractWrite<abi, functionName>,
-  ): Promise<SentTransaction> {
-    const { client, chain } = await this.connect();
+  async client(): Promise<TollgateClient> {
     const account = await this.signer();
-    this.wallet ??= createWalletClient({ account, chain, transport: http(this.options.rpc, { retryCount: 1, timeout: 20_000 }) });
-    const { request } = await client.simulateContract({ ...call, account } as unknown as SimulateContractParameters);
-    const hash = await this.wallet.writeContract(request as unknown as WriteContractParameters<Abi, string, readonly unknown[], Chain, LocalAccount>);
-    this.out.say(`  ${description}: tx ${hash}`);
-    const receipt = await client.waitForTransactionReceipt({ hash });
-    if (receipt.status !== "success") {
-      throw new CliError(`transaction ${hash} (${description}) reverted`, "the chain changed between the check and the transaction; run the command again");
-    }
-    return { hash, receipt };
+    const { chain, tollgateClient } = await this.connect();
+    const wallet = createWalletClient({ account, chain, transport: this.transport() });
+    return withWallet(tollgateClient, wallet, (progress) => this.printTransaction(progress));
+  }
+
+  /**
+   * A client for the gateway's wallet-signed requests (API keys). They are bound to the deployment's chain id
+   * and Tollgate address but read nothing from the chain, so this one is built from the deployment file
+   * alone: the key commands work without a reachable RPC, as they always have.
+   */
+  async gatewayClient(): Promise<TollgateGatewayClient> {
+    const account = await this.signer();
+    const { chainId, tollgate } = this.readDeployment();
+    return { wallet: createWalletClient({ account, transport: this.transport() }), contracts: { chainId, tollgate }, gateway: { url: this.options.gateway } };
+  }
+
+  private printTransaction(progress: TransactionProgress): void {
+    if (progress.stage === "pending") this.out.say(`  ${progress.description}: tx ${progress.hash}`);
   }
 }

@@ -4,7 +4,7 @@
  * Tollgate can revert inside the payment token or the credits token and bubble that token's error up.
  */
 import { BaseError, HttpRequestError, InsufficientFundsError, TimeoutError } from "viem";
-import { revertOf } from "../../server/chain/revert";
+import { GatewayRequestError, revertOf, TollgateClientError, TransactionRevertedError } from "../../client";
 import { DeploymentFileError } from "../../server/chain/deployment";
 
 /** An error the CLI raises itself: the message says what is wrong, the hint what to do about it. */
@@ -18,17 +18,30 @@ export class CliError extends Error {
   }
 }
 
-/** A gateway answered with an error (OpenAI's error JSON), or could not be reached. */
-export class GatewayRequestError extends CliError {
-  override name = "GatewayRequestError";
-  constructor(
-    message: string,
-    hint: string | undefined,
-    readonly status?: number,
-    readonly code?: string,
-  ) {
-    super(message, hint);
+/**
+ * The client's hints say what to do in any program; the CLI's name the command, flag or variable to use.
+ * Gateway error codes not named here keep the client's hint (GATEWAY_HINTS in client/internal/gateway-request.ts).
+ */
+const GATEWAY_COMMAND_HINTS: Record<string, string> = {
+  signature_expired: "the gateway's clock and this machine's differ by more than it allows; sync the system clock and run the command again",
+  invalid_signature:
+    "the signature binds the chain id and Tollgate address of --deployment; check it is the deployment the gateway serves",
+  nonce_reused: "run the command again; each run signs with a fresh nonce",
+  model_not_found: "`curl <gateway>/v1/models` lists the models on sale; name them as the gateway does",
+  key_not_found: "`tollgate buyer keys list` shows your keys and which are revoked",
+  invalid_api_key: "TOLLGATE_API_KEY is not a live key of this gateway; create one with `tollgate buyer keys create`",
+  invalid_value: "fix the value named above and run the command again",
+};
+
+export function gatewayHint(error: GatewayRequestError): string | undefined {
+  if (error.code && GATEWAY_COMMAND_HINTS[error.code]) return GATEWAY_COMMAND_HINTS[error.code];
+  // No HTTP status: the gateway never answered (the fetch failed, its cause kept), or answered with no JSON.
+  if (error.status === undefined) {
+    return error.cause !== undefined
+      ? `${error.hint} Start it with \`tollgate operator start-gateway\`, or point --gateway / TOLLGATE_GATEWAY_URL at yours`
+      : "is --gateway a Tollgate gateway?";
   }
+  return error.hint;
 }
 
 export interface ErrorReport {
@@ -128,6 +141,12 @@ function describeRevert(error: unknown, ctx: ErrorContext): ErrorReport | undefi
 
 export function describeError(error: unknown, ctx: ErrorContext): ErrorReport {
   if (error instanceof CliError) return { message: error.message, hint: error.hint };
+  if (error instanceof GatewayRequestError) return { message: error.message, hint: gatewayHint(error) };
+  if (error instanceof TransactionRevertedError) {
+    return { message: error.message, hint: "the chain changed between the check and the transaction; run the command again" };
+  }
+  // The client's other errors (an action given no wallet).
+  if (error instanceof TollgateClientError) return { message: error.message, hint: error.hint };
   if (error instanceof DeploymentFileError) return { message: error.message };
   if (error instanceof BaseError) {
     const revert = describeRevert(error, ctx);

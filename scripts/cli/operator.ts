@@ -1,13 +1,14 @@
 /**
  * `tollgate operator …`: deploy, run the gateway and the oracle, see the deployment's state, and the
- * owner's levers (pause, fee, treasury) plus the fee sweep anyone may call.
+ * owner's levers (pause, fee, treasury) plus the fee sweep anyone may call, each a client action.
  */
 import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import type { Command } from "commander";
-import { parseEventLogs, zeroAddress } from "viem";
+import { zeroAddress } from "viem";
+import { collectProtocolFees, setPaused as setPausedAction, setProtocolFee, setTreasury as setTreasuryAction } from "../../client";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, parseAddress, parseInteger } from "./arguments";
 import { envValue, ENV, examples, loadPrivateKey, type CliContext, type ContextFactory } from "./context";
@@ -216,7 +217,7 @@ async function setPaused(ctx: CliContext, paused: boolean): Promise<void> {
   await ctx.signer();
   const conn = await ctx.connect();
   ctx.out.say(paused ? "pausing settlement and credit purchases (deposits and withdrawals keep working)" : "resuming settlement and credit purchases");
-  const { hash } = await ctx.send(paused ? "pause" : "unpause", { address: conn.tollgate, abi: tollgateAbi, functionName: paused ? "pause" : "unpause", args: [] });
+  const { hash } = await setPausedAction(await ctx.client(), { paused });
   const now = await conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "paused" });
   ctx.out.say(now ? "paused" : "running");
   ctx.out.result({ action: paused ? "pause" : "unpause", paused: now, hash });
@@ -227,7 +228,7 @@ async function setFee(ctx: CliContext, bpsText: string): Promise<void> {
   const conn = await ctx.connect();
   const bps = parseInteger(bpsText, "fee in basis points");
   ctx.out.say(`setting the protocol fee to ${bps} bps (${Number(bps) / 100}%)`);
-  const { hash } = await ctx.send("setProtocolFee", { address: conn.tollgate, abi: tollgateAbi, functionName: "setProtocolFee", args: [bps] });
+  const { hash } = await setProtocolFee(await ctx.client(), { feeBps: bps });
   const now = await conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "protocolFeeBps" });
   ctx.out.say(`protocol fee is now ${now} bps`);
   ctx.out.result({ action: "set-fee", protocolFeeBps: now, hash });
@@ -235,10 +236,10 @@ async function setFee(ctx: CliContext, bpsText: string): Promise<void> {
 
 async function setTreasury(ctx: CliContext, addressText: string): Promise<void> {
   await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const treasury = parseAddress(addressText, "treasury");
   ctx.out.say(`sending future protocol fee sweeps to ${treasury}`);
-  const { hash } = await ctx.send("setTreasury", { address: conn.tollgate, abi: tollgateAbi, functionName: "setTreasury", args: [treasury] });
+  const { hash } = await setTreasuryAction(await ctx.client(), { treasury });
   ctx.out.say("treasury set");
   ctx.out.result({ action: "set-treasury", treasury, hash });
 }
@@ -248,11 +249,9 @@ async function collectFees(ctx: CliContext): Promise<void> {
   const conn = await ctx.connect();
   const accrued = await conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "protocolFeesAccrued" });
   ctx.out.say(`sweeping ${await ctx.amount(accrued)} of protocol fees to the treasury`);
-  const { hash, receipt } = await ctx.send("collectProtocolFees", { address: conn.tollgate, abi: tollgateAbi, functionName: "collectProtocolFees", args: [] });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "ProtocolFeesCollected" });
-  const amount = event?.args.amount ?? 0n;
-  ctx.out.say(`sent ${await ctx.amount(amount)} to ${event?.args.treasury ?? "the treasury"}`);
-  ctx.out.result({ action: "collect-fees", amount: ctx.money(amount), treasury: event?.args.treasury, hash });
+  const { hash, amount, treasury } = await collectProtocolFees(await ctx.client());
+  ctx.out.say(`sent ${await ctx.amount(amount)} to ${treasury ?? "the treasury"}`);
+  ctx.out.result({ action: "collect-fees", amount: ctx.money(amount), treasury, hash });
 }
 
 export function registerOperator(program: Command, context: ContextFactory): void {

@@ -1,10 +1,20 @@
 /**
  * `tollgate provider …`: register, list models with per-million-token prices, schedule price changes
  * (effective after the deployment's notice period), define credit plans, name the gateway keys allowed to
- * report usage, withdraw earnings, and show all of it.
+ * report usage, withdraw earnings, and show all of it. Every transaction is a client action (client/actions/).
  */
 import type { Command } from "commander";
-import { parseEventLogs, type Address } from "viem";
+import type { Address } from "viem";
+import {
+  defineCreditPlan,
+  listModel as listModelAction,
+  registerProvider as registerProviderAction,
+  scheduleModelPrice,
+  setModelPaused as setModelPausedAction,
+  setSignerAuthorization,
+  updateProvider,
+  withdrawEarnings as withdrawEarningsAction,
+} from "../../client";
 import { tollgateAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, MAX_UINT32, parseAddress, parseId, parseList, parseTimestamp } from "./arguments";
 import { examples, type CliContext, type Connection, type ContextFactory } from "./context";
@@ -46,48 +56,34 @@ function priceJson(ctx: CliContext, prices: Prices) {
 
 async function register(ctx: CliContext, payoutText: string, metadataUri: string): Promise<void> {
   const account = await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const payout = parseAddress(payoutText, "payout address");
   ctx.out.say(`registering a provider owned by ${account.address}, paid at ${payout}`);
-  const { hash, receipt } = await ctx.send("registerProvider", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "registerProvider",
-    args: [payout, metadataUri],
-  });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "ProviderRegistered" });
-  if (!event) throw new CliError(`transaction ${hash} registered no provider`, "is the deployment file's address a Tollgate contract?");
-  ctx.out.say(`registered provider ${event.args.providerId} (metadata ${metadataUri})`);
-  ctx.out.result({ action: "register", providerId: event.args.providerId, owner: account.address, payout, metadataUri, hash });
+  const { hash, providerId } = await registerProviderAction(await ctx.client(), { payout, metadataUri });
+  ctx.out.say(`registered provider ${providerId} (metadata ${metadataUri})`);
+  ctx.out.result({ action: "register", providerId, owner: account.address, payout, metadataUri, hash });
 }
 
 async function update(ctx: CliContext, providerText: string, payoutText: string, metadataUri: string): Promise<void> {
   await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const providerId = parseId(providerText, "provider id");
   const payout = parseAddress(payoutText, "payout address");
   ctx.out.say(`updating provider ${providerId}: payout ${payout}, metadata ${metadataUri}`);
-  const { hash } = await ctx.send("updateProvider", { address: conn.tollgate, abi: tollgateAbi, functionName: "updateProvider", args: [providerId, payout, metadataUri] });
+  const { hash } = await updateProvider(await ctx.client(), { providerId, payout, metadataUri });
   ctx.out.say("updated");
   ctx.out.result({ action: "update", providerId, payout, metadataUri, hash });
 }
 
 async function listModel(ctx: CliContext, providerText: string, name: string, options: PriceOptions): Promise<void> {
   await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const providerId = parseId(providerText, "provider id");
   const prices = await parsePrices(ctx, options);
   ctx.out.say(`listing model "${name}" for provider ${providerId} at ${await describePrices(ctx, prices)}, in force at once`);
-  const { hash, receipt } = await ctx.send("listModel", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "listModel",
-    args: [providerId, name, prices],
-  });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "ModelListed" });
-  if (!event) throw new CliError(`transaction ${hash} listed no model`);
-  ctx.out.say(`listed model ${event.args.modelId} "${name}" (provider ${providerId}, credit-plan bit ${event.args.localIndex})`);
-  ctx.out.result({ action: "list-model", modelId: event.args.modelId, providerId, name, localIndex: event.args.localIndex, prices: priceJson(ctx, prices), hash });
+  const { hash, modelId, localIndex } = await listModelAction(await ctx.client(), { providerId, name, prices });
+  ctx.out.say(`listed model ${modelId} "${name}" (provider ${providerId}, credit-plan bit ${localIndex})`);
+  ctx.out.result({ action: "list-model", modelId, providerId, name, localIndex, prices: priceJson(ctx, prices), hash });
 }
 
 async function latestEpoch(conn: Connection, modelId: number) {
@@ -109,35 +105,27 @@ async function setPrice(ctx: CliContext, modelText: string, options: PriceOption
   ]);
   const prices = await parsePrices(ctx, options, { input: epoch.input, cachedInput: epoch.cachedInput, output: epoch.output });
   ctx.out.say(`scheduling model ${modelId} at ${await describePrices(ctx, prices)}, after the ${formatDuration(notice)} notice period (${notice}s)`);
-  const { hash, receipt } = await ctx.send("scheduleModelPrice", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "scheduleModelPrice",
-    args: [modelId, prices],
-  });
-  const [scheduled] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "PriceScheduled" });
-  const replaced = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "PriceScheduleReplaced" });
-  if (!scheduled) throw new CliError(`transaction ${hash} scheduled no price`);
-  if (replaced.length > 0) ctx.out.say(`  replaced the not-yet-effective price epoch ${replaced[0].args.epochIndex}`);
-  ctx.out.say(`new prices take effect at ${formatTimestamp(scheduled.args.effectiveFrom)} (unix ${scheduled.args.effectiveFrom}) as epoch ${scheduled.args.epochIndex}; usage served before then keeps the old prices`);
+  const { hash, effectiveFrom, epochIndex, replacedEpochIndex } = await scheduleModelPrice(await ctx.client(), { modelId, prices });
+  if (replacedEpochIndex !== undefined) ctx.out.say(`  replaced the not-yet-effective price epoch ${replacedEpochIndex}`);
+  ctx.out.say(`new prices take effect at ${formatTimestamp(effectiveFrom)} (unix ${effectiveFrom}) as epoch ${epochIndex}; usage served before then keeps the old prices`);
   ctx.out.result({
     action: "set-price",
     modelId,
     prices: priceJson(ctx, prices),
-    effectiveFrom: scheduled.args.effectiveFrom,
-    epochIndex: scheduled.args.epochIndex,
+    effectiveFrom,
+    epochIndex,
     noticeSeconds: notice,
-    replacedEpoch: replaced[0]?.args.epochIndex ?? null,
+    replacedEpoch: replacedEpochIndex ?? null,
     hash,
   });
 }
 
 async function setModelPaused(ctx: CliContext, modelText: string, paused: boolean): Promise<void> {
   await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const modelId = parseId(modelText, "model id");
   ctx.out.say(`${paused ? "pausing" : "resuming"} model ${modelId}${paused ? " (gateways stop serving it; usage already served still settles)" : ""}`);
-  const { hash } = await ctx.send("setModelPaused", { address: conn.tollgate, abi: tollgateAbi, functionName: "setModelPaused", args: [modelId, paused] });
+  const { hash } = await setModelPausedAction(await ctx.client(), { modelId, paused });
   ctx.out.say(paused ? "paused" : "resumed");
   ctx.out.result({ action: paused ? "pause-model" : "resume-model", modelId, paused, hash });
 }
@@ -151,7 +139,7 @@ interface PlanOptions {
 
 async function definePlan(ctx: CliContext, providerText: string, options: PlanOptions): Promise<void> {
   await ctx.signer();
-  const conn = await ctx.connect();
+  await ctx.connect();
   const providerId = parseId(providerText, "provider id");
   const price = await ctx.parseAmount(options.price, { what: "--price", allowZero: true });
   const value = await ctx.parseAmount(options.value, { what: "--value" });
@@ -162,18 +150,17 @@ async function definePlan(ctx: CliContext, providerText: string, options: PlanOp
     `defining a credit plan for provider ${providerId}: ${await ctx.amount(price)} per credit, worth ${await ctx.amount(value)} of usage ` +
       `on models ${modelIds.join(", ")}, ${expiresAt === 0n ? "never expiring" : `expiring ${formatTimestamp(expiresAt)}`}`,
   );
-  const { hash, receipt } = await ctx.send("defineCreditPlan", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "defineCreditPlan",
-    args: [providerId, price, value, modelIds, Number(expiresAt)],
+  const { hash, planId } = await defineCreditPlan(await ctx.client(), {
+    providerId,
+    pricePerCredit: price,
+    valuePerCredit: value,
+    modelIds,
+    expiresAt: Number(expiresAt),
   });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "CreditPlanDefined" });
-  if (!event) throw new CliError(`transaction ${hash} defined no plan`);
-  ctx.out.say(`defined credit plan ${event.args.planId}; buyers buy it with \`tollgate buyer buy-credits ${event.args.planId} <count>\``);
+  ctx.out.say(`defined credit plan ${planId}; buyers buy it with \`tollgate buyer buy-credits ${planId} <count>\``);
   ctx.out.result({
     action: "define-plan",
-    planId: event.args.planId,
+    planId,
     providerId,
     pricePerCredit: ctx.money(price),
     valuePerCredit: ctx.money(value),
@@ -193,12 +180,7 @@ async function setSigner(ctx: CliContext, providerText: string, signerText: stri
       ? `authorizing gateway key ${signer} to sign usage batches for provider ${providerId} (a key serves one provider for life)`
       : `revoking gateway key ${signer} for provider ${providerId}; its unsettled batches will no longer settle`,
   );
-  const { hash } = await ctx.send("setSignerAuthorization", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "setSignerAuthorization",
-    args: [providerId, signer, authorized],
-  });
+  const { hash } = await setSignerAuthorization(await ctx.client(), { providerId, signer, authorized });
   const view = await conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "signerOf", args: [signer] });
   ctx.out.say(`${signer} is now ${view.authorized ? "authorized" : "revoked"} for provider ${view.providerId}; next sequence ${view.nextSequence}`);
   ctx.out.result({ action: authorized ? "authorize-signer" : "revoke-signer", providerId, signer, authorized: view.authorized, nextSequence: view.nextSequence, hash });
@@ -210,16 +192,9 @@ async function withdrawEarnings(ctx: CliContext, providerText: string): Promise<
   const providerId = parseId(providerText, "provider id");
   const earnings = await conn.client.readContract({ address: conn.tollgate, abi: tollgateAbi, functionName: "earningsOf", args: [providerId] });
   ctx.out.say(`withdrawing provider ${providerId}'s earnings of ${await ctx.amount(earnings)}`);
-  const { hash, receipt } = await ctx.send("withdrawEarnings", {
-    address: conn.tollgate,
-    abi: tollgateAbi,
-    functionName: "withdrawEarnings",
-    args: [providerId],
-  });
-  const [event] = parseEventLogs({ abi: tollgateAbi, logs: receipt.logs, eventName: "EarningsWithdrawn" });
-  const amount = event?.args.amount ?? 0n;
-  ctx.out.say(`paid ${await ctx.amount(amount)} to ${event?.args.payout ?? "the payout address"}`);
-  ctx.out.result({ action: "withdraw-earnings", providerId, amount: ctx.money(amount), payout: event?.args.payout, hash });
+  const { hash, amount, payout } = await withdrawEarningsAction(await ctx.client(), { providerId });
+  ctx.out.say(`paid ${await ctx.amount(amount)} to ${payout}`);
+  ctx.out.result({ action: "withdraw-earnings", providerId, amount: ctx.money(amount), payout, hash });
 }
 
 /** Names and metadata live only in events; a node that limits log queries still gets the rest of `show`. */
