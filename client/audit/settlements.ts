@@ -12,7 +12,7 @@ import {
   type Hex,
   type PublicClient,
 } from "viem";
-import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
+import { tollgateAbi } from "../../server/chain/abis";
 import type { Deployment } from "../../server/chain/deployment";
 import { usageBatchTypes } from "../../server/chain/eip712";
 import { MarketplaceReader, priceEpochAt, type PriceEpoch } from "../../server/chain/marketplace-reader";
