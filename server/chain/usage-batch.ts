@@ -3,7 +3,7 @@
  * its decoder for auditors, and the receipts whose struct hashes form a batch's content root.
  */
 import { getAddress, hashStruct, keccak256, type Address, type Hex } from "viem";
-import { usageReceiptTypes } from "./eip712";
+import { usageReceiptTypes, type UsageBatch, type UsageReceipt } from "./eip712";
 import { merkleRoot } from "./merkle";
 import type { TokenCounts } from "./pricing";
 
@@ -15,44 +15,19 @@ const MAX_SERVED_OFFSET = 2 ** 24 - 1;
 const MAX_BUYERS = 2 ** 16;
 const MAX_MODELS = 2 ** 8;
 
+/** The receipt fields a batch record carries: who, which model, when, and the token counts. */
+type RecordFields = "sequence" | "buyer" | "modelId" | "servedAt" | keyof TokenCounts;
+
 /** One metered call, as the gateway stores it and the chain settles it. */
-export interface UsageRecord extends TokenCounts {
-  sequence: bigint;
-  buyer: Address;
-  modelId: number;
+export interface UsageRecord extends Pick<UsageReceipt, RecordFields> {
   /** Index of the model's price epoch in force at `servedAt` (the registry's `priceAt`). */
   priceEpoch: number;
-  /** Unix seconds when the call was served. */
-  servedAt: number;
   /** The EIP-712 struct hash of the receipt handed to the buyer: a leaf of the batch's content root. */
   receiptHash: Hex;
 }
 
-/** The `UsageBatch` struct as the contract takes it and the gateway key signs it. */
-export interface UsageBatch {
-  firstSequence: bigint;
-  baseTime: number;
-  buyers: Hex;
-  models: Hex;
-  records: Hex;
-  contentRoot: Hex;
-}
-
-/** A receipt as handed to a buyer; mirrors `UsageTypes.UsageReceipt`. */
-export interface UsageReceipt {
-  sequence: bigint;
-  buyer: Address;
-  modelId: number;
-  inputTokens: number;
-  cachedInputTokens: number;
-  outputTokens: number;
-  servedAt: number;
-  inputPrice: bigint;
-  cachedInputPrice: bigint;
-  outputPrice: bigint;
-  cost: bigint;
-  contentHash: Hex;
-}
+// Defined from the EIP-712 tables in ./eip712; re-exported where batch and receipt code has always found them.
+export type { UsageBatch, UsageReceipt };
 
 /** The batch header `verifyReceiptSettled` takes: the sections as hashes, so a proof need not carry the calldata. */
 export function usageBatchHeader(batch: UsageBatch) {
@@ -154,13 +129,8 @@ export function encodeUsageBatch(
 }
 
 /** What the chain says one record was: everything needed to price it, recovered from calldata alone. */
-export interface DecodedRecord extends TokenCounts {
-  sequence: bigint;
-  buyer: Address;
+export interface DecodedRecord extends Omit<UsageRecord, "receiptHash"> {
   creditPlan: number;
-  modelId: number;
-  priceEpoch: number;
-  servedAt: number;
 }
 
 /** Unpacks a batch as an auditor reads it from the settlement transaction's calldata. */
