@@ -7,13 +7,16 @@ import { usageReceiptTypes, type UsageBatch, type UsageReceipt } from "./eip712"
 import { merkleRoot } from "./merkle";
 import type { TokenCounts } from "./pricing";
 
-export const BUYER_ENTRY_BYTES = 24;
-export const MODEL_ENTRY_BYTES = 8;
-export const RECORD_BYTES = 18;
-const MAX_UINT32 = 2 ** 32 - 1;
-const MAX_SERVED_OFFSET = 2 ** 24 - 1;
-const MAX_BUYERS = 2 ** 16;
-const MAX_MODELS = 2 ** 8;
+import {
+  BUYER_ENTRY_BYTES,
+  isUint32,
+  MAX_BATCH_BUYERS,
+  MAX_BATCH_MODEL_EPOCHS,
+  MAX_BATCH_RECORDS,
+  MAX_SERVED_OFFSET,
+  MODEL_ENTRY_BYTES,
+  RECORD_BYTES,
+} from "./batch-limits";
 
 /** The receipt fields a batch record carries: who, which model, when, and the token counts. */
 type RecordFields = "sequence" | "buyer" | "modelId" | "servedAt" | keyof TokenCounts;
@@ -54,7 +57,7 @@ function hex(value: number | bigint, bytes: number): string {
 }
 
 function checkUint32(value: number, what: string, sequence: bigint): void {
-  if (!Number.isInteger(value) || value < 0 || value > MAX_UINT32) {
+  if (!isUint32(value)) {
     throw new BatchEncodingError(`record ${sequence}: ${what} ${value} is not a uint32`);
   }
 }
@@ -68,13 +71,15 @@ export function encodeUsageBatch(
   creditPlans: ReadonlyMap<Address, number> = new Map(),
 ): UsageBatch {
   if (records.length === 0) throw new BatchEncodingError("a batch needs at least one record");
+  // The contract would revert on more; say so here, before anything is signed.
+  if (records.length > MAX_BATCH_RECORDS) throw new BatchEncodingError(`${records.length} records exceed ${MAX_BATCH_RECORDS}`);
   const firstSequence = records[0].sequence;
   const baseTime = Math.min(...records.map((r) => r.servedAt));
 
   const buyerList = [...new Set(records.map((r) => getAddress(r.buyer)))].sort((a, b) =>
     BigInt(a) < BigInt(b) ? -1 : 1,
   );
-  if (buyerList.length > MAX_BUYERS) throw new BatchEncodingError(`${buyerList.length} buyers exceed ${MAX_BUYERS}`);
+  if (buyerList.length > MAX_BATCH_BUYERS) throw new BatchEncodingError(`${buyerList.length} buyers exceed ${MAX_BATCH_BUYERS}`);
   const buyerIndex = new Map(buyerList.map((b, i) => [b, i]));
   const plans = new Map([...creditPlans].map(([buyer, plan]) => [getAddress(buyer), plan]));
 
@@ -87,7 +92,9 @@ export function encodeUsageBatch(
       modelKeys.push(key);
     }
   }
-  if (modelKeys.length > MAX_MODELS) throw new BatchEncodingError(`${modelKeys.length} model epochs exceed ${MAX_MODELS}`);
+  if (modelKeys.length > MAX_BATCH_MODEL_EPOCHS) {
+    throw new BatchEncodingError(`${modelKeys.length} model epochs exceed ${MAX_BATCH_MODEL_EPOCHS}`);
+  }
 
   let packed = "";
   records.forEach((r, i) => {
