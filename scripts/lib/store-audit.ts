@@ -7,7 +7,7 @@
 import type { Address, Hex, PublicClient } from "viem";
 import type { SettlementAudit } from "../../client";
 import { tollgateAbi } from "../../server/chain/abis";
-import type { Deployment } from "../../server/chain/deployment";
+import type { Deployment } from "../../server/chain/deployment-schema";
 import { merkleRoot } from "../../server/chain/merkle";
 import { hashReceipt } from "../../server/chain/usage-batch";
 import { usageReceiptOf } from "../../server/chain/receipt-envelope";
