@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { isHex, type Hex } from "viem";
-import { deploymentSchema, type Deployment } from "./chain/deployment";
+import { deploymentSchema, type Deployment } from "./chain/deployment-schema";
 
 const ENCODINGS = ["o200k_base", "cl100k_base"] as const;
 

@@ -4,7 +4,7 @@
  */
 import { getAddress, type PublicClient } from "viem";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
-import type { Deployment } from "../../server/chain/deployment";
+import type { Deployment } from "../../server/chain/deployment-schema";
 
 export interface ConservationCheck {
   /** The payment token the vault holds. */

@@ -4,7 +4,7 @@
  * chain settled under its sequence number. Every disagreement is named; none throws.
  */
 import { recoverTypedDataAddress, type Address } from "viem";
-import type { Deployment } from "../../server/chain/deployment";
+import type { Deployment } from "../../server/chain/deployment-schema";
 import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION, usageReceiptTypes } from "../../server/chain/eip712";
 import { usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
 import { hashReceipt } from "../../server/chain/usage-batch";

@@ -13,7 +13,7 @@ import {
   type PublicClient,
 } from "viem";
 import { tollgateAbi } from "../../server/chain/abis";
-import type { Deployment } from "../../server/chain/deployment";
+import type { Deployment } from "../../server/chain/deployment-schema";
 import { usageBatchTypes } from "../../server/chain/eip712";
 import { MarketplaceReader, priceEpochAt, type PriceEpoch } from "../../server/chain/marketplace-reader";
 import { recordCost } from "../../server/chain/pricing";

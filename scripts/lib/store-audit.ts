@@ -7,10 +7,10 @@
 import type { Address, Hex, PublicClient } from "viem";
 import type { SettlementAudit } from "../../client";
 import { tollgateAbi } from "../../server/chain/abis";
-import type { Deployment } from "../../server/chain/deployment";
+import type { Deployment } from "../../server/chain/deployment-schema";
 import { merkleRoot } from "../../server/chain/merkle";
 import { hashReceipt } from "../../server/chain/usage-batch";
-import { usageReceiptOf } from "../../server/gateway/metering/meter";
+import { usageReceiptOf } from "../../server/chain/receipt-envelope";
 import type { UsageStore } from "../../server/store/usage-store";
 
 export async function auditStoreAgainstChain(client: PublicClient, audit: SettlementAudit, store: UsageStore, signer: Address, deployment: Deployment): Promise<string[]> {

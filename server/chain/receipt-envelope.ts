@@ -4,14 +4,17 @@
  * so the gateway that writes it and the client that reads it share one definition.
  */
 import { getAddress, type Address, type Hex } from "viem";
-import type { UsageReceipt } from "./usage-batch";
+import { usageReceiptTypes, type UsageReceipt } from "./eip712";
+
+/** The receipt's fields as they travel in JSON, which has no bigint: those travel as decimal strings. */
+export type WireReceipt = { [K in keyof UsageReceipt]: UsageReceipt[K] extends bigint ? string : UsageReceipt[K] };
 
 export interface ReceiptEnvelope {
   domain: { name: string; version: string; chainId: number; verifyingContract: Address };
   signer: Address;
   primaryType: "UsageReceipt";
   /** The EIP-712 message; JSON has no bigint, so amounts and the sequence travel as decimal strings. */
-  receipt: Record<keyof UsageReceipt, string | number>;
+  receipt: WireReceipt;
   receiptHash: Hex;
   signature: Hex;
   content: { salt: Hex; requestHash: Hex; responseHash: Hex };
@@ -20,28 +23,45 @@ export interface ReceiptEnvelope {
   countSource: "upstream" | "gateway";
 }
 
+/**
+ * Whether a field of an EIP-712 `uint` type is a bigint in TypeScript: the rule viem's typed-data types
+ * follow (abitype maps uint8..uint48 to number, wider ones to bigint), so the value read back has the type
+ * `UsageReceipt` declares for it.
+ */
+function isBigUint(type: string): boolean {
+  return type.startsWith("uint") && Number(type.slice(4)) > 48;
+}
+
+/**
+ * The EIP-712 message of anything that carries a receipt's fields (a stored record, say): exactly the
+ * table's fields, in the struct's order, and nothing else.
+ */
+export function usageReceiptOf(source: UsageReceipt): UsageReceipt {
+  return Object.fromEntries(usageReceiptTypes.UsageReceipt.map(({ name }) => [name, source[name]])) as UsageReceipt;
+}
+
 /** The receipt's fields as they travel: bigints as decimal strings. */
-export function receiptToWire(receipt: UsageReceipt): ReceiptEnvelope["receipt"] {
-  return Object.fromEntries(Object.entries(receipt).map(([name, value]) => [name, typeof value === "bigint" ? value.toString() : value])) as ReceiptEnvelope["receipt"];
+export function receiptToWire(receipt: UsageReceipt): WireReceipt {
+  return Object.fromEntries(
+    usageReceiptTypes.UsageReceipt.map(({ name }) => {
+      const value = receipt[name];
+      return [name, typeof value === "bigint" ? value.toString() : value];
+    }),
+  ) as WireReceipt;
+}
+
+/** One wire value back to its TypeScript type, chosen by the field's EIP-712 type. */
+function fromWire(type: string, value: unknown): unknown {
+  if (type === "address") return getAddress(String(value));
+  if (isBigUint(type)) return BigInt(value as string | number);
+  if (type.startsWith("uint")) return Number(value);
+  return value as Hex;
 }
 
 /** The EIP-712 message inside an envelope a buyer received: what a buyer or auditor verifies and compares. */
 export function usageReceiptFromEnvelope(envelope: ReceiptEnvelope): UsageReceipt {
-  const r = envelope.receipt;
-  return {
-    sequence: BigInt(r.sequence),
-    buyer: getAddress(String(r.buyer)),
-    modelId: Number(r.modelId),
-    inputTokens: Number(r.inputTokens),
-    cachedInputTokens: Number(r.cachedInputTokens),
-    outputTokens: Number(r.outputTokens),
-    servedAt: Number(r.servedAt),
-    inputPrice: BigInt(r.inputPrice),
-    cachedInputPrice: BigInt(r.cachedInputPrice),
-    outputPrice: BigInt(r.outputPrice),
-    cost: BigInt(r.cost),
-    contentHash: r.contentHash as Hex,
-  };
+  const wire = envelope.receipt;
+  return Object.fromEntries(usageReceiptTypes.UsageReceipt.map(({ name, type }) => [name, fromWire(type, wire[name])])) as UsageReceipt;
 }
 
 // base64url over UTF-8 with the web platform's own codecs (atob, TextDecoder), so it runs in a browser too.

@@ -3,56 +3,34 @@
  * its decoder for auditors, and the receipts whose struct hashes form a batch's content root.
  */
 import { getAddress, hashStruct, keccak256, type Address, type Hex } from "viem";
-import { usageReceiptTypes } from "./eip712";
+import { usageReceiptTypes, type UsageBatch, type UsageReceipt } from "./eip712";
 import { merkleRoot } from "./merkle";
 import type { TokenCounts } from "./pricing";
 
-export const BUYER_ENTRY_BYTES = 24;
-export const MODEL_ENTRY_BYTES = 8;
-export const RECORD_BYTES = 18;
-const MAX_UINT32 = 2 ** 32 - 1;
-const MAX_SERVED_OFFSET = 2 ** 24 - 1;
-const MAX_BUYERS = 2 ** 16;
-const MAX_MODELS = 2 ** 8;
+import {
+  BUYER_ENTRY_BYTES,
+  isUint32,
+  MAX_BATCH_BUYERS,
+  MAX_BATCH_MODEL_EPOCHS,
+  MAX_BATCH_RECORDS,
+  MAX_SERVED_OFFSET,
+  MODEL_ENTRY_BYTES,
+  RECORD_BYTES,
+} from "./batch-limits";
+
+/** The receipt fields a batch record carries: who, which model, when, and the token counts. */
+type RecordFields = "sequence" | "buyer" | "modelId" | "servedAt" | keyof TokenCounts;
 
 /** One metered call, as the gateway stores it and the chain settles it. */
-export interface UsageRecord extends TokenCounts {
-  sequence: bigint;
-  buyer: Address;
-  modelId: number;
+export interface UsageRecord extends Pick<UsageReceipt, RecordFields> {
   /** Index of the model's price epoch in force at `servedAt` (the registry's `priceAt`). */
   priceEpoch: number;
-  /** Unix seconds when the call was served. */
-  servedAt: number;
   /** The EIP-712 struct hash of the receipt handed to the buyer: a leaf of the batch's content root. */
   receiptHash: Hex;
 }
 
-/** The `UsageBatch` struct as the contract takes it and the gateway key signs it. */
-export interface UsageBatch {
-  firstSequence: bigint;
-  baseTime: number;
-  buyers: Hex;
-  models: Hex;
-  records: Hex;
-  contentRoot: Hex;
-}
-
-/** A receipt as handed to a buyer; mirrors `UsageTypes.UsageReceipt`. */
-export interface UsageReceipt {
-  sequence: bigint;
-  buyer: Address;
-  modelId: number;
-  inputTokens: number;
-  cachedInputTokens: number;
-  outputTokens: number;
-  servedAt: number;
-  inputPrice: bigint;
-  cachedInputPrice: bigint;
-  outputPrice: bigint;
-  cost: bigint;
-  contentHash: Hex;
-}
+// Defined from the EIP-712 tables in ./eip712; re-exported where batch and receipt code has always found them.
+export type { UsageBatch, UsageReceipt };
 
 /** The batch header `verifyReceiptSettled` takes: the sections as hashes, so a proof need not carry the calldata. */
 export function usageBatchHeader(batch: UsageBatch) {
@@ -79,7 +57,7 @@ function hex(value: number | bigint, bytes: number): string {
 }
 
 function checkUint32(value: number, what: string, sequence: bigint): void {
-  if (!Number.isInteger(value) || value < 0 || value > MAX_UINT32) {
+  if (!isUint32(value)) {
     throw new BatchEncodingError(`record ${sequence}: ${what} ${value} is not a uint32`);
   }
 }
@@ -93,13 +71,15 @@ export function encodeUsageBatch(
   creditPlans: ReadonlyMap<Address, number> = new Map(),
 ): UsageBatch {
   if (records.length === 0) throw new BatchEncodingError("a batch needs at least one record");
+  // The contract would revert on more; say so here, before anything is signed.
+  if (records.length > MAX_BATCH_RECORDS) throw new BatchEncodingError(`${records.length} records exceed ${MAX_BATCH_RECORDS}`);
   const firstSequence = records[0].sequence;
   const baseTime = Math.min(...records.map((r) => r.servedAt));
 
   const buyerList = [...new Set(records.map((r) => getAddress(r.buyer)))].sort((a, b) =>
     BigInt(a) < BigInt(b) ? -1 : 1,
   );
-  if (buyerList.length > MAX_BUYERS) throw new BatchEncodingError(`${buyerList.length} buyers exceed ${MAX_BUYERS}`);
+  if (buyerList.length > MAX_BATCH_BUYERS) throw new BatchEncodingError(`${buyerList.length} buyers exceed ${MAX_BATCH_BUYERS}`);
   const buyerIndex = new Map(buyerList.map((b, i) => [b, i]));
   const plans = new Map([...creditPlans].map(([buyer, plan]) => [getAddress(buyer), plan]));
 
@@ -112,7 +92,9 @@ export function encodeUsageBatch(
       modelKeys.push(key);
     }
   }
-  if (modelKeys.length > MAX_MODELS) throw new BatchEncodingError(`${modelKeys.length} model epochs exceed ${MAX_MODELS}`);
+  if (modelKeys.length > MAX_BATCH_MODEL_EPOCHS) {
+    throw new BatchEncodingError(`${modelKeys.length} model epochs exceed ${MAX_BATCH_MODEL_EPOCHS}`);
+  }
 
   let packed = "";
   records.forEach((r, i) => {
@@ -154,13 +136,8 @@ export function encodeUsageBatch(
 }
 
 /** What the chain says one record was: everything needed to price it, recovered from calldata alone. */
-export interface DecodedRecord extends TokenCounts {
-  sequence: bigint;
-  buyer: Address;
+export interface DecodedRecord extends Omit<UsageRecord, "receiptHash"> {
   creditPlan: number;
-  modelId: number;
-  priceEpoch: number;
-  servedAt: number;
 }
 
 /** Unpacks a batch as an auditor reads it from the settlement transaction's calldata. */

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { StoredUsageRecord } from "../store/usage-store";
-import type { ServedCall } from "./metering/meter";
+import type { ServedCall } from "./metering/served-call";
 
 export class GatewayMetrics {
   readonly registry = new Registry();

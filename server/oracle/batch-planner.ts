@@ -3,13 +3,10 @@
  * for each buyer the one credit plan settlement should burn (the batch names one plan per buyer).
  */
 import { getAddress, type Address } from "viem";
-import type { UsageRecord } from "../chain/usage-batch";
+import { MAX_BATCH_BUYERS, MAX_BATCH_MODEL_EPOCHS, MAX_SERVED_OFFSET } from "../chain/batch-limits";
 import type { HeldCredits } from "../chain/marketplace-reader";
-
-/** The batch encoding's own limits (IUsageSettlement.sol): 2^16 buyers, 2^8 model epochs, 2^24 s of serving offsets. */
-const MAX_BUYERS = 2 ** 16;
-const MAX_MODEL_EPOCHS = 2 ** 8;
-const MAX_SERVED_OFFSET = 2 ** 24 - 1;
+import { planCovers, planExpiryOrder } from "../chain/plan-eligibility";
+import type { UsageRecord } from "../chain/usage-batch";
 
 /**
  * The longest prefix of `records` (contiguous, in sequence order) of at most `maxRecords` that fits one
@@ -29,8 +26,8 @@ export function batchPrefix<R extends UsageRecord>(records: readonly R[], maxRec
     const low = Math.min(minServed, record.servedAt);
     const high = Math.max(maxServed, record.servedAt);
     const fits =
-      (buyers.has(buyer) || buyers.size < MAX_BUYERS) &&
-      (epochs.has(epoch) || epochs.size < MAX_MODEL_EPOCHS) &&
+      (buyers.has(buyer) || buyers.size < MAX_BATCH_BUYERS) &&
+      (epochs.has(epoch) || epochs.size < MAX_BATCH_MODEL_EPOCHS) &&
       high - low <= MAX_SERVED_OFFSET;
     if (!fits) break;
     buyers.add(buyer);
@@ -72,13 +69,11 @@ export function chooseCreditPlans(input: PlanChoiceInput): Map<Address, number> 
       if (available === 0n) continue;
       let covered = 0n;
       for (const record of usage) {
-        const inPlan = (held.plan.modelMask >> BigInt(input.localIndexOf(record.modelId))) & 1n;
-        const unexpired = held.plan.expiresAt === 0 || record.servedAt < held.plan.expiresAt;
-        if (inPlan === 1n && unexpired) covered += record.cost;
+        if (planCovers(held.plan, input.localIndexOf(record.modelId), record.servedAt)) covered += record.cost;
       }
       const usable = covered < available ? covered : available;
       if (usable === 0n) continue;
-      const expiresAt = held.plan.expiresAt === 0 ? Number.MAX_SAFE_INTEGER : held.plan.expiresAt;
+      const expiresAt = planExpiryOrder(held.plan);
       const better =
         !best ||
         usable > best.usable ||

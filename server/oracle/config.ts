@@ -7,7 +7,7 @@ import path from "node:path";
 import { z } from "zod";
 import { isHex, type Hex } from "viem";
 import { ConfigError, describeIssues, readJsonFile } from "../config";
-import { deploymentSchema, type Deployment } from "../chain/deployment";
+import { deploymentSchema, type Deployment } from "../chain/deployment-schema";
 
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

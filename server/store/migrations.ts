@@ -4,6 +4,8 @@
  * mid-migration leaves the database at the previous version rather than half-migrated.
  *
  * Append new migrations; never edit a released one, since databases in the field already ran it.
+ * The columns of `usage_records` are also declared in `usage-table.ts`, from which inserts and row reads
+ * are derived; `test/store/usage-table.test.ts` fails if a migration and that declaration disagree.
  */
 import type { Database } from "better-sqlite3";
 

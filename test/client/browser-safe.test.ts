@@ -64,6 +64,15 @@ describe("client/ is browser-safe", function () {
     expect(actions.filter((file) => !files.has(file))).to.deep.equal([]);
   });
 
+  it("keeps the shared chain modules client/ may use browser-safe too: the deployment schema, batch limits, plan eligibility", function () {
+    for (const name of ["deployment-schema.ts", "batch-limits.ts", "plan-eligibility.ts", "receipt-envelope.ts", "eip712.ts"]) {
+      expect(walk(path.join(ROOT, "server", "chain", name)).violations, name).to.deep.equal([]);
+    }
+    // The file-system half of the deployment file stays out of the client's reach.
+    expect(walk(path.join(ROOT, "server", "chain", "deployment.ts")).violations).to.not.deep.equal([]);
+    expect([...walk(path.join(ROOT, "client", "index.ts")).files]).to.not.include(path.join(ROOT, "server", "chain", "deployment.ts"));
+  });
+
   it("would catch a Node import: the walker flags a file that imports node:fs", function () {
     const dir = fs.mkdtempSync(path.join(require("node:os").tmpdir(), "browser-safe-"));
     fs.writeFileSync(path.join(dir, "index.ts"), 'export { a } from "./a";\n');

@@ -38,7 +38,7 @@ import { runMarketplace, type MarketplaceRun } from "../../scripts/marketplace";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
-import { usageReceiptOf } from "../../server/gateway/metering/meter";
+import { usageReceiptOf } from "../../server/chain/receipt-envelope";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";

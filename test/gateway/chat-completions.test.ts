@@ -9,8 +9,7 @@ import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptTypes } from "../../server/chain/eip712";
 import { hashReceipt } from "../../server/chain/usage-batch";
 import { contentHashOf } from "../../server/gateway/metering/content-hash";
-import { usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../../server/chain/receipt-envelope";
+import { parseReceiptHeader, usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
 import { LARGE_PRICES, SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
 import { EMBED_PRICES, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 

@@ -32,15 +32,13 @@ import { MarketplaceReader } from "../../server/chain/marketplace-reader";
 import { recordCost } from "../../server/chain/pricing";
 import { hashReceipt } from "../../server/chain/usage-batch";
 import { apiKeyMessageTypes, gatewayDomain } from "../../server/gateway/api-keys/wallet-messages";
-import type { ReceiptEnvelope } from "../../server/gateway/metering/meter";
-import { parseReceiptHeader } from "../../server/chain/receipt-envelope";
+import { parseReceiptHeader, usageReceiptOf, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
 import { UsageStore, type StoredUsageRecord } from "../../server/store/usage-store";
 import { startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
 import { deployMarketplace, USD, type Marketplace } from "../../scripts/lib/marketplace-fixtures";
 import { gatewayConfigObject, nonce } from "../helpers/gateway-harness";
 import { killAllProcesses, startGatewayProcess, type GatewayProcess } from "../../scripts/lib/processes";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
-import { usageReceiptOf } from "../../server/gateway/metering/meter";
 
 type Buyer = Marketplace["buyers"][number];
 

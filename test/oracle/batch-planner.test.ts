@@ -1,29 +1,9 @@
 /** What goes into one batch, and which credit plan each buyer's usage is drawn from. */
 import { expect } from "chai";
-import { getAddress, type Address, type Hex } from "viem";
+import type { Address } from "viem";
 import { batchPrefix, chooseCreditPlans } from "../../server/oracle/batch-planner";
 import type { CreditPlanTerms, HeldCredits } from "../../server/chain/marketplace-reader";
-import type { UsageRecord } from "../../server/chain/usage-batch";
-
-const ALICE = getAddress("0x00000000000000000000000000000000000a11ce");
-const BOB = getAddress("0x0000000000000000000000000000000000000b0b");
-const HASH = `0x${"ab".repeat(32)}` as Hex;
-
-function record(sequence: number, fields: Partial<UsageRecord & { cost: bigint }> = {}): UsageRecord & { cost: bigint } {
-  return {
-    sequence: BigInt(sequence),
-    buyer: ALICE,
-    modelId: 1,
-    priceEpoch: 0,
-    servedAt: 1_000,
-    inputTokens: 10,
-    cachedInputTokens: 0,
-    outputTokens: 5,
-    receiptHash: HASH,
-    cost: 100n,
-    ...fields,
-  };
-}
+import { ALICE, BOB, usageRecord as record } from "../helpers/usage-records";
 
 function plan(planId: number, fields: Partial<CreditPlanTerms> = {}): CreditPlanTerms {
   return { planId: BigInt(planId), providerId: 1, expiresAt: 0, pricePerCredit: 10n, valuePerCredit: 10n, modelMask: 0b1n, ...fields };

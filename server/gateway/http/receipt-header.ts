@@ -1,6 +1,6 @@
 /** How a receipt travels on a non-streaming answer: the `x-tollgate-receipt` header beside the exact bytes it covers. */
 import type { Response } from "express";
-import type { ReceiptEnvelope } from "../metering/meter";
+import type { ReceiptEnvelope } from "../../chain/receipt-envelope";
 
 /** The receipt as one ASCII header value: base64url of its JSON. */
 export function receiptHeaderValue(envelope: ReceiptEnvelope): string {

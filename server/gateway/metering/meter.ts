@@ -6,18 +6,20 @@
  *   record()   → sequence number, usage record and receipt signature in one SQLite transaction
  *   release()  → always, in a finally: a failed call costs nothing
  */
-import { getAddress, type Address, type Hex } from "viem";
+import type { Address } from "viem";
+import type { UsageReceipt } from "../../chain/eip712";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
 import { recordCost } from "../../chain/pricing";
-import type { UsageReceipt } from "../../chain/usage-batch";
+import { receiptToWire, usageReceiptOf, type ReceiptEnvelope } from "../../chain/receipt-envelope";
 import type { ApiKeyRecord, StoredUsageRecord, UsageStore } from "../../store/usage-store";
 import { GatewayError } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
 import type { GatewayMetrics } from "../metrics";
 import { commitContent } from "./content-hash";
 import type { ReceiptSigner } from "./receipt-signer";
+import type { ServedCall } from "./served-call";
 import type { Reservation, SpendLedger } from "./spend-ledger";
-import { billedCounts, reservedInputTokens, type ReportedUsage } from "./usage-counts";
+import { billedCounts, reservedInputTokens } from "./usage-counts";
 
 export interface ReservedCall {
   key: ApiKeyRecord;
@@ -29,64 +31,13 @@ export interface ReservedCall {
   reservedOutput: number;
 }
 
-export interface ServedCall {
-  requestId: string;
-  endpoint: "chat.completions" | "embeddings";
-  reported: ReportedUsage | undefined;
-  gatewayCount: { inputTokens: number; outputTokens: number };
-  requestBytes: Uint8Array;
-  responseBytes: Uint8Array;
-  streamed: boolean;
-  completed: boolean;
-}
-
-/** A receipt as sent to the buyer: everything needed to verify it with any EIP-712 library. */
-export interface ReceiptEnvelope {
-  domain: { name: string; version: string; chainId: number; verifyingContract: Address };
-  signer: Address;
-  primaryType: "UsageReceipt";
-  receipt: Record<keyof UsageReceipt, string | number>;
-  receiptHash: Hex;
-  signature: Hex;
-  content: { salt: Hex; requestHash: Hex; responseHash: Hex };
-  model: string;
-  reasoningTokens: number;
-  countSource: "upstream" | "gateway";
-}
-
-/** The signed receipt of a stored record, as the EIP-712 message. */
-export function usageReceiptOf(record: StoredUsageRecord): UsageReceipt {
-  const { sequence, buyer, modelId, inputTokens, cachedInputTokens, outputTokens, servedAt, inputPrice, cachedInputPrice, outputPrice, cost, contentHash } = record;
-  return { sequence, buyer, modelId, inputTokens, cachedInputTokens, outputTokens, servedAt, inputPrice, cachedInputPrice, outputPrice, cost, contentHash };
-}
-
-/** The EIP-712 message inside an envelope a buyer received: what a buyer or auditor verifies and compares. */
-export function usageReceiptFromEnvelope(envelope: ReceiptEnvelope): UsageReceipt {
-  const r = envelope.receipt;
-  return {
-    sequence: BigInt(r.sequence),
-    buyer: getAddress(String(r.buyer)),
-    modelId: Number(r.modelId),
-    inputTokens: Number(r.inputTokens),
-    cachedInputTokens: Number(r.cachedInputTokens),
-    outputTokens: Number(r.outputTokens),
-    servedAt: Number(r.servedAt),
-    inputPrice: BigInt(r.inputPrice),
-    cachedInputPrice: BigInt(r.cachedInputPrice),
-    outputPrice: BigInt(r.outputPrice),
-    cost: BigInt(r.cost),
-    contentHash: r.contentHash as Hex,
-  };
-}
-
+/** The envelope of a stored record, in the one browser-safe shape of `server/chain/receipt-envelope.ts`. */
 export function receiptEnvelope(record: StoredUsageRecord, domain: ReceiptEnvelope["domain"]): ReceiptEnvelope {
-  const receipt = usageReceiptOf(record);
   return {
     domain,
     signer: record.signer,
     primaryType: "UsageReceipt",
-    // JSON has no bigint: amounts and the sequence travel as decimal strings.
-    receipt: Object.fromEntries(Object.entries(receipt).map(([name, value]) => [name, typeof value === "bigint" ? value.toString() : value])) as ReceiptEnvelope["receipt"],
+    receipt: receiptToWire(usageReceiptOf(record)),
     receiptHash: record.receiptHash,
     signature: record.signature,
     content: { salt: record.contentSalt, requestHash: record.requestHash, responseHash: record.responseHash },

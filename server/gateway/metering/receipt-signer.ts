@@ -2,28 +2,33 @@
  * Signs the EIP-712 `UsageReceipt` handed to the buyer with every response.
  *
  * This runs once per metered call, so it avoids viem's generic typed-data walker: the receipt has only
- * static fields, so its struct hash is keccak256 over 13 fixed 32-byte words, and the domain separator is
- * computed once. The signature comes from libsecp256k1 (the `secp256k1` package's prebuilt binding, with
- * a pure-JS fallback), about ten times faster than a JS signer. `test/gateway/receipts.test.ts` checks the
- * output against viem's `hashTypedData` and `recoverTypedDataAddress`, so the fast path cannot drift.
+ * static fields, so its struct hash is keccak256 over fixed 32-byte words (the typehash, then one per
+ * field of the EIP-712 table), and the domain separator is computed once. The signature comes from
+ * libsecp256k1 (the `secp256k1` package's prebuilt binding, with a pure-JS fallback), about ten times faster
+ * than a JS signer. `test/gateway/receipt-signer.test.ts` checks the output against viem's `hashStruct` and
+ * `recoverTypedDataAddress`, so the fast path cannot drift.
  */
 import secp256k1 from "secp256k1";
-import {
-  bytesToHex,
-  hashDomain,
-  hexToBytes,
-  keccak256,
-  toBytes,
-  type Address,
-  type Hex,
-} from "viem";
+import { bytesToHex, getTypesForEIP712Domain, hashDomain, hexToBytes, keccak256, toBytes, type Address, type Hex } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
-import { USAGE_RECEIPT_TYPE, tollgateDomain } from "../../chain/eip712";
+import { USAGE_RECEIPT_TYPE, tollgateDomain, usageReceiptTypes, type UsageReceipt } from "../../chain/eip712";
 import { keccak256Bytes } from "../../chain/keccak";
-import type { UsageReceipt } from "../../chain/usage-batch";
 
 const RECEIPT_TYPEHASH = hexToBytes(keccak256(toBytes(USAGE_RECEIPT_TYPE)));
-const WORDS = 13;
+
+/**
+ * How each field of the receipt table becomes its 32-byte word (word 0 is the typehash), built once from the
+ * EIP-712 table so the fast path follows the same field list as viem. Only the static types the receipt
+ * uses are handled; a table with any other type fails here, at load, rather than hashing it wrongly.
+ */
+const FIELD_WRITERS = usageReceiptTypes.UsageReceipt.map(({ name, type }, index) => {
+  const offset = (index + 1) * 32;
+  if (type === "address") return (target: Uint8Array, receipt: UsageReceipt) => target.set(hexToBytes(receipt[name] as Hex), offset + 12);
+  if (type === "bytes32") return (target: Uint8Array, receipt: UsageReceipt) => target.set(hexToBytes(receipt[name] as Hex), offset);
+  if (/^uint\d+$/.test(type)) return (target: Uint8Array, receipt: UsageReceipt) => writeUint(target, index + 1, receipt[name] as bigint | number);
+  throw new Error(`receipt-signer: no fast encoding for ${type} ${name}`);
+});
+const WORDS = FIELD_WRITERS.length + 1;
 
 export interface SignedUsageReceipt {
   receipt: UsageReceipt;
@@ -53,14 +58,7 @@ export class ReceiptSigner {
     this.domainSeparator = hexToBytes(
       hashDomain({
         domain: { ...domain, chainId: BigInt(chainId) } as never,
-        types: {
-          EIP712Domain: [
-            { name: "name", type: "string" },
-            { name: "version", type: "string" },
-            { name: "chainId", type: "uint256" },
-            { name: "verifyingContract", type: "address" },
-          ],
-        },
+        types: { EIP712Domain: getTypesForEIP712Domain({ domain }) },
       }),
     );
   }
@@ -69,18 +67,7 @@ export class ReceiptSigner {
   receiptHash(receipt: UsageReceipt): Uint8Array {
     const encoded = new Uint8Array(32 * WORDS);
     encoded.set(RECEIPT_TYPEHASH, 0);
-    writeUint(encoded, 1, receipt.sequence);
-    encoded.set(hexToBytes(receipt.buyer), 2 * 32 + 12);
-    writeUint(encoded, 3, receipt.modelId);
-    writeUint(encoded, 4, receipt.inputTokens);
-    writeUint(encoded, 5, receipt.cachedInputTokens);
-    writeUint(encoded, 6, receipt.outputTokens);
-    writeUint(encoded, 7, receipt.servedAt);
-    writeUint(encoded, 8, receipt.inputPrice);
-    writeUint(encoded, 9, receipt.cachedInputPrice);
-    writeUint(encoded, 10, receipt.outputPrice);
-    writeUint(encoded, 11, receipt.cost);
-    encoded.set(hexToBytes(receipt.contentHash), 12 * 32);
+    for (const write of FIELD_WRITERS) write(encoded, receipt);
     return keccak256Bytes(encoded);
   }
 

@@ -12,6 +12,7 @@
  */
 import type { Address } from "viem";
 import type { BuyerSnapshot, ModelTerms } from "../../chain/marketplace-reader";
+import { planCovers } from "../../chain/plan-eligibility";
 
 interface UnsettledEntry {
   sequence: bigint;
@@ -86,12 +87,11 @@ export class SpendLedger {
   }
 
   breakdown(snapshot: BuyerSnapshot, model: ModelTerms, now: number): SpendableBreakdown {
-    const modelBit = 1n << BigInt(model.localIndex);
     let creditValue = 0n;
     for (const held of snapshot.credits) {
       const plan = held.plan;
-      if (plan.providerId !== model.providerId || (plan.modelMask & modelBit) === 0n) continue;
-      if (plan.expiresAt !== 0 && now >= plan.expiresAt) continue;
+      // Settlement rejects a plan of another provider, and pays from a plan only for what it covers.
+      if (plan.providerId !== model.providerId || !planCovers(plan, model.localIndex, now)) continue;
       creditValue += held.credits * plan.valuePerCredit + held.change;
     }
     const unsettledUsage = this.unsettled.get(snapshot.buyer)?.totalFrom(snapshot.signerNextSequence) ?? 0n;

@@ -7,6 +7,8 @@
  * counts never exceed what was reserved, so a buyer is never charged more than it authorized: a server
  * that over-reports is capped, and the difference is visible in the divergence metric.
  */
+import { isUint32, MAX_UINT32 } from "../../chain/batch-limits";
+
 export interface ReportedUsage {
   promptTokens: number;
   completionTokens: number;
@@ -24,10 +26,9 @@ export interface BilledCounts {
   capped: boolean;
 }
 
-const MAX_UINT32 = 2 ** 32 - 1;
-
+// A count no batch record can hold is treated as not reported at all.
 function count(value: unknown): number | undefined {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_UINT32 ? value : undefined;
+  return typeof value === "number" && isUint32(value) ? value : undefined;
 }
 
 /** Reads an OpenAI `usage` object (chat or embeddings); undefined when absent or malformed. */

@@ -4,6 +4,7 @@
  * leave before settlement) and the on-chain spending limit. Amounts are base-unit strings.
  */
 import type { Request, Response } from "express";
+import { planCoversModel } from "../../chain/plan-eligibility";
 import type { GatewayContext } from "../context";
 
 export function balance(ctx: GatewayContext) {
@@ -40,7 +41,7 @@ export function balance(ctx: GatewayContext) {
           value_per_credit: amount(held.plan.valuePerCredit),
           change: amount(held.change),
           expires_at: held.plan.expiresAt,
-          models: ctx.state.models().filter((m) => (held.plan.modelMask >> BigInt(m.terms.localIndex)) & 1n).map((m) => m.config.name),
+          models: ctx.state.models().filter((m) => planCoversModel(held.plan, m.terms.localIndex)).map((m) => m.config.name),
         })),
       unsettled_usage: amount(summary.unsettledUsage),
       open_reservations: amount(summary.openReservations),

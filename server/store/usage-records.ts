@@ -1,0 +1,298 @@
+/**
+ * The usage records of one store: appending a served call under the next sequence, reading them back for
+ * the buyer and the oracle, and recording their settlement.
+ *
+ * A record is committed before its receipt leaves the gateway, and its sequence number is taken in the same
+ * transaction that writes it, so a crash at any point either keeps a record whole or leaves no trace of it:
+ * no lost served call, no duplicate, no gap in the signer's sequence.
+ */
+import Database from "better-sqlite3";
+import { getAddress, type Address, type Hex } from "viem";
+import { isUint32 } from "../chain/batch-limits";
+import type { ApiKeyTable } from "./api-keys";
+import {
+  checkSequence,
+  fieldParams,
+  INSERT_RECORD_SQL,
+  insertParams,
+  toStored,
+  type InsertParams,
+  type Settlement,
+  type SignedReceipt,
+  type StoredUsageRecord,
+  type UsageRecordInput,
+  type UsageRow,
+} from "./usage-table";
+
+export interface UsageFilter {
+  keyId?: string;
+  /** Exact match against one of the record's tags. */
+  tag?: string;
+  modelName?: string;
+  /** servedAt >= from (unix seconds). */
+  from?: number;
+  /** servedAt < to: half-open, so consecutive billing periods never count a record twice. */
+  to?: number;
+  /** sequence > afterSequence: pass the last sequence of one page to get the next. */
+  afterSequence?: bigint;
+  limit?: number;
+}
+
+/** What the oracle needs to decide whether a batch is due. */
+export interface PendingUsage {
+  /** Unsettled records with sequence >= the `fromSequence` asked about. */
+  count: number;
+  /** Lowest such sequence, or null if none. */
+  firstSequence: bigint | null;
+  /** Earliest `servedAt` among them (unix seconds), or null. */
+  oldestServedAt: number | null;
+}
+
+/** A settlement would replace a different settlement already recorded for the same sequence. */
+export class SettlementConflictError extends Error {
+  override name = "SettlementConflictError";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation: a record the batch encoder cannot pack would block settlement of every later
+// sequence, so it is refused here, before it takes a sequence number.
+
+function checkUint32(value: number, field: string): void {
+  if (!isUint32(value)) throw new RangeError(`${field} must be an integer in [0, 2^32), got ${value}`);
+}
+
+function checkRecordInput(input: UsageRecordInput): void {
+  checkUint32(input.modelId, "modelId");
+  checkUint32(input.priceEpoch, "priceEpoch");
+  checkUint32(input.servedAt, "servedAt");
+  checkUint32(input.inputTokens, "inputTokens");
+  checkUint32(input.cachedInputTokens, "cachedInputTokens");
+  checkUint32(input.outputTokens, "outputTokens");
+  checkUint32(input.reasoningTokens, "reasoningTokens");
+  checkUint32(input.gatewayInputTokens, "gatewayInputTokens");
+  checkUint32(input.gatewayOutputTokens, "gatewayOutputTokens");
+  if (input.cachedInputTokens > input.inputTokens) {
+    throw new RangeError(`cachedInputTokens (${input.cachedInputTokens}) exceeds inputTokens (${input.inputTokens})`);
+  }
+}
+
+function checkLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+}
+
+/** SQLite's error codes, turned into messages that say which invariant the caller just hit. */
+function explainInsertError(error: unknown, sequence: bigint, input: UsageRecordInput): unknown {
+  if (!(error instanceof Database.SqliteError)) return error;
+  if (error.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+    return new Error(
+      `sequence ${sequence} already exists in the usage store: another process is appending with the same ` +
+        `signer key. Each gateway instance needs its own signer key and its own store.`,
+    );
+  }
+  if (error.code === "SQLITE_CONSTRAINT_UNIQUE" && error.message.includes("request_id")) {
+    return new Error(`request ${input.requestId} already has a usage record; a served call is recorded once`);
+  }
+  return error;
+}
+
+const FILTER_FIELDS = ["keyId", "tag", "modelName", "from", "to", "afterSequence", "limit"] as const satisfies readonly (keyof UsageFilter)[];
+
+function filterSql(params: Record<string, unknown>): string {
+  const where = ["buyer = @buyer"];
+  if ("keyId" in params) where.push("key_id = @keyId");
+  if ("tag" in params) where.push("EXISTS (SELECT 1 FROM json_each(usage_records.tags) WHERE value = @tag)");
+  if ("modelName" in params) where.push("model_name = @modelName");
+  if ("from" in params) where.push("served_at >= @from");
+  if ("to" in params) where.push("served_at < @to");
+  if ("afterSequence" in params) where.push("sequence > @afterSequence");
+  const limit = "limit" in params ? " LIMIT @limit" : "";
+  return `SELECT * FROM usage_records WHERE ${where.join(" AND ")} ORDER BY sequence${limit}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type UsageStatement<P extends unknown[]> = Database.Statement<P, UsageRow>;
+type ConflictRow = { sequence: bigint; settled_tx: string; settled_batch: string };
+
+export class UsageRecords {
+  private next: bigint;
+
+  private readonly insertRecordStmt: Database.Statement<[InsertParams]>;
+  private readonly bySequenceStmt: UsageStatement<[bigint]>;
+  private readonly unsettledStmt: UsageStatement<[bigint, number]>;
+  private readonly rangeCountStmt: Database.Statement<[bigint, bigint], { n: bigint }>;
+  private readonly conflictStmt: Database.Statement<[bigint, bigint, string, string], ConflictRow>;
+  private readonly settleStmt: Database.Statement<[string, string, number, bigint, bigint]>;
+  private readonly countStmt: Database.Statement<[], { n: number }>;
+  private readonly unsettleStmt: Database.Statement<[bigint]>;
+  private readonly settledFromStmt: Database.Statement<[bigint], { n: number }>;
+  private readonly pendingStmt: Database.Statement<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>;
+  private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
+  private readonly appendTx: Database.Transaction<(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt) => StoredUsageRecord>;
+  private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
+
+  /** `keys` takes each record's cost into its key's running `spent`, inside the append's transaction. */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly signer: Address,
+    next: bigint,
+    private readonly keys: ApiKeyTable,
+  ) {
+    this.next = next;
+    this.insertRecordStmt = db.prepare(INSERT_RECORD_SQL);
+    this.bySequenceStmt = this.usageQuery("SELECT * FROM usage_records WHERE sequence = ?");
+    this.unsettledStmt = this.usageQuery(
+      "SELECT * FROM usage_records WHERE settled_tx IS NULL AND sequence >= ? ORDER BY sequence LIMIT ?",
+    );
+    this.rangeCountStmt = db
+      .prepare<[bigint, bigint], { n: bigint }>("SELECT COUNT(*) AS n FROM usage_records WHERE sequence BETWEEN ? AND ?")
+      .safeIntegers(true);
+    this.conflictStmt = db
+      .prepare<[bigint, bigint, string, string], ConflictRow>(`
+        SELECT sequence, settled_tx, settled_batch FROM usage_records
+        WHERE sequence BETWEEN ? AND ? AND settled_tx IS NOT NULL AND (settled_tx <> ? OR settled_batch <> ?)
+        LIMIT 1`)
+      .safeIntegers(true);
+    this.settleStmt = db.prepare(`
+      UPDATE usage_records SET settled_tx = ?, settled_batch = ?, settled_at = ?
+      WHERE sequence BETWEEN ? AND ? AND settled_tx IS NULL`);
+    this.countStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records");
+    this.settledFromStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE sequence >= ? AND settled_tx IS NOT NULL");
+    this.unsettleStmt = db.prepare(
+      "UPDATE usage_records SET settled_tx = NULL, settled_batch = NULL, settled_at = NULL WHERE sequence >= ? AND settled_tx IS NOT NULL",
+    );
+    this.pendingStmt = db
+      .prepare<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>(
+        "SELECT COUNT(*) AS n, MIN(sequence) AS first, MIN(served_at) AS oldest FROM usage_records WHERE settled_tx IS NULL AND sequence >= ?",
+      )
+      .safeIntegers(true);
+    this.appendTx = db.transaction((sequence, input, sign) => this.writeRecord(sequence, input, sign));
+    this.settleTx = db.transaction((first, last, settlement) => this.writeSettlement(first, last, settlement));
+  }
+
+  private usageQuery<P extends unknown[]>(sql: string): UsageStatement<P> {
+    return this.db.prepare<P, UsageRow>(sql).safeIntegers(true);
+  }
+
+  nextSequence(): bigint {
+    return this.next;
+  }
+
+  /**
+   * One transaction: takes nextSequence(), calls `sign(sequence)` for the receipt hash and signature,
+   * inserts the record and adds its cost to the key's running `spent`. If anything throws, nothing is
+   * written and the sequence does not advance.
+   */
+  appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt): StoredUsageRecord {
+    const sequence = this.next;
+    const stored = this.appendTx.immediate(sequence, input, sign);
+    // Only after COMMIT: a rolled-back append must leave the number for the next call, or a gap opens.
+    this.next = sequence + 1n;
+    return stored;
+  }
+
+  private writeRecord(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt): StoredUsageRecord {
+    checkSequence(sequence, "sequence");
+    checkRecordInput(input);
+    // Without the receipt hash and signature, which are made below: binding validates every amount first.
+    const params = insertParams({ ...input, sequence });
+    // Before signing, so no signature is ever made for a record that cannot be written.
+    const owner = this.keys.addSpent(input.keyId, input.cost);
+    if (owner.toLowerCase() !== input.buyer.toLowerCase()) {
+      throw new Error(`record buyer ${input.buyer} is not ${owner}, the owner of key ${input.keyId}`);
+    }
+    const receipt = sign(sequence);
+    Object.assign(params, fieldParams({ buyer: owner, receiptHash: receipt.receiptHash, signature: receipt.signature }));
+    try {
+      this.insertRecordStmt.run(params);
+    } catch (error) {
+      throw explainInsertError(error, sequence, input);
+    }
+    return { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
+  }
+
+  /** In sequence order; filters combine with AND. */
+  recordsOf(buyer: Address, filter: UsageFilter = {}): StoredUsageRecord[] {
+    if (filter.limit !== undefined) checkLimit(filter.limit);
+    const params: Record<string, unknown> = { buyer: getAddress(buyer) };
+    for (const name of FILTER_FIELDS) if (filter[name] !== undefined) params[name] = filter[name];
+    return this.filterStatement(params).all(params).map((row) => toStored(row, this.signer));
+  }
+
+  /** One prepared statement per combination of filters used, so paging never re-parses SQL. */
+  private filterStatement(params: Record<string, unknown>): UsageStatement<[Record<string, unknown>]> {
+    const shape = Object.keys(params).sort().join(",");
+    let stmt = this.filterStmts.get(shape);
+    if (!stmt) {
+      stmt = this.usageQuery<[Record<string, unknown>]>(filterSql(params));
+      this.filterStmts.set(shape, stmt);
+    }
+    return stmt;
+  }
+
+  recordBySequence(sequence: bigint): StoredUsageRecord | undefined {
+    const row = this.bySequenceStmt.get(sequence);
+    return row && toStored(row, this.signer);
+  }
+
+  /** Records with no settlement and sequence >= fromSequence, in sequence order. */
+  unsettledRecords(fromSequence: bigint, limit: number): StoredUsageRecord[] {
+    checkLimit(limit);
+    return this.unsettledStmt.all(fromSequence, limit).map((row) => toStored(row, this.signer));
+  }
+
+  /**
+   * Marks [firstSequence, lastSequence] settled. Idempotent: replaying the same settlement changes
+   * nothing and returns 0. Throws, changing nothing, if the range holds a record this store lacks or
+   * one already settled by a different transaction or batch.
+   */
+  markSettled(firstSequence: bigint, lastSequence: bigint, settlement: Settlement): number {
+    if (lastSequence < firstSequence) {
+      throw new RangeError(`settled range ${firstSequence}..${lastSequence} is empty`);
+    }
+    return this.settleTx.immediate(firstSequence, lastSequence, settlement);
+  }
+
+  private writeSettlement(first: bigint, last: bigint, settlement: Settlement): number {
+    const present = this.rangeCountStmt.get(first, last)?.n ?? 0n;
+    if (present !== last - first + 1n) {
+      throw new Error(
+        `cannot mark ${first}..${last} settled: this store holds ${present} of its ${last - first + 1n} records; ` +
+          `the batch was not built from this store`,
+      );
+    }
+    const txHash = settlement.txHash.toLowerCase();
+    const conflict = this.conflictStmt.get(first, last, txHash, settlement.batchId);
+    if (conflict) {
+      throw new SettlementConflictError(
+        `sequence ${conflict.sequence} is already settled by batch ${conflict.settled_batch} in tx ` +
+          `${conflict.settled_tx}; refusing to record batch ${settlement.batchId} in tx ${txHash} over it`,
+      );
+    }
+    return this.settleStmt.run(txHash, settlement.batchId, settlement.settledAt, first, last).changes;
+  }
+
+  /** Unsettled records from `fromSequence` on: how many, the first, and the oldest serving time. */
+  pendingUsage(fromSequence = 0n): PendingUsage {
+    const row = this.pendingStmt.get(fromSequence);
+    return {
+      count: Number(row?.n ?? 0n),
+      firstSequence: row?.first ?? null,
+      oldestServedAt: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest),
+    };
+  }
+
+  /**
+   * Forgets the settlement of every record from `sequence` on, returning how many: for when the chain no
+   * longer has them settled (a reorganisation dropped the block), so they are settled again.
+   */
+  clearSettlementsFrom(sequence: bigint): number {
+    // Read first: the oracle asks every pass, and an UPDATE would take the writer lock the gateway appends under.
+    if ((this.settledFromStmt.get(sequence)?.n ?? 0) === 0) return 0;
+    return this.unsettleStmt.run(sequence).changes;
+  }
+
+  recordCount(): number {
+    return this.countStmt.get()?.n ?? 0;
+  }
+}
