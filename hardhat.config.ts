@@ -23,6 +23,9 @@ const config: HardhatUserConfig = {
       evmVersion: "cancun",
       viaIR: true,
       optimizer: { enabled: true, runs: 200 },
+      // Added to Hardhat's default outputs: test/contracts/storage-layout.test.ts checks the storage layout
+      // the compiler reports against a snapshot and against the bit layout the assembly assumes.
+      outputSelection: { "*": { "*": ["storageLayout"] } },
     },
   },
   networks: {

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {ISpendingLimits} from "./interfaces/ISpendingLimits.sol";
 import {TollgateVault} from "./TollgateVault.sol";
+import {AccountPacking, PackedAccount} from "./libraries/AccountPacking.sol";
 
 /// @title Per-provider spending caps a buyer sets on itself, enforced by settlement.
 abstract contract SpendingLimits is ISpendingLimits, TollgateVault {
@@ -20,7 +21,9 @@ abstract contract SpendingLimits is ISpendingLimits, TollgateVault {
         limit.period = period;
         if (limit.windowStart == 0) limit.windowStart = uint32(block.timestamp);
         // Settlement skips the limits lookup for buyers that never set one.
-        _accounts[msg.sender].flags |= FLAG_HAS_LIMITS;
+        Account storage slot = _accountSlot(msg.sender);
+        PackedAccount account = _readAccount(slot);
+        if (!account.hasLimits()) _writeAccount(slot, account.withFlag(AccountPacking.FLAG_HAS_LIMITS));
         emit SpendingLimitSet(msg.sender, providerId, limitPerPeriod, period);
     }
 

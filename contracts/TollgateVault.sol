@@ -10,11 +10,15 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ITollgateVault} from "./interfaces/ITollgateVault.sol";
 import {ProviderRegistry} from "./ProviderRegistry.sol";
+import {AccountPacking, PackedAccount} from "./libraries/AccountPacking.sol";
 
 /// @title Prepaid buyer balances, provider earnings and protocol fees, in one ERC-20.
 /// @dev Conservation (DESIGN invariant 1): token.balanceOf(this) == sum of buyer balances and pending
 /// withdrawals + sum of provider earnings + uncollected protocol fees. Tokens enter only through `_pull`,
 /// leave only through `_push`, and every internal move debits exactly what it credits.
+/// One door per kind of change: a buyer's account changes only through `_writeAccount`, and provider earnings
+/// and protocol fees grow only through `_creditProvider`. Both mappings are private, so the compiler holds
+/// every derived contract to those doors.
 abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Step, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -26,10 +30,8 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
     uint256 public constant MAX_WITHDRAWAL_DELAY = 365 days;
     uint256 internal constant BPS = 10_000;
 
-    /// @dev Flag in `Account.flags`: the buyer has set a spending limit, so settlement must read its limits.
-    uint8 internal constant FLAG_HAS_LIMITS = 1;
-
-    /// @dev One slot per buyer, so settlement reads and writes a buyer's money once per batch.
+    /// @dev One slot per buyer, so settlement reads and writes a buyer's money once per batch. The struct
+    /// declares the slot; `AccountPacking` is the only code that reads or writes its fields.
     struct Account {
         uint112 balance;
         uint104 pendingWithdrawal;
@@ -41,9 +43,9 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
     /// @inheritdoc ITollgateVault
     uint256 public immutable withdrawalDelay;
 
-    mapping(address buyer => Account) internal _accounts;
-    mapping(uint32 providerId => uint256) internal _earnings;
-    uint256 internal _protocolFees;
+    mapping(address buyer => Account) private _accounts;
+    mapping(uint32 providerId => uint256) private _earnings;
+    uint256 private _protocolFees;
     uint16 internal _feeBps;
     address private _treasury;
 
@@ -83,42 +85,42 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
     /// @inheritdoc ITollgateVault
     function requestWithdrawal(uint256 amount) external nonReentrant {
         if (amount == 0) revert VaultZeroAmount();
-        Account storage account = _accounts[msg.sender];
-        uint256 balance = account.balance;
+        Account storage slot = _accountSlot(msg.sender);
+        PackedAccount account = _readAccount(slot);
+        uint256 balance = account.balance();
         if (amount > balance) revert VaultInsufficientBalance(msg.sender, balance, amount);
-        uint256 pending = account.pendingWithdrawal + amount;
-        if (pending > MAX_ACCOUNT_BALANCE) revert VaultBalanceOverflow(msg.sender, account.pendingWithdrawal, amount);
+        uint256 pending = account.pendingWithdrawal() + amount;
+        if (pending > MAX_ACCOUNT_BALANCE) revert VaultBalanceOverflow(msg.sender, account.pendingWithdrawal(), amount);
+        // withdrawalDelay <= MAX_WITHDRAWAL_DELAY keeps this inside 32 bits until 2105.
         uint256 withdrawableAt = block.timestamp + withdrawalDelay;
         // Each request restarts the delay, so settlement always has the full window to charge pending money.
-        account.balance = uint112(balance - amount);
-        account.pendingWithdrawal = uint104(pending);
-        account.withdrawableAt = uint32(withdrawableAt);
+        _writeAccount(slot, AccountPacking.pack(balance - amount, pending, withdrawableAt, account.flags()));
         emit WithdrawalRequested(msg.sender, amount, pending, withdrawableAt);
     }
 
     /// @inheritdoc ITollgateVault
     function cancelWithdrawal() external nonReentrant {
-        Account storage account = _accounts[msg.sender];
-        uint256 pending = account.pendingWithdrawal;
+        Account storage slot = _accountSlot(msg.sender);
+        PackedAccount account = _readAccount(slot);
+        uint256 pending = account.pendingWithdrawal();
         if (pending == 0) revert VaultNoPendingWithdrawal(msg.sender);
-        // balance + pending both fit 104 bits, so the sum fits the 112-bit balance.
-        account.balance += uint112(pending);
-        account.pendingWithdrawal = 0;
-        account.withdrawableAt = 0;
+        // balance + pending <= 2 * MAX_ACCOUNT_BALANCE < 2^112: a deposit bounds the balance, a request bounds
+        // pending, and requests, cancellations and settlement only move money between the two or take it away.
+        _writeAccount(slot, AccountPacking.pack(account.balance() + pending, 0, 0, account.flags()));
         emit WithdrawalCancelled(msg.sender, pending);
     }
 
     /// @inheritdoc ITollgateVault
     function withdraw() external nonReentrant returns (uint256 amount) {
-        Account storage account = _accounts[msg.sender];
-        amount = account.pendingWithdrawal;
-        uint256 withdrawableAt = account.withdrawableAt;
+        Account storage slot = _accountSlot(msg.sender);
+        PackedAccount account = _readAccount(slot);
+        amount = account.pendingWithdrawal();
+        uint256 withdrawableAt = account.withdrawableAt();
         if (withdrawableAt == 0) revert VaultNoPendingWithdrawal(msg.sender);
         if (block.timestamp < withdrawableAt) {
             revert VaultWithdrawalNotReady(msg.sender, withdrawableAt, block.timestamp);
         }
-        account.pendingWithdrawal = 0;
-        account.withdrawableAt = 0;
+        _writeAccount(slot, AccountPacking.pack(account.balance(), 0, 0, account.flags()));
         emit Withdrawn(msg.sender, amount);
         // Settlement may have drawn the whole pending amount; the request still closes cleanly.
         if (amount != 0) _push(msg.sender, amount);
@@ -167,11 +169,11 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
 
     /// @inheritdoc ITollgateVault
     function accountOf(address buyer) external view returns (AccountView memory) {
-        Account storage account = _accounts[buyer];
+        PackedAccount account = _readAccount(_accountSlot(buyer));
         return AccountView({
-            balance: account.balance,
-            pendingWithdrawal: account.pendingWithdrawal,
-            withdrawableAt: account.withdrawableAt
+            balance: account.balance(),
+            pendingWithdrawal: account.pendingWithdrawal(),
+            withdrawableAt: account.withdrawableAt()
         });
     }
 
@@ -196,23 +198,63 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
     }
 
     /// @dev The protocol fee on `amount`, rounded up so that splitting a charge into small ones never lowers it.
+    /// Both settlement paths and credit sales take their fee here, so the formula exists once.
     function _feeOn(uint256 amount, uint256 feeBps) internal pure returns (uint256) {
-        return (amount * feeBps + BPS - 1) / BPS;
+        // Unchecked: every amount charged is below 2^224 (a credit sale: a 128-bit count at a 96-bit price;
+        // a settlement: below 2^113 from balance) and feeBps <= MAX_FEE_BPS, so the product cannot overflow.
+        unchecked {
+            return (amount * feeBps + BPS - 1) / BPS;
+        }
     }
 
     /// @dev Splits a payment received by the vault between provider earnings and the protocol fee.
     function _creditEarnings(uint32 providerId, uint256 amount) internal returns (uint256 fee) {
         fee = _feeOn(amount, _feeBps);
-        _earnings[providerId] += amount - fee;
+        _creditProvider(providerId, amount - fee, fee);
+    }
+
+    /// @dev The one door through which provider earnings and protocol fees grow: what a buyer paid, split.
+    /// Callers emit their event (`CreditsPurchased`, `BatchSettled`) right after it.
+    function _creditProvider(uint32 providerId, uint256 earnings, uint256 fee) internal {
+        _earnings[providerId] += earnings;
         _protocolFees += fee;
     }
 
     /// @dev Debits `amount` from `buyer`'s spendable balance (not its pending withdrawal).
     function _debitBalance(address buyer, uint256 amount) internal {
-        Account storage account = _accounts[buyer];
-        uint256 balance = account.balance;
+        Account storage slot = _accountSlot(buyer);
+        PackedAccount account = _readAccount(slot);
+        uint256 balance = account.balance();
         if (amount > balance) revert VaultInsufficientBalance(buyer, balance, amount);
-        account.balance = uint112(balance - amount);
+        _writeAccount(slot, account.withBalance(balance - amount));
+    }
+
+    /// @dev Where `buyer`'s account lives. Settlement keeps the pointer for the whole batch, so it hashes
+    /// each buyer's key once.
+    function _accountSlot(address buyer) internal view returns (Account storage) {
+        return _accounts[buyer];
+    }
+
+    /// @dev The storage slot of the `_accounts` mapping itself, for assembly that derives buyers' slots.
+    function _accountsMappingSlot() internal pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            slot := _accounts.slot
+        }
+    }
+
+    function _readAccount(Account storage slot) internal view returns (PackedAccount account) {
+        assembly ("memory-safe") {
+            account := sload(slot.slot)
+        }
+    }
+
+    /// @dev The one door through which a buyer's account changes: deposits, withdrawal requests and their
+    /// cancellation, withdrawals, credit purchases from balance, the spending-limit flag and settlement all
+    /// end here, with the whole new word (`AccountPacking` builds it). Callers emit their event right after.
+    function _writeAccount(Account storage slot, PackedAccount account) internal {
+        assembly ("memory-safe") {
+            sstore(slot.slot, account)
+        }
     }
 
     /// @dev Pulls `amount` from `from` and returns what actually arrived (fee-on-transfer tokens deliver less).
@@ -231,10 +273,11 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
         if (amount == 0) revert VaultZeroAmount();
         uint256 received = _pull(msg.sender, amount);
         if (received == 0) revert VaultTransferShortfall(amount, received);
-        Account storage account = _accounts[buyer];
-        uint256 balance = account.balance;
+        Account storage slot = _accountSlot(buyer);
+        PackedAccount account = _readAccount(slot);
+        uint256 balance = account.balance();
         if (balance + received > MAX_ACCOUNT_BALANCE) revert VaultBalanceOverflow(buyer, balance, received);
-        account.balance = uint112(balance + received);
+        _writeAccount(slot, account.withBalance(balance + received));
         emit Deposited(buyer, msg.sender, received);
     }
 

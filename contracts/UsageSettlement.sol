@@ -5,7 +5,8 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IUsageSettlement} from "./interfaces/IUsageSettlement.sol";
-import {UsageTypes} from "./libraries/UsageTypes.sol";
+import {UsageTypes, USAGE_BUYER_ENTRY_SIZE, USAGE_RECORD_SIZE} from "./libraries/UsageTypes.sol";
+import {PackedAccount, ACCOUNT_HAS_LIMITS_BIT} from "./libraries/AccountPacking.sol";
 import {AccessCredits} from "./AccessCredits.sol";
 
 /// @title Settlement of gateway-signed usage batches.
@@ -24,43 +25,81 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     uint256 private constant MAX_MODELS = 1 << 8;
     uint256 private constant MAX_RECORDS = 1 << 24;
 
-    /// @dev The terms a record is priced by, loaded once per batch. The assembly in `_priceRecords` reads
-    /// the fields by offset: keep the order.
+    /// @dev The terms a record is priced by, loaded once per batch. `_priceRecords` reads the fields by the
+    /// `TERMS_*` offsets below; test/contracts/storage-layout.test.ts pins them to this order.
     struct ModelTerms {
-        uint256 from; // 0x00
-        uint256 until; // 0x20: the next epoch's start, or now + 1
-        uint256 inputPrice; // 0x40
-        uint256 cachedInputPrice; // 0x60
-        uint256 outputPrice; // 0x80
-        uint256 maskBit; // 0xa0: the model's bit in a credit plan's mask
+        uint256 from;
+        uint256 until; // the next epoch's start, or now + 1
+        uint256 inputPrice;
+        uint256 cachedInputPrice;
+        uint256 outputPrice;
+        uint256 maskBit; // the model's bit in a credit plan's mask
     }
 
     /// @dev A buyer's state during one batch: loaded once, each of its records added in, drawn and written
-    /// back once. The assembly in `_loadBuyers`, `_priceRecords` and `_applyTallies` addresses fields by
-    /// offset (field n at n * 32): keep the order.
+    /// back once. The assembly in `_loadBuyers` and `_priceRecords` addresses fields by the `TALLY_*` offsets
+    /// below; test/contracts/storage-layout.test.ts pins them to this order.
     struct BuyerTally {
-        address buyer; // 0x00
-        uint256 planId; // 0x20
-        uint256 balance; // 0x40
-        uint256 pending; // 0x60
-        uint256 credits; // 0x80
-        uint256 creditValue; // 0xa0
-        uint256 creditExpiry; // 0xc0
-        uint256 creditMask; // 0xe0
-        bool limited; // 0x100
-        uint256 allowance; // 0x120
-        uint256 windowStart; // 0x140
-        uint256 spent; // 0x160
-        uint256 otherCost; // 0x180
-        uint256 eligibleCost; // 0x1a0
-        uint256 creditsBurned; // 0x1c0
-        uint256 fromBalance; // 0x1e0
-        uint256 shortfall; // 0x200
-        uint256 accountSlot; // 0x220: storage slot of the buyer's Account
-        uint256 accountWord; // 0x240: that slot as read at the start of the batch
-        uint256 creditChange; // 0x260: value left from a partly used credit of `planId`
-        uint256 creditChangeBefore; // 0x280
+        address buyer;
+        uint256 planId;
+        uint256 credits;
+        uint256 creditValue;
+        uint256 creditExpiry;
+        uint256 creditMask;
+        bool limited;
+        uint256 allowance;
+        uint256 windowStart;
+        uint256 spent;
+        uint256 otherCost;
+        uint256 eligibleCost; // must follow otherCost: the record loop picks one of the two by adding 32
+        uint256 creditsBurned;
+        uint256 fromBalance;
+        uint256 shortfall;
+        uint256 accountSlot; // storage slot of the buyer's Account
+        PackedAccount account; // that slot as read at the start of the batch; `_drawTally` leaves it drawn
+        uint256 creditChange; // value left from a partly used credit of `planId`
+        uint256 creditChangeBefore;
     }
+
+    // Memory offsets of the struct fields the assembly touches: a memory struct keeps field n at n * 32.
+    // test/contracts/storage-layout.test.ts checks each against its field's position in the struct.
+    uint256 private constant TERMS_FROM = 0x00;
+    uint256 private constant TERMS_UNTIL = 0x20;
+    uint256 private constant TERMS_INPUT_PRICE = 0x40;
+    uint256 private constant TERMS_CACHED_INPUT_PRICE = 0x60;
+    uint256 private constant TERMS_OUTPUT_PRICE = 0x80;
+    uint256 private constant TERMS_MASK_BIT = 0xa0;
+    uint256 private constant TALLY_BUYER = 0x00;
+    uint256 private constant TALLY_PLAN_ID = 0x20;
+    uint256 private constant TALLY_CREDIT_EXPIRY = 0x80;
+    uint256 private constant TALLY_CREDIT_MASK = 0xa0;
+    uint256 private constant TALLY_LIMITED = 0xc0;
+    uint256 private constant TALLY_OTHER_COST = 0x140;
+    uint256 private constant TALLY_ELIGIBLE_COST = 0x160;
+    uint256 private constant TALLY_ACCOUNT_SLOT = 0x1e0;
+    uint256 private constant TALLY_ACCOUNT = 0x200;
+    /// @dev Bytes of one BuyerTally in memory: 19 fields.
+    uint256 private constant TALLY_SIZE = 0x260;
+    /// @dev A memory array's or bytes' length word comes first; its data follows.
+    uint256 private constant ARRAY_DATA = 0x20;
+
+    // Bit positions in a calldata word loaded at the start of an entry (layout in `IUsageSettlement`).
+    uint256 private constant BUYER_ENTRY_BUYER_SHIFT = 96; // address: bytes 0-19
+    uint256 private constant BUYER_ENTRY_PLAN_SHIFT = 64; // uint32: bytes 20-23
+    uint256 private constant MODEL_ENTRY_MODEL_SHIFT = 224; // uint32: bytes 0-3
+    uint256 private constant MODEL_ENTRY_EPOCH_SHIFT = 192; // uint32: bytes 4-7
+    uint256 private constant RECORD_BUYER_INDEX_SHIFT = 240; // uint16: bytes 0-1
+    uint256 private constant RECORD_MODEL_INDEX_SHIFT = 232; // uint8: byte 2
+    uint256 private constant RECORD_INPUT_SHIFT = 200; // uint32: bytes 3-6
+    uint256 private constant RECORD_CACHED_SHIFT = 168; // uint32: bytes 7-10
+    uint256 private constant RECORD_OUTPUT_SHIFT = 136; // uint32: bytes 11-14
+    uint256 private constant RECORD_SERVED_OFFSET_SHIFT = 112; // uint24: bytes 15-17
+    uint256 private constant UINT8_MASK = 0xff;
+    uint256 private constant UINT24_MASK = 0xffffff;
+    uint256 private constant UINT32_MASK = 0xffffffff;
+    uint256 private constant UINT128_MAX = 0xffffffffffffffffffffffffffffffff;
+    /// @dev Prices are per million tokens.
+    uint256 private constant TOKENS_PER_PRICE = 1_000_000;
 
     struct Totals {
         uint256 cost;
@@ -99,8 +138,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             _applyTallies(buyers, anySpecial, providerId, signer, firstSequence);
 
         uint256 providerEarnings = totals.paid - totals.protocolFee;
-        _earnings[providerId] += providerEarnings;
-        _protocolFees += totals.protocolFee;
+        _creditProvider(providerId, providerEarnings, totals.protocolFee);
         emit BatchSettled(
             signer,
             providerId,
@@ -163,46 +201,52 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         assembly ("memory-safe") {
             let buyerCount := mload(buyers)
             let modelCount := mload(models)
-            let buyerData := add(buyers, 0x20)
-            let modelData := add(models, 0x20)
+            let buyerData := add(buyers, ARRAY_DATA)
+            let modelData := add(models, ARRAY_DATA)
             let start := records.offset
-            let end := add(start, mul(recordCount, 18))
+            let end := add(start, mul(recordCount, USAGE_RECORD_SIZE))
             // Counts < 2^32 and prices < 2^72, so a record costs < 2^106 and no sum over at most 2^24
             // records can overflow 256 bits.
-            for { let ptr := start } lt(ptr, end) { ptr := add(ptr, 18) } {
+            for { let ptr := start } lt(ptr, end) { ptr := add(ptr, USAGE_RECORD_SIZE) } {
                 let word := calldataload(ptr)
-                let buyerIndex := shr(240, word)
-                let modelIndex := and(shr(232, word), 0xff)
-                let input := and(shr(200, word), 0xffffffff)
-                let cached := and(shr(168, word), 0xffffffff)
-                let servedAt := add(baseTime, and(shr(112, word), 0xffffff))
+                let buyerIndex := shr(RECORD_BUYER_INDEX_SHIFT, word)
+                let modelIndex := and(shr(RECORD_MODEL_INDEX_SHIFT, word), UINT8_MASK)
+                let input := and(shr(RECORD_INPUT_SHIFT, word), UINT32_MASK)
+                let cached := and(shr(RECORD_CACHED_SHIFT, word), UINT32_MASK)
+                let servedAt := add(baseTime, and(shr(RECORD_SERVED_OFFSET_SHIFT, word), UINT24_MASK))
                 // Indices first: a record must never make the loop read memory outside the tables.
                 if iszero(and(and(lt(buyerIndex, buyerCount), lt(modelIndex, modelCount)), iszero(gt(cached, input)))) {
-                    badRecord := add(div(sub(ptr, start), 18), 1)
+                    badRecord := add(div(sub(ptr, start), USAGE_RECORD_SIZE), 1)
                     break
                 }
                 let terms := mload(add(modelData, shl(5, modelIndex)))
                 // from <= servedAt < until, where until <= now + 1
-                if iszero(and(iszero(lt(servedAt, mload(terms))), lt(servedAt, mload(add(terms, 0x20))))) {
-                    badRecord := add(div(sub(ptr, start), 18), 1)
+                if iszero(and(iszero(lt(servedAt, mload(add(terms, TERMS_FROM)))), lt(servedAt, mload(add(terms, TERMS_UNTIL))))) {
+                    badRecord := add(div(sub(ptr, start), USAGE_RECORD_SIZE), 1)
                     break
                 }
-                // ceil(weighted / 1e6): prices are per million tokens
+                // ceil(weighted / TOKENS_PER_PRICE), the formula `IUsageSettlement` states
                 let cost := div(
                     add(
-                        add(mul(sub(input, cached), mload(add(terms, 0x40))), mul(cached, mload(add(terms, 0x60)))),
-                        add(mul(and(shr(136, word), 0xffffffff), mload(add(terms, 0x80))), 999999)
+                        add(
+                            mul(sub(input, cached), mload(add(terms, TERMS_INPUT_PRICE))),
+                            mul(cached, mload(add(terms, TERMS_CACHED_INPUT_PRICE)))
+                        ),
+                        add(
+                            mul(and(shr(RECORD_OUTPUT_SHIFT, word), UINT32_MASK), mload(add(terms, TERMS_OUTPUT_PRICE))),
+                            sub(TOKENS_PER_PRICE, 1)
+                        )
                     ),
-                    1000000
+                    TOKENS_PER_PRICE
                 )
                 let tally := mload(add(buyerData, shl(5, buyerIndex)))
-                // otherCost is field 12 (0x180), eligibleCost field 13 (0x1a0)
-                let slot := add(tally, 0x180)
+                let slot := add(tally, TALLY_OTHER_COST)
                 if anyPlan {
                     let eligible := and(
-                        iszero(iszero(and(mload(add(tally, 0xe0)), mload(add(terms, 0xa0))))),
-                        lt(servedAt, mload(add(tally, 0xc0)))
+                        iszero(iszero(and(mload(add(tally, TALLY_CREDIT_MASK)), mload(add(terms, TERMS_MASK_BIT))))),
+                        lt(servedAt, mload(add(tally, TALLY_CREDIT_EXPIRY)))
                     )
+                    // eligibleCost is the word after otherCost
                     slot := add(slot, shl(5, eligible))
                 }
                 mstore(slot, add(mload(slot), cost))
@@ -218,13 +262,16 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         uint256 buyerCount,
         ModelTerms[] memory models
     ) private view {
-        uint256 word = uint256(bytes32(batch.records[index * 18:index * 18 + 18]));
-        uint256 buyerIndex = word >> 240;
-        uint256 modelIndex = (word >> 232) & 0xff;
+        uint256 word =
+            uint256(bytes32(batch.records[index * USAGE_RECORD_SIZE:index * USAGE_RECORD_SIZE + USAGE_RECORD_SIZE]));
+        uint256 buyerIndex = word >> RECORD_BUYER_INDEX_SHIFT;
+        uint256 modelIndex = (word >> RECORD_MODEL_INDEX_SHIFT) & UINT8_MASK;
         if (buyerIndex >= buyerCount) revert SettlementEntryOutOfRange(index, buyerIndex);
         if (modelIndex >= models.length) revert SettlementEntryOutOfRange(index, modelIndex);
-        if ((word >> 168) & 0xffffffff > (word >> 200) & 0xffffffff) revert SettlementCachedExceedsInput(index);
-        uint256 servedAt = batch.baseTime + ((word >> 112) & 0xffffff);
+        if ((word >> RECORD_CACHED_SHIFT) & UINT32_MASK > (word >> RECORD_INPUT_SHIFT) & UINT32_MASK) {
+            revert SettlementCachedExceedsInput(index);
+        }
+        uint256 servedAt = batch.baseTime + ((word >> RECORD_SERVED_OFFSET_SHIFT) & UINT24_MASK);
         if (servedAt > block.timestamp) revert SettlementServedInFuture(index, servedAt, block.timestamp);
         ModelTerms memory terms = models[modelIndex];
         revert SettlementPriceEpochMismatch(index, servedAt, terms.from, terms.until);
@@ -232,8 +279,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
 
     /// @dev Draws a buyer's batch total: the spending cap first limits what may be charged; the named plan's
     /// credits cover the eligible part (first the change left from a credit burned earlier, then whole credits,
-    /// the unused value of the last one kept as change); the balance (pending withdrawal included) pays the
-    /// rest; what is left is shortfall. The fee is taken once per buyer and batch on what came from balance,
+    /// the unused value of the last one kept as change); the account pays the rest
+    /// (`AccountPacking.draw`, as on the fast path); what is left is shortfall. The fee is taken once per buyer and batch on what came from balance,
     /// rounded up, so splitting usage into more or smaller records never lowers it.
     function _drawTally(BuyerTally memory tally, uint256 feeBps) private pure returns (uint256 fee) {
         // Unchecked: costs sum below 2^130, allowances and balances below 2^113, credit values below 2^96,
@@ -263,8 +310,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             }
             tally.creditChange = change;
             uint256 rest = chargeable - covered;
-            uint256 available = tally.balance + tally.pending;
-            uint256 paid = rest <= available ? rest : available;
+            (PackedAccount account, uint256 paid) = tally.account.draw(rest);
+            tally.account = account;
             tally.fromBalance = paid;
             tally.shortfall = total - chargeable + rest - paid;
             // The cap counts what was actually charged (credits and balance), not what went unpaid.
@@ -274,9 +321,12 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     }
 
     /// @dev Draws and writes back each buyer's tally, and packs what the batch did to it into `results`:
-    /// 32 bytes per buyer, in table order, uint128 fromBalance | uint128 shortfall. Buyers with credits or
-    /// limits go through `_drawTally` and `_applyTally` first; the rest, most of them, are drawn and written
-    /// in one assembly pass: one SSTORE of the account word read in `_loadBuyers`.
+    /// 32 bytes per buyer, in table order, uint128 fromBalance | uint128 shortfall. Buyers with a plan or a
+    /// limit take the general path, `_drawTally` and `_applyTally`, first; the rest, most of them, take the
+    /// fast path, `_drawFromAccount`: no credits or cap to read or write, only the account word loaded in
+    /// `_loadBuyers`. Both paths draw with `AccountPacking.draw`, take the fee with `_feeOn` and write through
+    /// `_writeAccount`; test/contracts/settlement-paths.differential.test.ts settles random batches both ways
+    /// and requires identical state and events.
     function _applyTallies(
         BuyerTally[] memory buyers,
         bool anySpecial,
@@ -290,75 +340,69 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         if (anySpecial) {
             for (uint256 j; j < count; ++j) {
                 BuyerTally memory tally = buyers[j];
-                if (tally.planId != 0 || tally.limited) {
+                if (_takesGeneralPath(tally)) {
                     protocolFee += _drawTally(tally, feeBps);
                     _applyTally(tally, providerId, signer, firstSequence);
                 }
             }
         }
         results = new bytes(count * 32);
+        // The sums live in memory, not on the stack, which the caller's record loop needs more.
         totals.protocolFee = protocolFee;
-        bytes32 shortfallTopic = ShortfallRecorded.selector;
-        // Totals accumulate in memory (cost 0x00, paid 0x20, shortfall 0x40, protocolFee 0x60): the stack is full.
-        assembly ("memory-safe") {
-            for { let j := 0 } lt(j, count) { j := add(j, 1) } {
-                let tally := mload(add(add(buyers, 0x20), shl(5, j)))
-                let total := add(mload(add(tally, 0x180)), mload(add(tally, 0x1a0)))
-                // planId (0x20) and limited (0x100) both zero: balance only, not drawn yet
-                if iszero(or(mload(add(tally, 0x20)), mload(add(tally, 0x100)))) {
-                    let spendable := mload(add(tally, 0x40))
-                    let pending := mload(add(tally, 0x60))
-                    let paid := total
-                    if gt(paid, add(spendable, pending)) { paid := add(spendable, pending) }
-                    let shortfall := sub(total, paid)
-                    mstore(add(tally, 0x1e0), paid)
-                    mstore(add(tally, 0x200), shortfall)
-                    mstore(add(totals, 0x60), add(mload(add(totals, 0x60)), div(add(mul(paid, feeBps), 9999), 10000)))
-                    if paid {
-                        // Spendable balance first; pending withdrawals are the buyer's money until withdrawn.
-                        let fromSpendable := paid
-                        if gt(fromSpendable, spendable) { fromSpendable := spendable }
-                        let newSpendable := sub(spendable, fromSpendable)
-                        let newPending := sub(pending, sub(paid, fromSpendable))
-                        // Replace bits 0-215 (balance, pending); keep withdrawableAt and flags.
-                        let word := and(mload(add(tally, 0x240)), not(sub(shl(216, 1), 1)))
-                        sstore(mload(add(tally, 0x220)), or(word, or(newSpendable, shl(112, newPending))))
-                    }
-                    if shortfall {
-                        // Event data in the scratch space: ShortfallRecorded(buyer, signer, firstSequence, shortfall)
-                        mstore(0x00, firstSequence)
-                        mstore(0x20, shortfall)
-                        log3(0x00, 0x40, shortfallTopic, mload(tally), signer)
-                    }
+        for (uint256 j; j < count; ++j) {
+            BuyerTally memory tally = buyers[j];
+            // Unchecked: a record costs below 2^106 and a batch holds at most 2^24 records, so no sum of costs
+            // or of fees (each at most its cost) comes near 2^256.
+            unchecked {
+                uint256 total = tally.otherCost + tally.eligibleCost;
+                if (!_takesGeneralPath(tally)) {
+                    totals.protocolFee += _drawFromAccount(tally, total, feeBps, signer, firstSequence);
                 }
-                let fromBalance := mload(add(tally, 0x1e0))
-                let shortfall := mload(add(tally, 0x200))
-                // fromBalance <= balance + pending < 2^106. A shortfall passes 128 bits only in theory
+                uint256 fromBalance = tally.fromBalance;
+                uint256 buyerShortfall = tally.shortfall;
+                // fromBalance <= balance + pending < 2^113. A shortfall passes 128 bits only in theory
                 // (2^24 records at the highest prices): it saturates here; BatchSettled's total is exact.
-                let packedShortfall := shortfall
-                if gt(packedShortfall, 0xffffffffffffffffffffffffffffffff) {
-                    packedShortfall := 0xffffffffffffffffffffffffffffffff
+                uint256 packed = (fromBalance << 128) | (buyerShortfall > UINT128_MAX ? UINT128_MAX : buyerShortfall);
+                assembly ("memory-safe") {
+                    mstore(add(add(results, ARRAY_DATA), shl(5, j)), packed)
                 }
-                mstore(add(add(results, 0x20), shl(5, j)), or(shl(128, fromBalance), packedShortfall))
-                mstore(totals, add(mload(totals), total))
-                mstore(add(totals, 0x20), add(mload(add(totals, 0x20)), fromBalance))
-                mstore(add(totals, 0x40), add(mload(add(totals, 0x40)), shortfall))
+                totals.cost += total;
+                totals.paid += fromBalance;
+                totals.shortfall += buyerShortfall;
             }
         }
     }
 
-    /// @dev One account slot, one credit burn, one limit window per buyer and batch; an indexed
+    /// @dev Buyers with a credit plan named or a spending limit set draw through `_drawTally`.
+    function _takesGeneralPath(BuyerTally memory tally) private pure returns (bool) {
+        return tally.planId != 0 || tally.limited;
+    }
+
+    /// @dev The fast path: the whole total from the account, as `_drawTally` does once credits and cap are
+    /// out of the picture. Returns the protocol fee on what was paid.
+    function _drawFromAccount(
+        BuyerTally memory tally,
+        uint256 total,
+        uint256 feeBps,
+        address signer,
+        uint64 firstSequence
+    ) private returns (uint256 fee) {
+        (PackedAccount account, uint256 paid) = tally.account.draw(total);
+        uint256 shortfall;
+        unchecked {
+            shortfall = total - paid;
+        }
+        tally.fromBalance = paid;
+        tally.shortfall = shortfall;
+        if (paid != 0) _writeAccount(_accountSlotOf(tally), account);
+        if (shortfall != 0) emit ShortfallRecorded(tally.buyer, signer, firstSequence, shortfall);
+        fee = _feeOn(paid, feeBps);
+    }
+
+    /// @dev One account write, one credit burn, one limit window per buyer and batch; an indexed
     /// `ShortfallRecorded` when the buyer could not pay for everything.
     function _applyTally(BuyerTally memory tally, uint32 providerId, address signer, uint64 firstSequence) private {
-        uint256 fromBalance = tally.fromBalance;
-        if (fromBalance != 0) {
-            // Spendable balance first; pending withdrawals are still the buyer's money until withdrawn.
-            uint256 balance = tally.balance;
-            uint256 fromSpendable = fromBalance <= balance ? fromBalance : balance;
-            Account storage account = _accounts[tally.buyer];
-            account.balance = uint112(balance - fromSpendable);
-            account.pendingWithdrawal = uint104(tally.pending - (fromBalance - fromSpendable));
-        }
+        if (tally.fromBalance != 0) _writeAccount(_accountSlotOf(tally), tally.account);
         if (tally.creditsBurned != 0) _credits.burn(tally.buyer, tally.planId, tally.creditsBurned);
         if (tally.creditChange != tally.creditChangeBefore) {
             _creditChange[tally.buyer][tally.planId] = tally.creditChange;
@@ -367,13 +411,23 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         if (tally.shortfall != 0) emit ShortfallRecorded(tally.buyer, signer, firstSequence, tally.shortfall);
     }
 
+    /// @dev The buyer's account slot as `_loadBuyers` derived it, so the write-back does not hash its key again.
+    function _accountSlotOf(BuyerTally memory tally) private pure returns (Account storage account) {
+        uint256 slot = tally.accountSlot;
+        assembly ("memory-safe") {
+            account.slot := slot
+        }
+    }
+
     function _loadModels(bytes calldata table, uint32 providerId) private view returns (ModelTerms[] memory models) {
         uint256 count = _entryCount(SECTION_MODELS, table.length, UsageTypes.MODEL_ENTRY_SIZE, MAX_MODELS);
         models = new ModelTerms[](count);
         for (uint256 k; k < count; ++k) {
-            uint256 word = uint256(bytes32(table[k * 8:k * 8 + 8]));
-            uint32 modelId = uint32(word >> 224);
-            uint256 epochIndex = (word >> 192) & 0xffffffff;
+            uint256 word = uint256(
+                bytes32(table[k * UsageTypes.MODEL_ENTRY_SIZE:k * UsageTypes.MODEL_ENTRY_SIZE + UsageTypes.MODEL_ENTRY_SIZE])
+            );
+            uint32 modelId = uint32(word >> MODEL_ENTRY_MODEL_SHIFT);
+            uint256 epochIndex = (word >> MODEL_ENTRY_EPOCH_SHIFT) & UINT32_MASK;
             Model storage model = _models[modelId];
             if (model.providerId != providerId) revert SettlementModelNotOfProvider(modelId, providerId);
             PriceEpoch[] storage epochs = _priceEpochs[modelId];
@@ -402,37 +456,43 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         returns (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial)
     {
         uint256 count = _entryCount(SECTION_BUYERS, table.length, UsageTypes.BUYER_ENTRY_SIZE, MAX_BUYERS);
-        buyers = new BuyerTally[](count);
         uint256 unsorted; // 1 + index of the first buyer not above its predecessor, or 0
         uint256 plans; // non-zero if any buyer names a plan
         uint256 special; // non-zero if any buyer names a plan or has limits
-        uint8 limitsFlag = FLAG_HAS_LIMITS;
+        uint256 accountsSlot = _accountsMappingSlot();
         assembly ("memory-safe") {
-            let accountsSlot := _accounts.slot
+            // `new BuyerTally[](count)` by hand: the compiler zeroes a struct one field at a time, which cost
+            // more per buyer than everything else here but the SLOAD. One block, zeroed by one copy from
+            // past the end of calldata; each element points into it.
+            buyers := mload(0x40)
+            mstore(buyers, count)
+            let tallies := add(add(buyers, ARRAY_DATA), shl(5, count))
+            calldatacopy(tallies, calldatasize(), mul(count, TALLY_SIZE))
+            mstore(0x40, add(tallies, mul(count, TALLY_SIZE)))
             let previous := 0
             for { let j := 0 } lt(j, count) { j := add(j, 1) } {
-                let entry := calldataload(add(table.offset, mul(j, 24)))
-                let buyer := shr(96, entry)
+                let entry := calldataload(add(table.offset, mul(j, USAGE_BUYER_ENTRY_SIZE)))
+                let buyer := shr(BUYER_ENTRY_BUYER_SHIFT, entry)
                 // Strictly ascending: a buyer listed twice would be written back twice from stale state.
                 if iszero(gt(buyer, previous)) {
                     unsorted := add(j, 1)
                     break
                 }
                 previous := buyer
+                // The slot of _accounts[buyer], as Solidity lays out mappings: keccak256(key . mapping slot).
                 mstore(0x00, buyer)
                 mstore(0x20, accountsSlot)
                 let slot := keccak256(0x00, 0x40)
                 let word := sload(slot)
-                let planId := and(shr(64, entry), 0xffffffff)
-                let hasLimits := iszero(iszero(and(shr(248, word), limitsFlag)))
-                let tally := mload(add(add(buyers, 0x20), shl(5, j)))
-                mstore(tally, buyer)
-                mstore(add(tally, 0x20), planId)
-                mstore(add(tally, 0x40), and(word, 0xffffffffffffffffffffffffffff)) // balance: bits 0-111
-                mstore(add(tally, 0x60), and(shr(112, word), 0xffffffffffffffffffffffffff)) // pending: 112-215
-                mstore(add(tally, 0x100), hasLimits) // limited, refined by _loadCreditsAndLimits
-                mstore(add(tally, 0x220), slot)
-                mstore(add(tally, 0x240), word)
+                let planId := and(shr(BUYER_ENTRY_PLAN_SHIFT, entry), UINT32_MASK)
+                let hasLimits := iszero(iszero(and(word, ACCOUNT_HAS_LIMITS_BIT)))
+                let tally := add(tallies, mul(j, TALLY_SIZE))
+                mstore(add(add(buyers, ARRAY_DATA), shl(5, j)), tally)
+                mstore(add(tally, TALLY_BUYER), buyer)
+                mstore(add(tally, TALLY_PLAN_ID), planId)
+                mstore(add(tally, TALLY_LIMITED), hasLimits) // refined by _loadCreditsAndLimits
+                mstore(add(tally, TALLY_ACCOUNT_SLOT), slot)
+                mstore(add(tally, TALLY_ACCOUNT), word)
                 plans := or(plans, planId)
                 special := or(special, or(planId, hasLimits))
             }

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+/// @dev Entry sizes of the packed batch sections, at file level so settlement's assembly can name them
+/// (inline assembly cannot reach a library's members).
+uint256 constant USAGE_BUYER_ENTRY_SIZE = 24;
+uint256 constant USAGE_MODEL_ENTRY_SIZE = 8;
+uint256 constant USAGE_RECORD_SIZE = 18;
+
 /// @title Every EIP-712 type Tollgate signs, in one place, with its hash helpers.
 /// @dev `server/chain/eip712.ts` holds the same type strings; `test/contracts/typehashes.test.ts` pins them
 /// together so the TypeScript signer and this verifier can never drift apart.
@@ -51,9 +57,9 @@ library UsageTypes {
     bytes32 internal constant USAGE_RECEIPT_TYPEHASH = keccak256(USAGE_RECEIPT_TYPE);
 
     /// @dev Entry sizes of the packed batch sections.
-    uint256 internal constant BUYER_ENTRY_SIZE = 24;
-    uint256 internal constant MODEL_ENTRY_SIZE = 8;
-    uint256 internal constant RECORD_SIZE = 18;
+    uint256 internal constant BUYER_ENTRY_SIZE = USAGE_BUYER_ENTRY_SIZE;
+    uint256 internal constant MODEL_ENTRY_SIZE = USAGE_MODEL_ENTRY_SIZE;
+    uint256 internal constant RECORD_SIZE = USAGE_RECORD_SIZE;
 
     function hash(UsageBatch calldata batch) internal pure returns (bytes32) {
         return hashHeader(
