@@ -43,9 +43,9 @@ describe("batch limits: one module for the encoder, the planner and the contract
     expect(MAX_BATCH_BUYERS).to.equal(solidityConstant("UsageSettlement.sol", "MAX_BUYERS"));
     expect(MAX_BATCH_MODEL_EPOCHS).to.equal(solidityConstant("UsageSettlement.sol", "MAX_MODELS"));
     expect(MAX_BATCH_RECORDS).to.equal(solidityConstant("UsageSettlement.sol", "MAX_RECORDS"));
-    expect(BUYER_ENTRY_BYTES).to.equal(solidityConstant("libraries/UsageTypes.sol", "BUYER_ENTRY_SIZE"));
-    expect(MODEL_ENTRY_BYTES).to.equal(solidityConstant("libraries/UsageTypes.sol", "MODEL_ENTRY_SIZE"));
-    expect(RECORD_BYTES).to.equal(solidityConstant("libraries/UsageTypes.sol", "RECORD_SIZE"));
+    expect(BUYER_ENTRY_BYTES).to.equal(solidityConstant("libraries/UsageTypes.sol", "USAGE_BUYER_ENTRY_SIZE"));
+    expect(MODEL_ENTRY_BYTES).to.equal(solidityConstant("libraries/UsageTypes.sol", "USAGE_MODEL_ENTRY_SIZE"));
+    expect(RECORD_BYTES).to.equal(solidityConstant("libraries/UsageTypes.sol", "USAGE_RECORD_SIZE"));
   });
 
   it("isUint32 accepts 0 and 2^32 − 1, and refuses −1, 2^32 and fractions", function () {
