@@ -8,7 +8,6 @@
  */
 import Database from "better-sqlite3";
 import { getAddress, type Address, type Hex } from "viem";
-import { isUint32 } from "../chain/batch-limits";
 import type { ApiKeyTable } from "./api-keys";
 import {
   checkSequence,
@@ -55,22 +54,10 @@ export class SettlementConflictError extends Error {
 
 // ---------------------------------------------------------------------------------------------
 // Validation: a record the batch encoder cannot pack would block settlement of every later
-// sequence, so it is refused here, before it takes a sequence number.
-
-function checkUint32(value: number, field: string): void {
-  if (!isUint32(value)) throw new RangeError(`${field} must be an integer in [0, 2^32), got ${value}`);
-}
+// sequence, so it is refused before it takes a sequence number. Each field's own range is checked
+// by its column (usage-table.ts) when the insert is bound; what spans fields is checked here.
 
 function checkRecordInput(input: UsageRecordInput): void {
-  checkUint32(input.modelId, "modelId");
-  checkUint32(input.priceEpoch, "priceEpoch");
-  checkUint32(input.servedAt, "servedAt");
-  checkUint32(input.inputTokens, "inputTokens");
-  checkUint32(input.cachedInputTokens, "cachedInputTokens");
-  checkUint32(input.outputTokens, "outputTokens");
-  checkUint32(input.reasoningTokens, "reasoningTokens");
-  checkUint32(input.gatewayInputTokens, "gatewayInputTokens");
-  checkUint32(input.gatewayOutputTokens, "gatewayOutputTokens");
   if (input.cachedInputTokens > input.inputTokens) {
     throw new RangeError(`cachedInputTokens (${input.cachedInputTokens}) exceeds inputTokens (${input.inputTokens})`);
   }
@@ -193,9 +180,9 @@ export class UsageRecords {
 
   private writeRecord(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt): StoredUsageRecord {
     checkSequence(sequence, "sequence");
-    checkRecordInput(input);
-    // Without the receipt hash and signature, which are made below: binding validates every amount first.
+    // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
+    checkRecordInput(input);
     // Before signing, so no signature is ever made for a record that cannot be written.
     const owner = this.keys.addSpent(input.keyId, input.cost);
     if (owner.toLowerCase() !== input.buyer.toLowerCase()) {

@@ -9,6 +9,7 @@
  * columns, in this order, with these types; a new column is a new migration plus a line here.
  */
 import type { Address, Hex } from "viem";
+import { isUint32 } from "../chain/batch-limits";
 import type { UsageReceipt } from "../chain/eip712";
 import { decodeAmount, encodeAmount } from "./migrations";
 
@@ -82,7 +83,16 @@ export function checkSequence(value: bigint, field: string): void {
 }
 
 const sequence: Codec<bigint> = { sqlType: "INTEGER", write: (value) => value, read: (value) => value as bigint };
-const integer: Codec<number> = { sqlType: "INTEGER", write: (value) => value, read: (value) => Number(value) };
+// Token counts, ids, epochs and times: a record the batch encoder cannot pack would block settlement of
+// every later sequence, so a value beyond uint32 is refused here, before the record takes a sequence.
+const uint32: Codec<number> = {
+  sqlType: "INTEGER",
+  write: (value, field) => {
+    if (!isUint32(value)) throw new RangeError(`${field} must be an integer in [0, 2^32), got ${value}`);
+    return value;
+  },
+  read: (value) => Number(value),
+};
 const flag: Codec<boolean> = { sqlType: "INTEGER", write: (value) => (value ? 1 : 0), read: (value) => value === 1n };
 // Amounts are decimal TEXT: uint256 on-chain, beyond what SQLite's int64 and REAL can hold exactly.
 const amount: Codec<bigint> = { sqlType: "TEXT", write: (value, field) => encodeAmount(value, field), read: (value) => decodeAmount(value as string) };
@@ -104,17 +114,17 @@ const COLUMNS = {
   keyId: ["key_id", text()],
   tags: ["tags", tagList],
   endpoint: ["endpoint", text<UsageRecordInput["endpoint"]>()],
-  modelId: ["model_id", integer],
+  modelId: ["model_id", uint32],
   modelName: ["model_name", text()],
-  priceEpoch: ["price_epoch", integer],
-  inputTokens: ["input_tokens", integer],
-  cachedInputTokens: ["cached_input_tokens", integer],
-  outputTokens: ["output_tokens", integer],
-  reasoningTokens: ["reasoning_tokens", integer],
-  gatewayInputTokens: ["gateway_input_tokens", integer],
-  gatewayOutputTokens: ["gateway_output_tokens", integer],
+  priceEpoch: ["price_epoch", uint32],
+  inputTokens: ["input_tokens", uint32],
+  cachedInputTokens: ["cached_input_tokens", uint32],
+  outputTokens: ["output_tokens", uint32],
+  reasoningTokens: ["reasoning_tokens", uint32],
+  gatewayInputTokens: ["gateway_input_tokens", uint32],
+  gatewayOutputTokens: ["gateway_output_tokens", uint32],
   countSource: ["count_source", text<UsageRecordInput["countSource"]>()],
-  servedAt: ["served_at", integer],
+  servedAt: ["served_at", uint32],
   inputPrice: ["input_price", amount],
   cachedInputPrice: ["cached_input_price", amount],
   outputPrice: ["output_price", amount],

@@ -12,7 +12,7 @@ import Database from "better-sqlite3";
 import { getAddress, type Hex } from "viem";
 import { MIGRATIONS, migrate } from "../../server/store/migrations";
 import { UsageStore } from "../../server/store/usage-store";
-import { INSERT_RECORD_SQL, USAGE_TABLE_COLUMNS } from "../../server/store/usage-table";
+import { INSERT_RECORD_SQL, insertParams, USAGE_TABLE_COLUMNS } from "../../server/store/usage-table";
 
 const SIGNER = getAddress("0x1111111111111111111111111111111111111111");
 const ALICE = getAddress("0xa11ce00000000000000000000000000000000a11");
@@ -44,6 +44,18 @@ describe("usage table: one declaration, frozen migrations", function () {
   it("inserts into every column but the settlement's, which start NULL", function () {
     const listed = INSERT_RECORD_SQL.match(/\(([^)]*)\)/)![1].split(",").map((name) => name.trim());
     expect(listed).to.deep.equal(USAGE_TABLE_COLUMNS.filter((c) => !c.name.startsWith("settled_")).map((c) => c.name));
+  });
+
+  it("refuses, naming the field, a count, id, epoch or time beyond uint32, and a negative or beyond-uint256 amount", function () {
+    const counts = ["modelId", "priceEpoch", "inputTokens", "cachedInputTokens", "outputTokens", "reasoningTokens", "gatewayInputTokens", "gatewayOutputTokens", "servedAt"] as const;
+    for (const field of counts) {
+      expect(insertParams({ [field]: 2 ** 32 - 1 })[field], field).to.equal(2 ** 32 - 1);
+      for (const bad of [2 ** 32, -1, 0.5]) expect(() => insertParams({ [field]: bad }), `${field} ${bad}`).to.throw(RangeError, field);
+    }
+    for (const field of ["inputPrice", "cachedInputPrice", "outputPrice", "cost"] as const) {
+      expect(insertParams({ [field]: 2n ** 256n - 1n })[field], field).to.equal((2n ** 256n - 1n).toString());
+      for (const bad of [2n ** 256n, -1n]) expect(() => insertParams({ [field]: bad }), `${field} ${bad}`).to.throw(RangeError, field);
+    }
   });
 
   it("keeps migration 1 as released, so databases created by earlier gateways still open", function () {
