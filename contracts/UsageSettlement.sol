@@ -12,7 +12,8 @@ import {AccessCredits} from "./AccessCredits.sol";
 /// @title Settlement of gateway-signed usage batches.
 /// @dev Gas is the design constraint: a batch reads and writes each buyer's account slot once, prices
 /// records from memory, and keeps a single 32-byte commitment per batch. Records stay in calldata, which
-/// (with the price events) is all an auditor needs to recompute every charge.
+/// (with the price events) is all an auditor needs to recompute every charge; a batch relayed through another
+/// contract is published in `BatchDataPublished`, since its calldata is then inside an internal call.
 abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     using UsageTypes for UsageTypes.UsageBatch;
     using UsageTypes for UsageTypes.UsageBatchHeader;
@@ -152,6 +153,25 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             totals.shortfall,
             buyerResults
         );
+        // A caller that is an account without code made the transaction's top-level call, so the batch is in
+        // the transaction's calldata for anyone to read. Any other caller (a contract, or an account with
+        // EIP-7702 delegated code) may have wrapped it: publish the data, paid by the relayed submission only.
+        if (msg.sender != tx.origin || msg.sender.code.length != 0) _publishBatchData(signer, firstSequence);
+    }
+
+    /// @dev `emit BatchDataPublished(signer, firstSequence, msg.data)`, written out: the compiler's event encoder
+    /// here made every batch's record loop dearer (about 40 gas a record, measured by bench:gas), relayed or not.
+    function _publishBatchData(address signer, uint64 firstSequence) private {
+        bytes32 topic = BatchDataPublished.selector;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            let size := calldatasize()
+            mstore(data, 0x20) // offset of the bytes
+            mstore(add(data, 0x20), size) // its length
+            calldatacopy(add(data, 0x40), 0, size)
+            mstore(add(add(data, 0x40), size), 0) // zero the padding after the last partial word
+            log3(data, add(0x40, and(add(size, 31), not(31))), topic, signer, firstSequence)
+        }
     }
 
     /// @inheritdoc IUsageSettlement

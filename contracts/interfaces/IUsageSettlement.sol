@@ -61,6 +61,13 @@ interface IUsageSettlement {
         bytes buyerResults
     );
 
+    /// @notice The data of a batch submitted through another contract (a relayer, a multicall, a smart or
+    /// EIP-7702-delegated wallet), emitted right after its `BatchSettled`. An auditor reads a batch from the
+    /// transaction's calldata when an externally owned account called `settleBatch` directly, and from this event
+    /// otherwise, so no batch is unreadable without call traces. `settleBatchCall` is the call's whole calldata
+    /// (selector, batch and signature), decoded with the same ABI as a direct transaction's.
+    event BatchDataPublished(address indexed signer, uint64 indexed firstSequence, bytes settleBatchCall);
+
     /// @notice `buyer` could not cover `shortfall` of its usage in `signer`'s batch starting at `firstSequence`
     /// (not enough credits and balance, or over its spending limit). The usage stays recorded, unpaid.
     event ShortfallRecorded(address indexed buyer, address indexed signer, uint64 firstSequence, uint256 shortfall);

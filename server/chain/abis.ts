@@ -756,6 +756,31 @@ export const tollgateAbi = [
       },
       {
         "indexed": true,
+        "internalType": "uint64",
+        "name": "firstSequence",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes",
+        "name": "settleBatchCall",
+        "type": "bytes"
+      }
+    ],
+    "name": "BatchDataPublished",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      },
+      {
+        "indexed": true,
         "internalType": "uint32",
         "name": "providerId",
         "type": "uint32"

@@ -1231,6 +1231,65 @@ describe("UsageSettlement", function () {
       );
     });
 
+    describe("BatchDataPublished", function () {
+      async function relayedSetup() {
+        const m = await loadFixture(funded);
+        const relay = await (await ethers.getContractFactory("BatchRelay")).deploy();
+        const now = await latestTime();
+        const records = recordsAt(0n, [
+          { buyer: m.buyers[0].address, modelId: m.smallModel, servedAt: now - 30 },
+          { buyer: m.buyers[1].address, modelId: m.largeModel, servedAt: now - 20, cachedInputTokens: 100 },
+        ]);
+        return { m, relay, records };
+      }
+
+      it("publishes a batch relayed through a contract, so it can be rebuilt from the event and hashes to the commitment", async function () {
+        const { m, relay, records } = await relayedSetup();
+        const batch = encodeUsageBatch(records);
+        const signature = await signBatch(m.tollgate, m.gateway, batch);
+        const call = m.tollgate.interface.encodeFunctionData("settleBatch", [batch, signature]);
+        const receipt = (await (await relay.connect(m.others[0]).relay(await m.tollgate.getAddress(), [call])).wait())!;
+        const settled = batchSettledOf(m.tollgate, receipt);
+        const names = receipt.logs.map((log) => m.tollgate.interface.parseLog(log)?.name);
+        // Emitted right after BatchSettled, in the same transaction.
+        expect(names.indexOf("BatchDataPublished")).to.equal(names.indexOf("BatchSettled") + 1);
+        const published = m.tollgate.interface.parseLog(receipt.logs.find((log) => m.tollgate.interface.parseLog(log)?.name === "BatchDataPublished")!)!.args;
+        expect(published.signer).to.equal(m.gateway.address);
+        expect(published.firstSequence).to.equal(0n);
+        // The published bytes are exactly the inner call, decoded with the ABI as a direct transaction is.
+        expect(published.settleBatchCall).to.equal(call);
+        const inner = m.tollgate.interface.parseTransaction({ data: published.settleBatchCall })!;
+        expect(inner.name).to.equal("settleBatch");
+        const [b, innerSignature] = inner.args;
+        const rebuilt: UsageBatch = { firstSequence: b.firstSequence, baseTime: Number(b.baseTime), buyers: b.buyers, models: b.models, records: b.records, contentRoot: b.contentRoot };
+        expect(commitmentOf(rebuilt)).to.equal(settled.commitment);
+        expect(ethers.recoverAddress(await m.tollgate.hashUsageBatch(rebuilt), innerSignature)).to.equal(m.gateway.address);
+        // The transaction's own calldata is the relay's, not settleBatch's.
+        const tx = (await ethers.provider.getTransaction(receipt.hash))!;
+        expect(tx.to).to.equal(await relay.getAddress());
+      });
+
+      it("is not emitted when an account without code calls settleBatch itself: the calldata holds the batch", async function () {
+        const { m, records } = await relayedSetup();
+        const { receipt } = await settle(m, records, { from: m.others[0] });
+        const names = receipt.logs.map((log) => m.tollgate.interface.parseLog(log)?.name);
+        expect(names).to.include("BatchSettled");
+        expect(names).to.not.include("BatchDataPublished");
+      });
+
+      it("a relayed batch that reverts leaves nothing behind, and the relay names the failed call", async function () {
+        const { m, relay, records } = await relayedSetup();
+        const batch = encodeUsageBatch(records);
+        const stranger = privateKeyToAccount(generatePrivateKey());
+        const call = m.tollgate.interface.encodeFunctionData("settleBatch", [batch, await signBatch(m.tollgate, stranger, batch)]);
+        await expectNothingChanged(m, () =>
+          expect(relay.relay(m.tollgate.getAddress(), [call])).to.be.revertedWithCustomError(relay, "RelayCallFailed").withArgs(0n, (reason: string) => {
+            return m.tollgate.interface.parseError(reason)?.name === "SettlementUnauthorizedSigner";
+          }),
+        );
+      });
+    });
+
     describe("verifyReceiptSettled", function () {
       async function settledWithReceipts() {
         const m = await loadFixture(funded);
