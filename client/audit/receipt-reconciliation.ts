@@ -122,6 +122,11 @@ export interface ReconcileReceiptsReturnType {
     proven: number;
     /** Receipts whose retained bytes were hashed (and recounted, when a recount was given). */
     contentChecked: number;
+    /**
+     * Output tokens charged as hidden reasoning: the upstream reported them, no retained bytes hold them, so
+     * a recount cannot confirm them (the gap between recount and charge matched the reported reasoning).
+     */
+    unverifiableReasoningTokens: number;
     /** On-chain records of this buyer by these signers in the covered range. */
     onChainRecords: number;
   };
@@ -349,6 +354,7 @@ export async function reconcileReceipts(parameters: ReconcileReceiptsParameters)
 
   // 4. The retained bytes: the content commitment, then the tokens.
   let contentChecked = 0;
+  let unverifiableReasoningTokens = 0;
   for (const { exported } of distinct) {
     const { retained, content, receipt, signer, row } = exported;
     if (!retained) continue;
@@ -375,7 +381,16 @@ export async function reconcileReceipts(parameters: ReconcileReceiptsParameters)
       add({ code: "content_unreadable", message: `the retained bytes cannot be recounted: ${(error as Error).message}`, where });
       continue;
     }
-    for (const [field, recounted, charged] of [["inputTokens", counted.inputTokens, receipt.inputTokens], ["outputTokens", counted.outputTokens, receipt.outputTokens]] as const) {
+    // A model that reasons without showing it charges for output no bytes hold: the reported reasoning
+    // tokens explain such a gap exactly, or nothing does.
+    const hidden = exported.reasoningTokens;
+    const hiddenReasoning =
+      hidden > 0 && !withinTolerance(receipt.outputTokens, counted.outputTokens, tolerance) && withinTolerance(receipt.outputTokens - hidden, counted.outputTokens, tolerance);
+    if (hiddenReasoning) unverifiableReasoningTokens += hidden;
+    for (const [field, recounted, charged] of [
+      ["inputTokens", counted.inputTokens, receipt.inputTokens],
+      ["outputTokens", counted.outputTokens, hiddenReasoning ? receipt.outputTokens - hidden : receipt.outputTokens],
+    ] as const) {
       if (!withinTolerance(charged, recounted, tolerance)) {
         add({
           code: "token_count_mismatch",
@@ -419,7 +434,7 @@ export async function reconcileReceipts(parameters: ReconcileReceiptsParameters)
     buyer,
     signers,
     findings,
-    counts: { receipts: inScope.length, settled, unsettled, proven, contentChecked, onChainRecords },
+    counts: { receipts: inScope.length, settled, unsettled, proven, contentChecked, unverifiableReasoningTokens, onChainRecords },
     coverage: { checked: coverage.checked && buyer !== undefined, description: buyer ? coverage.description : "no buyer: the export names none and none was given" },
   };
 }

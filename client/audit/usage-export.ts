@@ -26,6 +26,11 @@ export interface ExportedReceipt {
   content?: { salt: Hex; requestHash: Hex; responseHash: Hex };
   model: string;
   countSource: "upstream" | "gateway";
+  /**
+   * Reasoning tokens the upstream reported inside `outputTokens` (not signed: the gateway's word). A model
+   * that does not show its reasoning charges for tokens no retained bytes hold.
+   */
+  reasoningTokens: number;
   status: "settled" | "unsettled";
   /** What the gateway recorded of the record's settlement; null while it has recorded none. */
   settlement: ExportedSettlement | null;
@@ -142,6 +147,7 @@ const jsonRowSchema = z.object({
     signature,
     content: z.object({ salt: hash, requestHash: hash, responseHash: hash }),
     model: z.string(),
+    reasoningTokens: z.number().int().nonnegative(),
     countSource: z.enum(["upstream", "gateway"]),
   }),
   retained_content: z
@@ -197,6 +203,7 @@ function parseJsonExport(value: unknown): UsageExport {
       content: envelope.content,
       model: envelope.model,
       countSource: envelope.countSource,
+      reasoningTokens: envelope.reasoningTokens,
       status,
       settlement,
       retained: retained ?? undefined,
@@ -253,7 +260,7 @@ function undefuse(cell: string): string {
 
 const CSV_REQUIRED = [
   "sequence", "served_at", "model", "model_id", "input_tokens", "cached_input_tokens", "output_tokens", "input_price", "cached_input_price",
-  "output_price", "cost", "count_source", "status", "settlement_tx", "content_hash", "receipt_hash", "signature", "buyer", "signer",
+  "output_price", "cost", "reasoning_tokens", "count_source", "status", "settlement_tx", "content_hash", "receipt_hash", "signature", "buyer", "signer",
 ] as const;
 
 const csvRowSchema = z.object({
@@ -264,6 +271,7 @@ const csvRowSchema = z.object({
   input_tokens: uint32,
   cached_input_tokens: uint32,
   output_tokens: uint32,
+  reasoning_tokens: uint32,
   input_price: uint72,
   cached_input_price: uint72,
   output_price: uint72,
@@ -337,6 +345,7 @@ function parseCsvExport(text: string): UsageExport {
       content,
       model: r.model,
       countSource: r.count_source,
+      reasoningTokens: r.reasoning_tokens,
       status: r.status,
       settlement:
         r.settlement_tx && r.settlement_batch
