@@ -417,7 +417,7 @@ export async function reconcileReceipts(parameters: ReconcileReceiptsParameters)
         if (bySequence.has(keyOf(batch.signer, record.sequence))) continue;
         add({
           code: "record_without_receipt",
-          message: `the chain charged this buyer ${record.cost} for ${record.inputTokens} input (${record.cachedInputTokens} cached) and ${record.outputTokens} output tokens of model ${record.modelId}, served at ${record.servedAt}; the export has no receipt for it`,
+          message: `the chain charged this buyer ${record.cost} (token base units) for ${record.inputTokens} input (${record.cachedInputTokens} cached) and ${record.outputTokens} output tokens of model ${record.modelId}, served at ${record.servedAt}; the export has no receipt for it`,
           where: { signer: batch.signer, sequence: record.sequence, rows: [], txHash: batch.txHash, batchFirstSequence: batch.firstSequence },
           expected: "a receipt",
           found: "none",
