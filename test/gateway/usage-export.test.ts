@@ -5,6 +5,7 @@
  */
 import { expect } from "chai";
 import { getAddress, type Address, type Hex } from "viem";
+import { getUsage, parseUsageExport } from "../../client";
 import { parseGatewayConfig } from "../../server/config";
 import { verifyMerkleProof } from "../../server/chain/merkle";
 import { usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
@@ -85,6 +86,10 @@ describe("gateway: the usage export as an audit source", function () {
       const first = JSON.parse(Buffer.from(body.data[0].retained_content!.request, "base64").toString("utf8"));
       expect(first.messages[0].content).to.equal("question 0: what is 0 squared?");
       expect(body.data.some((row) => row.retained_content!.streamed)).to.equal(true);
+      // The client action asks for the same, and its answer is an export the receipt audit reads.
+      const viaAction = await getUsage({ gateway: { url: f.h.url }, contracts: f.deployment }, { apiKey: f.key, includeContent: true });
+      const parsed = parseUsageExport(JSON.stringify(viaAction));
+      expect(parsed.receipts.map((r) => r.retained?.request.length)).to.deep.equal(body.data.map((row) => Buffer.from(row.retained_content!.request, "base64").length));
       // Without the flag the bytes stay out of the export.
       const plain = JSON.parse(await f.exportText()) as { data: Row[] };
       expect(plain.data.every((row) => !("retained_content" in row))).to.equal(true);
