@@ -103,7 +103,11 @@ export interface ReconcileReceiptsParameters {
   tokenToleranceBps?: number;
   /** Narrows (or, for a CSV, states) the sequences the export covers, for records without receipt. */
   coverage?: { afterSequence?: bigint; throughSequence?: bigint };
+  /** Called every `PROGRESS_EVERY` receipts checked: signature recovery takes a few milliseconds each. */
+  onProgress?: (checked: number, total: number) => void;
 }
+
+export const PROGRESS_EVERY = 500;
 
 export interface ReconcileReceiptsReturnType {
   /** Nothing disagrees with the chain. */
@@ -229,6 +233,7 @@ export async function reconcileReceipts(parameters: ReconcileReceiptsParameters)
       add({ code: "receipt_wrong_buyer", message: `the receipt is for ${receipt.buyer}, not for the export's buyer`, where, field: "buyer", expected: buyer, found: receipt.buyer });
     }
     checked.push({ exported, hash, signedBySigner: recovered !== undefined && sameAddress(recovered, signer) });
+    if (checked.length % PROGRESS_EVERY === 0) parameters.onProgress?.(checked.length, inScope.length);
   }
 
   // 2. The receipts against each other: one per sequence, one sequence per call.

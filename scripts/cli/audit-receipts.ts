@@ -125,6 +125,7 @@ async function auditReceipts(ctx: CliContext, file: string, options: AuditReceip
       recount: counter?.recount,
       tokenToleranceBps: tolerance,
       coverage,
+      onProgress: (checked, total) => out.warn(`  checked ${checked} of ${total} receipts' hashes and signatures …`),
     });
   } finally {
     await counter?.close();
