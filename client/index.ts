@@ -42,3 +42,6 @@ export * from "./audit/conservation";
 export * from "./audit/settlements";
 export * from "../server/chain/receipt-envelope";
 export * from "./audit/receipts";
+export * from "./audit/usage-export";
+export * from "./audit/receipt-reconciliation";
+export * from "./audit/dispute-candidates";

@@ -55,6 +55,12 @@ const fileSchema = z
       .object({
         path: z.string().min(1).default("data/usage.sqlite"),
         durability: z.enum(["process-crash", "power-loss"]).default("process-crash"),
+        /**
+         * Keep each call's exact request and response bytes beside its record, so the buyer can export them
+         * (`GET /v1/usage?include_content=true`) and recount tokens and recompute the content hash. Off by
+         * default: the gateway then keeps only hashes of content, never content.
+         */
+        retainContent: z.boolean().default(false),
       })
       .prefault({}),
     upstreams: z.record(z.string(), upstreamSchema).refine((u) => Object.keys(u).length > 0, "name at least one upstream"),

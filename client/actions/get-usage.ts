@@ -16,6 +16,8 @@ export interface UsageFilters {
 }
 export interface GetUsageParameters extends UsageFilters {
   apiKey: string;
+  /** JSON only: each call's retained request and response bytes (base64), where the gateway keeps them. */
+  includeContent?: boolean;
 }
 export interface UsageRow {
   sequence: string;
@@ -50,11 +52,12 @@ function usageQuery(filters: UsageFilters, format: "json" | "csv"): string {
   return `/v1/usage?${query}`;
 }
 
-export async function getUsage(client: TollgateGatewayClient, { apiKey, ...filters }: GetUsageParameters): Promise<GetUsageReturnType> {
-  return gatewayRequest<GetUsageReturnType>(client, usageQuery(filters, "json"), { method: "GET", apiKey });
+export async function getUsage(client: TollgateGatewayClient, { apiKey, includeContent, ...filters }: GetUsageParameters): Promise<GetUsageReturnType> {
+  const path = usageQuery(filters, "json") + (includeContent ? "&include_content=true" : "");
+  return gatewayRequest<GetUsageReturnType>(client, path, { method: "GET", apiKey });
 }
 
 /** The same records as CSV, one row per call. */
-export async function getUsageCsv(client: TollgateGatewayClient, { apiKey, ...filters }: GetUsageParameters): Promise<string> {
+export async function getUsageCsv(client: TollgateGatewayClient, { apiKey, includeContent: _jsonOnly, ...filters }: GetUsageParameters): Promise<string> {
   return gatewayRequest<string>(client, usageQuery(filters, "csv"), { method: "GET", apiKey, text: true });
 }

@@ -45,6 +45,19 @@ export function merkleProof(leaves: readonly Hex[], index: number): Hex[] {
   return proof;
 }
 
+/** Every leaf's proof from one build of the tree: a batch's proofs in O(n log n), not O(n²). */
+export function merkleProofs(leaves: readonly Hex[]): Hex[][] {
+  const levels = buildLevels(leaves);
+  return leaves.map((_, leafIndex) => {
+    const proof: Hex[] = [];
+    for (let level = 0, index = leafIndex; level < levels.length - 1; level++, index >>= 1) {
+      const sibling = index ^ 1;
+      if (sibling < levels[level].length) proof.push(levels[level][sibling]);
+    }
+    return proof;
+  });
+}
+
 export function verifyMerkleProof(root: Hex, leaf: Hex, proof: readonly Hex[]): boolean {
   return proof.reduce<Hex>((node, sibling) => hashPair(node, sibling), leaf) === root;
 }

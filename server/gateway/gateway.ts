@@ -114,7 +114,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     state,
     ledger,
     store,
-    meter: new Meter({ state, ledger, store, signer, metrics, domain: receiptDomain }),
+    meter: new Meter({ state, ledger, store, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent }),
     tokenizer,
     keys: new ApiKeyCache(store),
     metrics,

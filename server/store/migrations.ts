@@ -99,6 +99,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at);
     `,
   },
+  {
+    version: 2,
+    description: "opt-in retained call content; usage records by settling batch",
+    // The exact bytes of a call, kept only when the operator turns `store.retainContent` on, so a buyer
+    // can recount tokens and recompute the content hash later. A table of its own: most stores never
+    // write it, and the record row stays the same size either way. The salt is already on the record.
+    // The batch index serves the usage export's inclusion proofs: a batch's leaves are read by its id.
+    sql: `
+      CREATE TABLE usage_content (
+        sequence INTEGER PRIMARY KEY REFERENCES usage_records (sequence),
+        request  BLOB NOT NULL,
+        response BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX usage_by_batch ON usage_records (settled_batch, sequence) WHERE settled_batch IS NOT NULL;
+    `,
+  },
 ];
 
 export class SchemaTooNewError extends Error {

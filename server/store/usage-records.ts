@@ -9,6 +9,7 @@
 import Database from "better-sqlite3";
 import { getAddress, type Address, type Hex } from "viem";
 import type { ApiKeyTable } from "./api-keys";
+import { UsageContentTable, type RetainedContent } from "./usage-content";
 import {
   checkSequence,
   fieldParams,
@@ -101,6 +102,15 @@ function filterSql(params: Record<string, unknown>): string {
 type UsageStatement<P extends unknown[]> = Database.Statement<P, UsageRow>;
 type ConflictRow = { sequence: bigint; settled_tx: string; settled_batch: string };
 
+/** The records one settled batch holds, as this store marked them: what an inclusion proof is built from. */
+export interface SettledBatchLeaves {
+  /** The batch's commitment (the store's `settled_batch`). */
+  batchId: string;
+  firstSequence: bigint;
+  /** Each record's receipt hash, in sequence order: the leaves of the batch's content root. */
+  receiptHashes: Hex[];
+}
+
 export class UsageRecords {
   private next: bigint;
 
@@ -114,8 +124,12 @@ export class UsageRecords {
   private readonly unsettleStmt: Database.Statement<[bigint]>;
   private readonly settledFromStmt: Database.Statement<[bigint], { n: number }>;
   private readonly pendingStmt: Database.Statement<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>;
+  private readonly batchLeavesStmt: Database.Statement<[string], { sequence: bigint; receipt_hash: Hex }>;
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
-  private readonly appendTx: Database.Transaction<(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt) => StoredUsageRecord>;
+  private readonly content: UsageContentTable;
+  private readonly appendTx: Database.Transaction<
+    (sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content: RetainedContent | undefined) => StoredUsageRecord
+  >;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
 
   /** `keys` takes each record's cost into its key's running `spent`, inside the append's transaction. */
@@ -153,7 +167,13 @@ export class UsageRecords {
         "SELECT COUNT(*) AS n, MIN(sequence) AS first, MIN(served_at) AS oldest FROM usage_records WHERE settled_tx IS NULL AND sequence >= ?",
       )
       .safeIntegers(true);
-    this.appendTx = db.transaction((sequence, input, sign) => this.writeRecord(sequence, input, sign));
+    this.batchLeavesStmt = db
+      .prepare<[string], { sequence: bigint; receipt_hash: Hex }>(
+        "SELECT sequence, receipt_hash FROM usage_records WHERE settled_batch = ? ORDER BY sequence",
+      )
+      .safeIntegers(true);
+    this.content = new UsageContentTable(db);
+    this.appendTx = db.transaction((sequence, input, sign, content) => this.writeRecord(sequence, input, sign, content));
     this.settleTx = db.transaction((first, last, settlement) => this.writeSettlement(first, last, settlement));
   }
 
@@ -168,17 +188,18 @@ export class UsageRecords {
   /**
    * One transaction: takes nextSequence(), calls `sign(sequence)` for the receipt hash and signature,
    * inserts the record and adds its cost to the key's running `spent`. If anything throws, nothing is
-   * written and the sequence does not advance.
+   * written and the sequence does not advance. `content`, when given (retention on), is kept in the same
+   * transaction.
    */
-  appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt): StoredUsageRecord {
+  appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content?: RetainedContent): StoredUsageRecord {
     const sequence = this.next;
-    const stored = this.appendTx.immediate(sequence, input, sign);
+    const stored = this.appendTx.immediate(sequence, input, sign, content);
     // Only after COMMIT: a rolled-back append must leave the number for the next call, or a gap opens.
     this.next = sequence + 1n;
     return stored;
   }
 
-  private writeRecord(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt): StoredUsageRecord {
+  private writeRecord(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content: RetainedContent | undefined): StoredUsageRecord {
     checkSequence(sequence, "sequence");
     // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
@@ -195,6 +216,7 @@ export class UsageRecords {
     } catch (error) {
       throw explainInsertError(error, sequence, input);
     }
+    if (content) this.content.insert(sequence, content);
     return { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
   }
 
@@ -220,6 +242,18 @@ export class UsageRecords {
   recordBySequence(sequence: bigint): StoredUsageRecord | undefined {
     const row = this.bySequenceStmt.get(sequence);
     return row && toStored(row, this.signer);
+  }
+
+  /** The retained request and response bytes of a record, if retention was on when it was served. */
+  contentOf(sequence: bigint): RetainedContent | undefined {
+    return this.content.contentOf(sequence);
+  }
+
+  /** The records this store marked settled by batch `batchId`, or undefined if none. */
+  settledBatchLeaves(batchId: string): SettledBatchLeaves | undefined {
+    const rows = this.batchLeavesStmt.all(batchId);
+    if (rows.length === 0) return undefined;
+    return { batchId, firstSequence: rows[0].sequence, receiptHashes: rows.map((row) => row.receipt_hash) };
   }
 
   /** Records with no settlement and sequence >= fromSequence, in sequence order. */

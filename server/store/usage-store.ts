@@ -8,7 +8,8 @@ import type Database from "better-sqlite3";
 import type { Address, Hex } from "viem";
 import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
 import { openStore, type UsageStoreOptions } from "./open-store";
-import { UsageRecords, type PendingUsage, type UsageFilter } from "./usage-records";
+import type { RetainedContent } from "./usage-content";
+import { UsageRecords, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 import type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
 export type { ApiKeyRecord } from "./api-keys";
@@ -21,7 +22,8 @@ export {
   type Durability,
   type UsageStoreOptions,
 } from "./open-store";
-export { SettlementConflictError, type PendingUsage, type UsageFilter } from "./usage-records";
+export { SettlementConflictError, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
+export type { RetainedContent } from "./usage-content";
 export type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
 function unixNow(): number {
@@ -52,9 +54,22 @@ export class UsageStore {
     return this.records.nextSequence();
   }
 
-  /** See `UsageRecords.appendRecord`: sequence, record, signature and the key's spend in one transaction. */
-  appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt): StoredUsageRecord {
-    return this.records.appendRecord(input, sign);
+  /**
+   * See `UsageRecords.appendRecord`: sequence, record, signature and the key's spend in one transaction, with
+   * the call's bytes when the gateway retains content.
+   */
+  appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content?: RetainedContent): StoredUsageRecord {
+    return this.records.appendRecord(input, sign, content);
+  }
+
+  /** The retained request and response bytes of a record (retention on when it was served), or undefined. */
+  contentOf(sequence: bigint): RetainedContent | undefined {
+    return this.records.contentOf(sequence);
+  }
+
+  /** The receipt hashes of the records marked settled by batch `batchId`, in sequence order. */
+  settledBatchLeaves(batchId: string): SettledBatchLeaves | undefined {
+    return this.records.settledBatchLeaves(batchId);
   }
 
   /** In sequence order; filters combine with AND. */

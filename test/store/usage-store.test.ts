@@ -507,6 +507,35 @@ describe("UsageStore", function () {
     });
   });
 
+  describe("retained content and settled batches", function () {
+    it("keeps a call's bytes in the record's own transaction, and none when the append fails or none are given", function () {
+      const store = storeWithKeys();
+      const content = { request: new TextEncoder().encode('{"messages":[]}'), response: new Uint8Array([0, 1, 2, 255]) };
+      store.appendRecord(usage(), sign, content);
+      store.appendRecord(usage(), sign);
+      expect(store.contentOf(0n)).to.deep.equal(content);
+      expect(store.contentOf(1n)).to.equal(undefined);
+      expect(() =>
+        store.appendRecord(usage(), () => {
+          throw new Error("signer unavailable");
+        }, content),
+      ).to.throw("signer unavailable");
+      expect(store.contentOf(2n)).to.equal(undefined);
+      expect(store.appendRecord(usage(), sign).sequence).to.equal(2n);
+      expect(store.contentOf(2n)).to.equal(undefined);
+    });
+
+    it("reads a settled batch's receipt hashes in sequence order, the leaves of its content root", function () {
+      const store = storeWithKeys(tempDb(), 5n);
+      for (let i = 0; i < 5; i++) store.appendRecord(usage(), sign);
+      store.markSettled(5n, 7n, { txHash: keccak256("0x01"), batchId: "batch-a", settledAt: 1 });
+      store.markSettled(8n, 8n, { txHash: keccak256("0x02"), batchId: "batch-b", settledAt: 2 });
+      expect(store.settledBatchLeaves("batch-a")).to.deep.equal({ batchId: "batch-a", firstSequence: 5n, receiptHashes: [5n, 6n, 7n].map((s) => sign(s).receiptHash) });
+      expect(store.settledBatchLeaves("batch-b")?.receiptHashes).to.deep.equal([sign(8n).receiptHash]);
+      expect(store.settledBatchLeaves("batch-c")).to.equal(undefined);
+    });
+  });
+
   describe("API keys", function () {
     it("inserts, finds by hash (any hex case), and lists only the buyer's keys", function () {
       const store = open(tempDb());

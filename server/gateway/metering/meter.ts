@@ -56,6 +56,8 @@ export class Meter {
       signer: ReceiptSigner;
       metrics: GatewayMetrics;
       domain: ReceiptEnvelope["domain"];
+      /** `store.retainContent`: keep the call's exact bytes with its record, for the buyer's own audit. */
+      retainContent?: boolean;
     },
   ) {}
 
@@ -161,6 +163,7 @@ export class Meter {
         const signed = signer.sign({ sequence, ...receipt });
         return { receiptHash: signed.receiptHash, signature: signed.signature };
       },
+      this.deps.retainContent ? { request: served.requestBytes, response: served.responseBytes } : undefined,
     );
     // The record is durable: count it as unsettled before the reservation that covered it goes away.
     ledger.addUnsettled(record.buyer, record.sequence, cost);

@@ -6,6 +6,7 @@ import type { Request, Response } from "express";
 import { z } from "zod";
 import type { GatewayContext } from "../context";
 import { GatewayError, modelNotFound } from "../errors";
+import { countEmbeddingInput } from "../metering/embedding-input";
 import { parseReportedUsage } from "../metering/usage-counts";
 import { parseBody } from "../http/parse-body";
 import { sendMeteredJson } from "../http/receipt-header";
@@ -29,9 +30,7 @@ export function embeddings(ctx: GatewayContext) {
     if (key.models && !key.models.includes(model.config.name)) {
       throw new GatewayError(403, "permission_error", `API key ${key.id} may not use the model \`${model.config.name}\`.`, "model_not_allowed", "model");
     }
-    const inputs: (string | number[])[] = typeof body.input === "string" ? [body.input] : typeof body.input[0] === "number" ? [body.input as number[]] : (body.input as (string | number[])[]);
-    let inputTokens = 0;
-    for (const input of inputs) inputTokens += typeof input === "string" ? await ctx.tokenizer.count(model.config.encoding, input) : input.length;
+    const inputTokens = await countEmbeddingInput(ctx.tokenizer, model.config.encoding, body.input);
 
     const call = await ctx.meter.reserve(key, model, inputTokens, 0);
     try {

@@ -1,0 +1,104 @@
+/**
+ * `tollgate audit receipts FILE`, run in-process against Hardhat's chain served over HTTP, on exports fetched
+ * from a live gateway: the exit status says whether everything agrees (0), something disagrees (2) or only
+ * settlement is pending (3), and every discrepancy is named in the report and in `--json`.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import hre from "hardhat";
+import { expect } from "chai";
+import { runCli } from "../../scripts/cli";
+import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
+import { startOracleHarness } from "../helpers/oracle-harness";
+import { startReceiptAuditFixture, type ReceiptAuditFixture } from "../helpers/receipt-audit-fixture";
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await runCli(args, { env: {}, stdout: { write: (text: string) => (out += text) }, stderr: { write: (text: string) => (err += text) } });
+  return { code, out, err };
+}
+
+describe("tollgate audit receipts", function () {
+  this.timeout(180_000);
+  let f: ReceiptAuditFixture;
+  let rpc: RpcServer;
+  let dir: string;
+  const file = (name: string, text: string) => {
+    const target = path.join(dir, name);
+    fs.writeFileSync(target, text);
+    return target;
+  };
+  const audit = (...args: string[]) => run(["--rpc", rpc.url, "--deployment", path.join(f.h.dir, "deployment.json"), "audit", "receipts", ...args]);
+
+  before(async function () {
+    f = await startReceiptAuditFixture({ retainContent: true, calls: 3 });
+    rpc = await startRpcServer(hre.network.provider);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-audit-receipts-"));
+  });
+  after(async function () {
+    await rpc?.close();
+    await f?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("exits 3 while a receipt is not settled, naming it, then 0 once everything is settled and agrees (JSON and CSV)", async function () {
+    const pending = await audit(file("pending.json", await f.exportText("include_content=true")));
+    expect(pending.code, pending.err).to.equal(3);
+    expect(pending.out).to.contain("Pending (1):");
+    expect(pending.out).to.contain(`receipt_unsettled  signer ${f.h.signer}, sequence ${f.unsettledSequence}`);
+    expect(pending.err).to.match(/recounting the tokens of \d+ retained calls/);
+
+    const { oracle } = await startOracleHarness(f.h);
+    try {
+      await oracle.settleAll();
+    } finally {
+      await oracle.close();
+    }
+    const clean = await audit(file("clean.json", await f.exportText("include_content=true")));
+    expect(clean.code, clean.out + clean.err).to.equal(0);
+    expect(clean.out).to.contain("Everything agrees");
+    expect(clean.out).to.contain(`${f.settledCount + 1} receipts: ${f.settledCount + 1} settled (${f.settledCount + 1} proven`);
+    const csv = await audit(file("clean.csv", await f.exportText("format=csv")));
+    expect(csv.code, csv.out + csv.err).to.equal(0);
+    // Against a bare contract address on the RPC's chain, without the deployment file.
+    const bare = await run(["--rpc", rpc.url, "--deployment", path.join(dir, "missing.json"), "audit", "receipts", path.join(dir, "clean.csv"), "--tollgate", f.deployment.tollgate]);
+    expect(bare.code, bare.out + bare.err).to.equal(0);
+  });
+
+  it("exits 2 and names each discrepancy with where and expected vs found, in the report and in --json", async function () {
+    const body = JSON.parse(await f.exportText());
+    const dropped = body.data.splice(1, 1)[0];
+    body.data.push(body.data[0]);
+    const target = file("tampered.json", JSON.stringify(body));
+
+    const report = await audit(target);
+    expect(report.code).to.equal(2);
+    expect(report.out).to.contain("Discrepancies (2):");
+    expect(report.out).to.contain(`record_without_receipt  signer ${f.h.signer}, sequence 1, tx ${dropped.settlement.txHash}, batch from 0`);
+    expect(report.out).to.contain(`receipt_duplicate  signer ${f.h.signer}, sequence 0, rows 1, ${body.data.length}`);
+
+    const json = await audit(target, "--json");
+    expect(json.code).to.equal(2);
+    const result = JSON.parse(json.out);
+    expect(result).to.deep.include({ agrees: false, complete: false, exitCode: 2 });
+    expect(result.findings.map((x: { code: string; where: { sequence: string } }) => [x.code, x.where.sequence])).to.deep.equal([
+      ["receipt_duplicate", "0"],
+      ["record_without_receipt", "1"],
+    ]);
+    expect(result.disputeCandidates).to.deep.equal([]);
+  });
+
+  it("fails with exit 1 and the row and field when the file is not a usage export", async function () {
+    const body = JSON.parse(await f.exportText());
+    body.data[2].receipt.signature = "0x1234";
+    const bad = await audit(file("bad.json", JSON.stringify(body)));
+    expect(bad.code).to.equal(1);
+    expect(bad.err).to.match(/error: .*bad\.json: row 3, field "receipt\.signature": expected a 65-byte signature/);
+    expect(bad.err).to.contain("hint: export the file again");
+    const missing = await audit(path.join(dir, "nope.json"));
+    expect(missing.code).to.equal(1);
+    expect(missing.err).to.contain("cannot read");
+  });
+});
