@@ -74,4 +74,6 @@ export interface ChainStateReader {
   /** The payment token Tollgate holds. */
   vaultTokens(): Promise<bigint>;
   signerNextSequence(signer: Address): Promise<bigint>;
+  /** `bondOf(providerId)`, where the deployment has provider bonds; absent on one that does not. */
+  bond?(providerId: number): Promise<{ available: bigint; pending: bigint; withdrawableAt: bigint }>;
 }
