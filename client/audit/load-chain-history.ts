@@ -1,150 +1,183 @@
 /**
  * Gathers a `ChainHistory` (see chain-history.ts) over any JSON-RPC endpoint: Tollgate's and its credits
  * token's logs, the payment token's transfers into and out of Tollgate, the time of every block holding one,
- * and the data of every settled batch.
+ * and the data of every settled batch. Built for real providers: log queries in chunks that adapt to the
+ * provider's range limit, retries with backoff, progress, a checkpoint to resume from, and a count of every
+ * request made (the parts are in ./rpc/).
  *
  * Browser-safe: viem only.
  */
-import { decodeEventLog, decodeFunctionData, getAddress, numberToHex, pad, toEventSelector, type Address, type Hash, type Hex, type PublicClient } from "viem";
+import { decodeFunctionResult, encodeFunctionData, getAddress, numberToHex, pad, toEventSelector, type Address, type Hash, type Hex, type PublicClient } from "viem";
 import { tollgateAbi } from "../../server/chain/abis";
-import type { UsageBatch } from "../../server/chain/usage-batch";
-import { batchKey, type BatchKey, type BatchSource, type ChainHistory, type HistoryLog } from "./chain-history";
+import type { ChainHistory } from "./chain-history";
+import { resolveBatchSources } from "./rpc/batch-sources";
+import { BlockReader } from "./rpc/block-reader";
+import type { CheckpointStore } from "./rpc/checkpoint";
+import { ChainHistoryLoadError } from "./rpc/errors";
+import { findDeployBlock } from "./rpc/find-deploy-block";
+import { scanLogs, type LogFilter, type ScanProgress } from "./rpc/log-scan";
+import { mapWithLimit, RpcCaller, type RpcCallerOptions } from "./rpc/rpc-caller";
+
+export { decodeSettleBatchCall } from "./rpc/batch-sources";
+export { ChainHistoryLoadError } from "./rpc/errors";
+export { memoryCheckpointStore, type Checkpoint, type CheckpointStore } from "./rpc/checkpoint";
+export type { ScanProgress } from "./rpc/log-scan";
 
 const TRANSFER_TOPIC = toEventSelector("Transfer(address,address,uint256)");
-const BATCH_SETTLED_TOPIC = toEventSelector(tollgateAbi.find((item) => item.type === "event" && item.name === "BatchSettled")!);
-const BATCH_DATA_PUBLISHED_TOPIC = toEventSelector(tollgateAbi.find((item) => item.type === "event" && item.name === "BatchDataPublished")!);
 
 export interface LoadChainHistoryTarget {
   tollgate: Address;
-  /** The block Tollgate was deployed in (from the deployment file); found from the chain when absent. */
+  /** The block Tollgate was deployed in (the deployment file's `deployBlock`); found from the chain when absent. */
   deployBlock?: bigint;
 }
 
-export interface LoadChainHistoryOptions {
-  /** The last block to read; the latest block when absent. */
+export interface LoadChainHistoryParameters extends Pick<RpcCallerOptions, "retry" | "sleep" | "random"> {
+  /** The audit block: the last block read. Default: the latest block. */
   toBlock?: bigint;
+  /** The widest block range asked for in one `eth_getLogs`, and the first one tried. Default 10,000. */
+  maxRange?: bigint;
+  checkpoint?: CheckpointStore;
+  /** Try `debug_traceTransaction` for a batch found neither in an event nor in calldata. Default false. */
+  traces?: boolean;
+  /** Requests in flight at once while reading blocks. Default 8. */
+  concurrency?: number;
+  onProgress?: (progress: ScanProgress) => void;
+  /** Retries, narrower ranges, resumes, reorganisations: what a person watching a long scan wants to know. */
+  onNotice?: (message: string) => void;
 }
 
-export type LoadChainHistoryParameters = LoadChainHistoryOptions;
-export type LoadChainHistoryReturnType = ChainHistory;
-
-/** The shape `eth_getLogs` answers with; some nodes add `blockTimestamp`. */
-interface RpcLog {
-  address: Address;
-  blockNumber: Hex;
-  blockHash: Hash;
-  logIndex: Hex;
-  transactionHash: Hash;
-  transactionIndex: Hex;
-  topics: Hex[];
-  data: Hex;
-  blockTimestamp?: Hex;
-  removed?: boolean;
+export interface LoadStats {
+  /** Every JSON-RPC request the load made, retries included. */
+  requests: number;
+  requestsByMethod: Record<string, number>;
+  retries: number;
+  logChunks: number;
+  rangeShrinks: number;
+  /** Requests the deploy-block search made; 0 when the deploy block was given. */
+  deployBlockRequests: number;
+  /** Set when a checkpoint was used: the first block this load asked logs for. */
+  resumedFrom?: bigint;
+  reorg?: { checkpointScannedTo: bigint; resumedFrom: bigint };
 }
 
-interface LogFilter {
-  address: Address | Address[];
-  topics?: (Hex | null)[];
-}
-
-function toHistoryLog(log: RpcLog): HistoryLog {
-  return {
-    address: getAddress(log.address),
-    blockNumber: BigInt(log.blockNumber),
-    logIndex: Number(log.logIndex),
-    transactionHash: log.transactionHash,
-    transactionIndex: Number(log.transactionIndex),
-    topics: log.topics,
-    data: log.data,
-  };
-}
-
-function byChainOrder(a: HistoryLog, b: HistoryLog): number {
-  if (a.blockNumber !== b.blockNumber) return a.blockNumber < b.blockNumber ? -1 : 1;
-  return a.logIndex - b.logIndex;
-}
+export type LoadChainHistoryReturnType = ChainHistory & { stats: LoadStats };
+export type LoadChainHistoryErrorType = ChainHistoryLoadError;
 
 /** The filters that together select every log the auditor needs. */
 export function historyLogFilters(tollgate: Address, credits: Address, paymentToken: Address): LogFilter[] {
-  const self = pad(tollgate, { size: 32 }).toLowerCase() as Hex;
+  const self = pad(tollgate.toLowerCase() as Hex, { size: 32 });
   return [
     { address: [tollgate, credits] },
+    // Only the payment token's transfers that move the vault's tokens: a real stablecoin has millions of others.
     { address: paymentToken, topics: [TRANSFER_TOPIC, null, self] },
     { address: paymentToken, topics: [TRANSFER_TOPIC, self] },
   ];
 }
 
-/** `settleBatch(batch, signature)` calldata, decoded; undefined when it is some other call. */
-export function decodeSettleBatchCall(data: Hex): { batch: UsageBatch; signature: Hex } | undefined {
+async function readAddress(rpc: RpcCaller, tollgate: Address, functionName: "credits" | "paymentToken", block: bigint): Promise<Address> {
+  const data = await rpc.call<Hex>("eth_call", [{ to: tollgate, data: encodeFunctionData({ abi: tollgateAbi, functionName }) }, numberToHex(block)], `Tollgate.${functionName}()`);
   try {
-    const call = decodeFunctionData({ abi: tollgateAbi, data });
-    if (call.functionName !== "settleBatch") return undefined;
-    const [batch, signature] = call.args;
-    return { batch, signature };
-  } catch {
-    return undefined;
+    return getAddress(decodeFunctionResult({ abi: tollgateAbi, functionName, data }));
+  } catch (error) {
+    throw new ChainHistoryLoadError(`${tollgate} answered ${functionName}() with ${data}, not an address`, {
+      cause: error,
+      hint: "is this a Tollgate contract? Check the address (or the deployment file) and the chain",
+    });
   }
 }
 
-/**
- * Reads one Tollgate deployment's history from `client`. This first version reads each filter over the whole
- * range in one request and each settlement transaction by hash.
- */
-export async function loadChainHistory(client: PublicClient, target: LoadChainHistoryTarget, options: LoadChainHistoryOptions = {}): Promise<ChainHistory> {
+export async function loadChainHistory(client: PublicClient, target: LoadChainHistoryTarget, options: LoadChainHistoryParameters = {}): Promise<LoadChainHistoryReturnType> {
+  const notice = options.onNotice ?? (() => {});
+  const rpc = new RpcCaller(client, {
+    retry: options.retry,
+    sleep: options.sleep,
+    random: options.random,
+    onRetry: ({ what, attempt, delayMs, error }) => notice(`${what} failed (${(error as Error).message.split("\n")[0]}); retry ${attempt} in ${delayMs} ms`),
+  });
   const tollgate = getAddress(target.tollgate);
-  const [chainId, credits, paymentToken, latest] = await Promise.all([
-    client.getChainId(),
-    client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "credits" }),
-    client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "paymentToken" }),
-    options.toBlock === undefined ? client.getBlockNumber() : Promise.resolve(options.toBlock),
-  ]);
-  const deployBlock = target.deployBlock ?? 0n;
-  const auditBlock = latest;
-  const seen = new Set<string>();
-  const logs: HistoryLog[] = [];
-  for (const filter of historyLogFilters(tollgate, getAddress(credits), getAddress(paymentToken))) {
-    const found = (await client.request({
-      method: "eth_getLogs",
-      params: [{ ...filter, fromBlock: numberToHex(deployBlock), toBlock: numberToHex(auditBlock) }],
-    })) as unknown as RpcLog[];
-    for (const log of found) {
-      if (log.removed) continue;
-      const key = `${log.blockNumber}:${log.logIndex}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      logs.push(toHistoryLog(log));
-    }
-  }
-  logs.sort(byChainOrder);
+  const chainId = Number(await rpc.call<Hex>("eth_chainId", [], "eth_chainId"));
 
-  const blockTimes = new Map<bigint, number>();
-  for (const blockNumber of new Set(logs.map((log) => log.blockNumber))) {
-    const block = await client.getBlock({ blockNumber });
-    blockTimes.set(blockNumber, Number(block.timestamp));
-  }
+  // The audit block is pinned by its hash: if the chain reorganises under it during the load, the load says so.
+  const head = await rpc.call<{ number: Hex; hash: Hash } | null>(
+    "eth_getBlockByNumber",
+    [options.toBlock === undefined ? "latest" : numberToHex(options.toBlock), false],
+    `the audit block (${options.toBlock ?? "latest"})`,
+  );
+  if (!head) throw new ChainHistoryLoadError(`the chain has no block ${options.toBlock}`, { hint: "lower --to-block to at most the chain's latest block" });
+  const auditBlock = BigInt(head.number);
 
-  const batches = new Map<BatchKey, BatchSource>();
-  for (const [index, log] of logs.entries()) {
-    if (log.address !== tollgate || log.topics[0] !== BATCH_SETTLED_TOPIC) continue;
-    const settled = decodeEventLog({ abi: tollgateAbi, eventName: "BatchSettled", topics: log.topics as [Hex, ...Hex[]], data: log.data });
-    const published = logs.slice(index + 1).find((other) => {
-      if (other.transactionHash !== log.transactionHash || other.topics[0] !== BATCH_DATA_PUBLISHED_TOPIC) return false;
-      const args = decodeEventLog({ abi: tollgateAbi, eventName: "BatchDataPublished", topics: other.topics as [Hex, ...Hex[]], data: other.data }).args;
-      return getAddress(args.signer) === getAddress(settled.args.signer) && args.firstSequence === settled.args.firstSequence;
+  const code = await rpc.call<Hex>("eth_getCode", [tollgate, numberToHex(auditBlock)], `eth_getCode(${tollgate})`);
+  if (code === "0x") {
+    throw new ChainHistoryLoadError(`there is no contract at ${tollgate} on chain ${chainId} at block ${auditBlock}`, {
+      hint: "check the Tollgate address (or the deployment file) and that the RPC URL serves the chain it was deployed on",
     });
-    if (published) {
-      const args = decodeEventLog({ abi: tollgateAbi, eventName: "BatchDataPublished", topics: published.topics as [Hex, ...Hex[]], data: published.data }).args;
-      const call = decodeSettleBatchCall(args.settleBatchCall);
-      batches.set(batchKey(log), call ? { kind: "event", ...call } : { kind: "unavailable", reason: "BatchDataPublished holds bytes that are not a settleBatch call" });
-      continue;
-    }
-    const tx = await client.getTransaction({ hash: log.transactionHash });
-    const call = tx.to && getAddress(tx.to) === tollgate ? decodeSettleBatchCall(tx.input) : undefined;
-    batches.set(
-      batchKey(log),
-      call ? { kind: "calldata", ...call } : { kind: "unavailable", reason: `transaction ${log.transactionHash} does not call settleBatch on Tollgate and published no BatchDataPublished` },
-    );
+  }
+  const [credits, paymentToken] = await Promise.all([readAddress(rpc, tollgate, "credits", auditBlock), readAddress(rpc, tollgate, "paymentToken", auditBlock)]);
+
+  let deployBlock = target.deployBlock;
+  let deployBlockRequests = 0;
+  if (deployBlock === undefined) {
+    const found = await findDeployBlock(rpc, tollgate, auditBlock);
+    deployBlock = found.deployBlock;
+    deployBlockRequests = found.requests;
+    notice(`Tollgate was deployed in block ${deployBlock} (found in ${found.requests} eth_getCode requests)`);
+  } else if (deployBlock > auditBlock) {
+    throw new ChainHistoryLoadError(`the deploy block ${deployBlock} is after the audit block ${auditBlock}`, { hint: "raise --to-block, or check the deployment file's deployBlock" });
   }
 
-  return { chainId, tollgate, credits: getAddress(credits), paymentToken: getAddress(paymentToken), deployBlock, auditBlock, logs, blockTimes, batches };
+  const scan = await scanLogs(
+    rpc,
+    { chainId, tollgate, deployBlock, auditBlock, auditBlockHash: head.hash },
+    historyLogFilters(tollgate, credits, paymentToken),
+    { maxRange: options.maxRange, checkpoint: options.checkpoint, onProgress: options.onProgress, onNotice: notice },
+  );
+
+  const blocks = new BlockReader(rpc);
+  const totalBlocks = auditBlock - deployBlock + 1n;
+  const blockProgress = (blocksFetched: number, blocksToFetch: number) =>
+    options.onProgress?.({ phase: "blocks", fromBlock: deployBlock, toBlock: auditBlock, scannedBlocks: totalBlocks, totalBlocks, logs: scan.logs.length, requests: rpc.requests, blocksFetched, blocksToFetch });
+  const batches = await resolveBatchSources(rpc, blocks, tollgate, scan.logs, { traces: options.traces, concurrency: options.concurrency, onBlockFetched: blockProgress });
+
+  // Times: from the provider's `blockTimestamp`, else from blocks already read for batches, else a header each.
+  const blockTimes = new Map<bigint, number>();
+  const missing: bigint[] = [];
+  for (const block of new Set(scan.logs.map((log) => log.blockNumber))) {
+    const known = scan.blockTimes.get(block);
+    if (known !== undefined) blockTimes.set(block, known);
+    else missing.push(block);
+  }
+  let fetched = 0;
+  await mapWithLimit(missing, options.concurrency ?? 8, async (block) => {
+    blockTimes.set(block, (await blocks.header(block)).timestamp);
+    blockProgress(++fetched, missing.length);
+  });
+
+  const still = await rpc.call<{ hash: Hash } | null>("eth_getBlockByNumber", [numberToHex(auditBlock), false], `eth_getBlockByNumber(${auditBlock})`);
+  if (still?.hash !== head.hash) {
+    throw new ChainHistoryLoadError(`the chain reorganised under the audit block ${auditBlock} while the history was read`, {
+      hint: "run again (a checkpoint resumes the scan), or audit up to a block a few confirmations behind the head with --to-block",
+    });
+  }
+
+  return {
+    chainId,
+    tollgate,
+    credits,
+    paymentToken,
+    deployBlock,
+    auditBlock,
+    logs: scan.logs,
+    blockTimes,
+    batches,
+    stats: {
+      requests: rpc.requests,
+      requestsByMethod: { ...rpc.byMethod },
+      retries: rpc.retries,
+      logChunks: scan.chunks,
+      rangeShrinks: scan.rangeShrinks,
+      deployBlockRequests,
+      resumedFrom: scan.resumedFrom,
+      reorg: scan.reorg,
+    },
+  };
 }
