@@ -5,12 +5,14 @@
  * compares the ledger with the contracts' state at the audit block. A pure function of a `ChainHistory` and a
  * `ChainStateReader`, so it runs on any history (a real chain's, a faulty contract's) and in a browser.
  */
-import type { Address, Hash } from "viem";
+import { getAddress, type Address } from "viem";
 import type { ChainHistory, ChainStateReader } from "./chain-history";
 import type { Finding } from "./replay/findings";
 import type { Ledger } from "./replay/ledger";
 import type { UsageReport } from "./replay/report";
 import type { AuditedBatch } from "./replay/audited-batch";
+import { replayHistory } from "./replay/replay-history";
+import { checkState, type Conservation } from "./replay/state-check";
 
 export type { Finding, FindingCode, FindingLocation, FindingValue } from "./replay/findings";
 export { FINDING_CODES } from "./replay/findings";
@@ -33,20 +35,7 @@ export interface ChainAuditOptions {
 }
 
 /** DESIGN invariant 1, three ways: the tokens the vault holds, what the ledger says it owes, and the token flow. */
-export interface ConservationResult {
-  /** `paymentToken.balanceOf(tollgate)` at the audit block. */
-  vaultTokens: bigint;
-  /** Payment-token Transfer logs into Tollgate minus those out of it. */
-  tokenFlow: bigint;
-  buyerBalances: bigint;
-  pendingWithdrawals: bigint;
-  providerEarnings: bigint;
-  protocolFees: bigint;
-  bonds: bigint;
-  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees + bonds, from the ledger. */
-  owed: bigint;
-  conserved: boolean;
-}
+export type ConservationResult = Conservation;
 
 export interface ChainAudit {
   chainId: number;
@@ -66,12 +55,54 @@ export interface ChainAudit {
   counts: { logs: number; batches: number; records: number; buyers: number; providers: number };
 }
 
-/** What an audit names as its tx in a finding, for callers that print links. */
-export type AuditTx = Hash;
+/**
+ * Audits one deployment: replays `history` into a ledger, checking every settled batch on the way, then
+ * compares the ledger with `state` at the audit block. Never throws on bad data: every disagreement is a
+ * finding. `onProgress` hears how many logs are replayed, for a progress bar on long histories.
+ */
+export async function auditChain(
+  history: ChainHistory,
+  state: ChainStateReader,
+  options: ChainAuditOptions = {},
+  onProgress?: (replayed: number, total: number) => void,
+): Promise<ChainAudit> {
+  const scope = {
+    ...options,
+    buyer: options.buyer && getAddress(options.buyer),
+    signer: options.signer && getAddress(options.signer),
+  };
+  const replay = await replayHistory(history, scope, onProgress);
+  const conservation = await checkState(replay.ledger, state, scope, replay.findings);
+  const findings = replay.findings.items.filter((finding) => inScope(finding, scope));
+  const report = replay.report.build((modelId) => {
+    const model = replay.ledger.models.get(modelId);
+    return { providerId: model?.providerId ?? 0, name: model?.name ?? `model ${modelId}` };
+  });
+  return {
+    chainId: history.chainId,
+    tollgate: getAddress(history.tollgate),
+    deployBlock: history.deployBlock,
+    auditBlock: history.auditBlock,
+    options,
+    ok: findings.length === 0,
+    findings,
+    batches: replay.batches,
+    report,
+    ledger: replay.ledger,
+    conservation,
+    counts: { ...replay.counts, buyers: replay.ledger.buyers.size, providers: replay.ledger.providers.size },
+  };
+}
 
-export async function auditChain(history: ChainHistory, state: ChainStateReader, options: ChainAuditOptions = {}): Promise<ChainAudit> {
-  void history;
-  void state;
-  void options;
-  throw new Error("auditChain: not yet implemented");
+/** Filters limit what is reported: a finding about another buyer, provider or signer, or outside the blocks, is left out. */
+function inScope(finding: Finding, scope: ChainAuditOptions): boolean {
+  const where = finding.where;
+  if (scope.buyer !== undefined && where.buyer !== undefined && where.buyer !== scope.buyer) return false;
+  if (scope.provider !== undefined && where.providerId !== undefined && where.providerId !== scope.provider) return false;
+  if (scope.signer !== undefined && where.signer !== undefined && where.signer !== scope.signer) return false;
+  if (where.block !== undefined && where.tx !== undefined) {
+    if (scope.fromBlock !== undefined && where.block < scope.fromBlock) return false;
+    if (scope.toBlock !== undefined && where.block > scope.toBlock) return false;
+  }
+  return true;
 }

@@ -30,3 +30,68 @@ export interface UsageReport {
 export function emptyTotals(): UsageTotals {
   return { records: 0, inputTokens: 0n, cachedInputTokens: 0n, outputTokens: 0n, cost: 0n, fromBalance: 0n, coveredByCredits: 0n, shortfall: 0n };
 }
+
+/** One record's share of its buyer's draw, as attributed above. */
+export interface RecordShare {
+  buyer: Address;
+  providerId: number;
+  modelId: number;
+  servedAt: number;
+  inputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
+  cost: bigint;
+  fromBalance: bigint;
+  coveredByCredits: bigint;
+  shortfall: bigint;
+}
+
+const SECONDS_PER_DAY = 86_400;
+
+function add(totals: UsageTotals, share: RecordShare): void {
+  totals.records += 1;
+  totals.inputTokens += BigInt(share.inputTokens);
+  totals.cachedInputTokens += BigInt(share.cachedInputTokens);
+  totals.outputTokens += BigInt(share.outputTokens);
+  totals.cost += share.cost;
+  totals.fromBalance += share.fromBalance;
+  totals.coveredByCredits += share.coveredByCredits;
+  totals.shortfall += share.shortfall;
+}
+
+export class ReportBuilder {
+  private readonly totals = emptyTotals();
+  private readonly buyers = new Map<Address, UsageTotals>();
+  private readonly providers = new Map<number, UsageTotals>();
+  private readonly models = new Map<number, UsageTotals>();
+  private readonly days = new Map<number, UsageTotals>();
+
+  add(share: RecordShare): void {
+    add(this.totals, share);
+    add(this.bucket(this.buyers, share.buyer), share);
+    add(this.bucket(this.providers, share.providerId), share);
+    add(this.bucket(this.models, share.modelId), share);
+    add(this.bucket(this.days, Math.floor(share.servedAt / SECONDS_PER_DAY)), share);
+  }
+
+  build(modelInfo: (modelId: number) => { providerId: number; name: string }): UsageReport {
+    return {
+      totals: this.totals,
+      buyers: [...this.buyers].map(([buyer, totals]) => ({ buyer, ...totals })),
+      providers: [...this.providers].sort(([a], [b]) => a - b).map(([providerId, totals]) => ({ providerId, ...totals })),
+      models: [...this.models].sort(([a], [b]) => a - b).map(([modelId, totals]) => ({ modelId, ...modelInfo(modelId), ...totals })),
+      days: [...this.days]
+        .sort(([a], [b]) => a - b)
+        .map(([day, totals]) => ({ day: new Date(day * SECONDS_PER_DAY * 1000).toISOString().slice(0, 10), ...totals })),
+    };
+  }
+
+  private bucket<K>(map: Map<K, UsageTotals>, key: K): UsageTotals {
+    let found = map.get(key);
+    if (!found) {
+      found = emptyTotals();
+      map.set(key, found);
+    }
+    return found;
+  }
+}
