@@ -12,7 +12,6 @@ import type { UsageBatch } from "../../../server/chain/usage-batch";
 import { batchKey, type BatchKey, type BatchSource, type HistoryLog } from "../chain-history";
 import type { BlockReader } from "./block-reader";
 import { firstLine } from "./errors";
-import { isMethodUnsupported } from "./provider-errors";
 import { mapWithLimit, type RpcCaller } from "./rpc-caller";
 
 type EventName = "BatchSettled" | "BatchDataPublished";
@@ -147,8 +146,9 @@ export async function resolveBatchSources(
         }
         why.set(key, `${why.get(key)}; its call trace holds no successful settleBatch call to Tollgate for batch ${settled.firstSequence}`);
       } catch (error) {
-        if (!isMethodUnsupported(error)) throw error;
-        tracesUnsupported = `the node does not trace calls (${firstLine(error)})`;
+        // Traces are the optional last resort: a node that will not give one (no debug namespace, no
+        // callTracer, a trace too large) leaves this batch and the rest unavailable, each a finding.
+        tracesUnsupported = `the node gave no call trace (${firstLine(error)})`;
       }
     }
     const reason = why.get(key) ?? `batch ${settled.firstSequence} of ${settled.signer} was found nowhere`;

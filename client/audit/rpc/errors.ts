@@ -8,8 +8,17 @@ export class ChainHistoryLoadError extends TollgateClientError {
   }
 }
 
-/** The first line of an error's message, for messages that quote a provider's answer. */
+/**
+ * The provider's own words for a failure, on one line. viem keeps them in `details` (its `shortMessage` is
+ * generic: "Invalid parameters were provided to the RPC method."), on the deepest error of the cause chain.
+ */
 export function firstLine(error: unknown): string {
-  const text = error instanceof Error ? ((error as { shortMessage?: string }).shortMessage ?? error.message) : String(error);
+  let details: string | undefined;
+  let current = error as { details?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 10; depth++) {
+    if (typeof current.details === "string" && current.details) details = current.details;
+    current = current.cause as typeof current;
+  }
+  const text = details ?? (error instanceof Error ? ((error as { shortMessage?: string }).shortMessage ?? error.message) : String(error));
   return text.split("\n")[0];
 }

@@ -86,9 +86,3 @@ export function classifyRpcError(error: unknown): ClassifiedRpcError {
   if (codes.includes(-32603)) return { kind: "transient" };
   return { kind: "fatal" };
 }
-
-/** A node without the method (no tracing, no debug namespace): -32601, or the wording of those that answer otherwise. */
-export function isMethodUnsupported(error: unknown): boolean {
-  const { codes, text } = factsOf(error);
-  return codes.includes(-32601) || codes.includes(-32004) || /not supported|unsupported|does not exist|not available|method .{0,40} not|unknown method|not enabled/.test(text);
-}
