@@ -35,11 +35,14 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
   const at = { block: state.blockNumber };
   const unattributed = ledger.unattributedDraws !== 0n ? ` (batches the audit could not read drew ${ledger.unattributedDraws} from buyers it cannot name)` : "";
   const checks: Promise<void>[] = [];
+  // What the contracts' own state says the vault owes, summed over every account the events name.
+  const read = { owed: 0n };
   for (const account of ledger.buyers.values()) {
     if (scope.buyer !== undefined && scope.buyer !== account.buyer) continue;
     const where = { ...at, buyer: account.buyer };
     checks.push(
       state.account(account.buyer).then((found) => {
+        read.owed += found.balance + found.pendingWithdrawal;
         findings.compare("balance_mismatch", `${account.buyer}'s balance, rebuilt from the events vs the vault's${unattributed}`, where, account.balance, found.balance);
         findings.compare("pending_mismatch", `${account.buyer}'s pending withdrawal, rebuilt vs the vault's`, where, account.pendingWithdrawal, found.pendingWithdrawal);
         findings.compare("withdrawable_at_mismatch", `${account.buyer}'s withdrawal unlock time, rebuilt vs the vault's`, where, account.withdrawableAt, found.withdrawableAt);
@@ -73,12 +76,14 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
     const where = { ...at, providerId: provider.providerId };
     checks.push(
       state.earnings(provider.providerId).then((found) => {
+        read.owed += found;
         findings.compare("earnings_mismatch", `provider ${provider.providerId}'s earnings, rebuilt vs the vault's`, where, provider.earnings, found);
       }),
     );
     if (state.bond) {
       checks.push(
         state.bond(provider.providerId).then((found) => {
+          read.owed += found.available + found.pending;
           findings.compare("bond_mismatch", `provider ${provider.providerId}'s available bond`, where, provider.bond.available, found.available);
           findings.compare("bond_mismatch", `provider ${provider.providerId}'s pending bond withdrawal`, where, provider.bond.pending, found.pending);
         }),
@@ -97,6 +102,7 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
   let vaultTokens = 0n;
   checks.push(
     state.protocolFees().then((found) => {
+      read.owed += found;
       findings.compare("protocol_fees_mismatch", "protocol fees accrued, rebuilt vs the vault's", at, ledger.protocolFees, found);
     }),
     state.vaultTokens().then((found) => {
@@ -111,6 +117,10 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
   const tokenFlow = ledger.tokensIn - ledger.tokensOut;
   findings.compare("not_conserved", `the vault's tokens vs what it owes by the rebuilt ledger (balances ${owed.buyerBalances} + pending ${owed.pendingWithdrawals} + earnings ${owed.earnings} + fees ${owed.protocolFees} + bonds ${owed.bonds}${ledger.unattributedDraws ? ` - unattributed draws ${ledger.unattributedDraws}` : ""})`, at, owedTotal, vaultTokens);
   findings.compare("not_conserved", "the vault's tokens vs the payment-token transfers into it minus those out of it", at, tokenFlow, vaultTokens);
+  // Only an unfiltered audit reads every account; then the contracts' own numbers must add up too.
+  if (scope.buyer === undefined && scope.provider === undefined) {
+    findings.compare("not_conserved", "the vault's tokens vs what the contracts' state says it owes (every account's balance and pending withdrawal, earnings, fees, bonds)", at, vaultTokens, read.owed);
+  }
   return {
     vaultTokens,
     tokenFlow,
