@@ -134,9 +134,13 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
 
   const blocks = new BlockReader(rpc);
   const totalBlocks = auditBlock - deployBlock + 1n;
-  const blockProgress = (blocksFetched: number, blocksToFetch: number) =>
-    options.onProgress?.({ phase: "blocks", fromBlock: deployBlock, toBlock: auditBlock, scannedBlocks: totalBlocks, totalBlocks, logs: scan.logs.length, requests: rpc.requests, blocksFetched, blocksToFetch });
-  const batches = await resolveBatchSources(rpc, blocks, tollgate, scan.logs, { traces: options.traces, concurrency: options.concurrency, onBlockFetched: blockProgress });
+  const blockProgress = (step: ScanProgress["step"]) => (blocksFetched: number, blocksToFetch: number) =>
+    options.onProgress?.({ phase: "blocks", fromBlock: deployBlock, toBlock: auditBlock, scannedBlocks: totalBlocks, totalBlocks, logs: scan.logs.length, requests: rpc.requests, step, blocksFetched, blocksToFetch });
+  const batches = await resolveBatchSources(rpc, blocks, tollgate, scan.logs, {
+    traces: options.traces,
+    concurrency: options.concurrency,
+    onBlockFetched: blockProgress("batch calldata"),
+  });
 
   // Times: from the provider's `blockTimestamp`, else from blocks already read for batches, else a header each.
   const blockTimes = new Map<bigint, number>();
@@ -147,9 +151,10 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     else missing.push(block);
   }
   let fetched = 0;
+  const timeProgress = blockProgress("block times");
   await mapWithLimit(missing, options.concurrency ?? 8, async (block) => {
     blockTimes.set(block, (await blocks.header(block)).timestamp);
-    blockProgress(++fetched, missing.length);
+    timeProgress(++fetched, missing.length);
   });
 
   const still = await rpc.call<{ hash: Hash } | null>("eth_getBlockByNumber", [numberToHex(auditBlock), false], `eth_getBlockByNumber(${auditBlock})`);

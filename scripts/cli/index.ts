@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { version } from "../../package.json";
+import { registerAudit } from "./audit";
 import { registerBuyer } from "./buyer";
 import { CliContext, DEFAULTS, ENV, envValue, KEY_SETUP_HINT, toJson, type CliIo, type GlobalOptions } from "./context";
 import { CliError, describeError, type ErrorReport } from "./errors";
@@ -80,6 +81,7 @@ Examples:
   registerProvider(program, context);
   registerOperator(program, context);
   registerKeystore(program, context);
+  registerAudit(program, context);
   return program;
 }
 

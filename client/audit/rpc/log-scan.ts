@@ -39,7 +39,8 @@ export interface ScanProgress {
   totalBlocks: bigint;
   logs: number;
   requests: number;
-  /** In the "blocks" phase: blocks read for batch calldata and times, of how many. */
+  /** In the "blocks" phase: what the blocks are read for, and how many of how many are read. */
+  step?: "batch calldata" | "block times";
   blocksFetched?: number;
   blocksToFetch?: number;
 }
