@@ -10,7 +10,7 @@ import type { ChainHistory, ChainStateReader } from "./chain-history";
 import type { Finding } from "./replay/findings";
 import type { Ledger } from "./replay/ledger";
 import type { UsageReport } from "./replay/report";
-import type { AuditedBatch } from "./replay/audited-batch";
+import type { AuditedBatch, UnreadableBatch } from "./replay/audited-batch";
 import { replayHistory } from "./replay/replay-history";
 import { checkState, type Conservation } from "./replay/state-check";
 
@@ -18,7 +18,7 @@ export type { Finding, FindingCode, FindingLocation, FindingValue } from "./repl
 export { FINDING_CODES } from "./replay/findings";
 export type { Ledger, BuyerLedger, ProviderLedger, ModelState, SignerState, SpendingLimitState, BondState } from "./replay/ledger";
 export type { UsageReport, UsageTotals } from "./replay/report";
-export type { AuditedBatch, AuditedRecord, BuyerDraw, UsageBatchHeader } from "./replay/audited-batch";
+export type { AuditedBatch, AuditedRecord, BuyerDraw, UnreadableBatch, UsageBatchHeader } from "./replay/audited-batch";
 
 /**
  * Filters limit what is checked and reported, never what is replayed: the ledger always runs from the
@@ -48,6 +48,8 @@ export interface ChainAudit {
   findings: Finding[];
   /** The batches checked (those the filters select), in chain order. */
   batches: AuditedBatch[];
+  /** Batches the filters select whose data could not be read: each is also a finding. */
+  unreadable: UnreadableBatch[];
   report: UsageReport;
   /** The whole rebuilt ledger at the audit block (never filtered). */
   ledger: Ledger;
@@ -87,6 +89,7 @@ export async function auditChain(
     ok: findings.length === 0,
     findings,
     batches: replay.batches,
+    unreadable: replay.unreadable,
     report,
     ledger: replay.ledger,
     conservation,

@@ -211,6 +211,7 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
     expect(clean.findings, describe_(clean)).to.deep.equal([]);
     expect(clean.ok).to.equal(true);
     expect(clean.batches).to.have.length(4);
+    expect(clean.unreadable).to.deep.equal([]);
     expect(clean.conservation.conserved).to.equal(true);
     expect(clean.conservation.vaultTokens).to.equal(clean.conservation.owed);
     expect(clean.conservation.vaultTokens).to.equal(clean.conservation.tokenFlow);
@@ -368,6 +369,8 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
     expect(unavailable, describe_(result)).to.not.equal(undefined);
     expect(unavailable.where).to.include({ signer: scenario.market.gateway.address, batch: scenario.batches[2].firstSequence });
     expect(unavailable.message).to.match(/no calldata, no BatchDataPublished/);
+    expect(result.unreadable.map((batch) => batch.txHash)).to.deep.equal([scenario.batches[2].hash]);
+    expect(result.batches).to.have.length(3);
     // The balances the batch drew stay unexplained; the rest of the chain still adds up.
     expect(result.ledger.unattributedDraws).to.equal(clean.batches[2].drawnFromBalance);
     expect(result.conservation.conserved).to.equal(true);

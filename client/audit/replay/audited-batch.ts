@@ -53,9 +53,9 @@ export interface AuditedBatch {
   recordCount: bigint;
   commitment: Hash;
   contentRoot: Hash;
-  /** Undefined when the batch's data could not be read. */
-  header?: UsageBatchHeader;
-  source: BatchSource["kind"];
+  header: UsageBatchHeader;
+  /** Where the batch's data was read from. */
+  source: Exclude<BatchSource["kind"], "unavailable">;
   /** As the contract reported them in `BatchSettled`. */
   totalCost: bigint;
   providerEarnings: bigint;
@@ -67,4 +67,10 @@ export interface AuditedBatch {
   /** The sum of the rebuilt records' costs; equals `totalCost` when the audit passes. */
   rebuiltCost: bigint;
   draws: BuyerDraw[];
+}
+
+/** A settled batch whose data the auditor could not read (or decode): what its event says, and why. */
+export interface UnreadableBatch
+  extends Pick<AuditedBatch, "txHash" | "blockNumber" | "logIndex" | "signer" | "providerId" | "firstSequence" | "recordCount" | "commitment" | "contentRoot" | "totalCost" | "providerEarnings" | "protocolFee" | "totalShortfall" | "drawnFromBalance"> {
+  reason: string;
 }

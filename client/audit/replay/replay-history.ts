@@ -11,7 +11,7 @@
  */
 import { getAddress, type Address } from "viem";
 import { batchKey, type ChainHistory, type HistoryLog } from "../chain-history";
-import type { AuditedBatch } from "./audited-batch";
+import type { AuditedBatch, UnreadableBatch } from "./audited-batch";
 import { tollgateDomainSeparator } from "./batch-signature";
 import { logDecoder, type AuditEvent } from "./decode-logs";
 import { FindingList, type FindingLocation } from "./findings";
@@ -33,6 +33,8 @@ export interface ReplayResult {
   ledger: Ledger;
   /** The batches in scope, in chain order. */
   batches: AuditedBatch[];
+  /** The batches in scope whose data could not be read. */
+  unreadable: UnreadableBatch[];
   findings: FindingList;
   report: ReportBuilder;
   /** Every batch and record replayed, in scope or not. */
@@ -54,6 +56,7 @@ export async function replayHistory(history: ChainHistory, scope: ReplayScope, o
   const discarded = new DiscardedFindings();
   const report = new ReportBuilder();
   const batches: AuditedBatch[] = [];
+  const unreadable: UnreadableBatch[] = [];
   const counts = { logs: history.logs.length, batches: 0, records: 0 };
   const decoder = logDecoder(history);
   const tollgate = getAddress(history.tollgate);
@@ -97,7 +100,7 @@ export async function replayHistory(history: ChainHistory, scope: ReplayScope, o
   }
   closeFlows();
   onProgress?.(history.logs.length, history.logs.length);
-  return { ledger, batches, findings, report, counts };
+  return { ledger, batches, unreadable, findings, report, counts };
 
   async function applyEvent(event: AuditEvent, emitter: "tollgate" | "credits" | "token", log: HistoryLog, time: number, where: FindingLocation): Promise<void> {
     const tx = flows!;
@@ -299,7 +302,7 @@ export async function replayHistory(history: ChainHistory, scope: ReplayScope, o
           (scope.signer === undefined || scope.signer === args.signer) &&
           (scope.provider === undefined || scope.provider === args.providerId);
         const source = history.batches.get(batchKey(log));
-        const audited = await settleBatch(
+        const settled = await settleBatch(
           { ledger, findings: inScope ? findings : discarded, domainSeparator, flows: tx, report: inScope ? report : undefined, reportBuyer: scope.buyer },
           log,
           args,
@@ -307,8 +310,12 @@ export async function replayHistory(history: ChainHistory, scope: ReplayScope, o
           time,
         );
         counts.batches += 1;
-        counts.records += audited.records.length;
-        if (inScope && (scope.buyer === undefined || audited.draws.some((draw) => draw.buyer === scope.buyer))) batches.push(audited);
+        if (!settled.readable) {
+          if (inScope) unreadable.push(settled.batch);
+          return;
+        }
+        counts.records += settled.batch.records.length;
+        if (inScope && (scope.buyer === undefined || settled.batch.draws.some((draw) => draw.buyer === scope.buyer))) batches.push(settled.batch);
         return;
       }
       case "BondPosted": {

@@ -11,7 +11,7 @@ import { priceEpochAt, type CreditPlanTerms, type PriceEpoch } from "../../../se
 import { recordCost } from "../../../server/chain/pricing";
 import { usageBatchHeader } from "../../../server/chain/usage-batch";
 import type { BatchSource, HistoryLog } from "../chain-history";
-import type { AuditedBatch, AuditedRecord, BuyerDraw } from "./audited-batch";
+import type { AuditedBatch, AuditedRecord, UnreadableBatch } from "./audited-batch";
 import { batchCommitment, recoverBatchSigner } from "./batch-signature";
 import { readBatchTables, type BatchTables } from "./batch-tables";
 import { drawBuyer, remainingAllowance } from "./draw-rules";
@@ -127,11 +127,14 @@ interface BuyerEntry {
   records: number[];
 }
 
-export async function settleBatch(context: SettleContext, log: HistoryLog, event: BatchSettledArgs, source: BatchSource | undefined, blockTime: number): Promise<AuditedBatch> {
+/** The batch as audited, or, when its data could not be read, what its event says and why. */
+export type SettledBatch = { readable: true; batch: AuditedBatch } | { readable: false; batch: UnreadableBatch };
+
+export async function settleBatch(context: SettleContext, log: HistoryLog, event: BatchSettledArgs, source: BatchSource | undefined, blockTime: number): Promise<SettledBatch> {
   const { ledger, findings, flows } = context;
   const where: FindingLocation = { tx: log.transactionHash, block: log.blockNumber, signer: event.signer, batch: event.firstSequence, providerId: event.providerId };
   const reported = readBuyerResults(event.buyerResults);
-  const audited: AuditedBatch = {
+  const fromEvent = {
     txHash: log.transactionHash,
     blockNumber: log.blockNumber,
     logIndex: log.logIndex,
@@ -141,33 +144,31 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
     recordCount: event.recordCount,
     commitment: event.commitment,
     contentRoot: event.contentRoot,
-    source: source?.kind ?? "unavailable",
     totalCost: event.totalCost,
     providerEarnings: event.providerEarnings,
     protocolFee: event.protocolFee,
     totalShortfall: event.totalShortfall,
     drawnFromBalance: reported.reduce((sum, result) => sum + result.fromBalance, 0n),
-    records: [],
-    rebuiltCost: 0n,
-    draws: [],
   };
   checkSignerAndSequence(context, event, where);
 
   if (!source || source.kind === "unavailable") {
-    findings.add("batch_data_unavailable", `the data of ${event.signer}'s batch from sequence ${event.firstSequence} (${event.recordCount} records) could not be read: ${source?.reason ?? "the history holds no entry for it"}; its charges are unverified and the ledger takes the event's totals`, where);
+    const reason = source?.reason ?? "the history holds no entry for it";
+    findings.add("batch_data_unavailable", `the data of ${event.signer}'s batch from sequence ${event.firstSequence} (${event.recordCount} records) could not be read: ${reason}; its charges are unverified and the ledger takes the event's totals`, where);
     applyUnreadable(context, event, log);
-    return audited;
+    return { readable: false, batch: { ...fromEvent, reason } };
   }
   const { batch, signature } = source;
   let tables: BatchTables;
   try {
     tables = readBatchTables(batch);
   } catch (error) {
-    findings.add("batch_data_malformed", `the batch read from ${source.kind} does not decode: ${(error as Error).message}; the ledger takes the event's totals`, where);
+    const reason = `the batch read from ${source.kind} does not decode: ${(error as Error).message}`;
+    findings.add("batch_data_malformed", `${reason}; the ledger takes the event's totals`, where);
     applyUnreadable(context, event, log);
-    return audited;
+    return { readable: false, batch: { ...fromEvent, reason } };
   }
-  audited.header = usageBatchHeader(batch);
+  const audited: AuditedBatch = { ...fromEvent, header: usageBatchHeader(batch), source: source.kind, records: [], rebuiltCost: 0n, draws: [] };
   const commitment = batchCommitment(batch);
   findings.compare("commitment_mismatch", `the batch read from ${source.kind} does not hash to the commitment BatchSettled reports`, where, event.commitment, commitment);
   if (batch.firstSequence !== event.firstSequence) findings.compare("event_mismatch", "the batch's firstSequence differs from the event's", where, event.firstSequence, batch.firstSequence);
@@ -333,7 +334,7 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
   findings.compare("totals_mismatch", "the provider's earnings (paid from balances minus the fee) vs BatchSettled.providerEarnings", where, paid - fees, event.providerEarnings);
   if (provider) provider.earnings += paid - fees;
   ledger.protocolFees += fees;
-  return audited;
+  return { readable: true, batch: audited };
 }
 
 /** Splits one buyer's draw over its records for the report: credits to covered records first, then balance, in sequence order. */
