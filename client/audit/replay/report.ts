@@ -48,11 +48,11 @@ export interface RecordShare {
 
 const SECONDS_PER_DAY = 86_400;
 
-function add(totals: UsageTotals, share: RecordShare): void {
+function add(totals: UsageTotals, share: RecordShare, input: bigint, cached: bigint, output: bigint): void {
   totals.records += 1;
-  totals.inputTokens += BigInt(share.inputTokens);
-  totals.cachedInputTokens += BigInt(share.cachedInputTokens);
-  totals.outputTokens += BigInt(share.outputTokens);
+  totals.inputTokens += input;
+  totals.cachedInputTokens += cached;
+  totals.outputTokens += output;
   totals.cost += share.cost;
   totals.fromBalance += share.fromBalance;
   totals.coveredByCredits += share.coveredByCredits;
@@ -67,11 +67,14 @@ export class ReportBuilder {
   private readonly days = new Map<number, UsageTotals>();
 
   add(share: RecordShare): void {
-    add(this.totals, share);
-    add(this.bucket(this.buyers, share.buyer), share);
-    add(this.bucket(this.providers, share.providerId), share);
-    add(this.bucket(this.models, share.modelId), share);
-    add(this.bucket(this.days, Math.floor(share.servedAt / SECONDS_PER_DAY)), share);
+    const input = BigInt(share.inputTokens);
+    const cached = BigInt(share.cachedInputTokens);
+    const output = BigInt(share.outputTokens);
+    add(this.totals, share, input, cached, output);
+    add(this.bucket(this.buyers, share.buyer), share, input, cached, output);
+    add(this.bucket(this.providers, share.providerId), share, input, cached, output);
+    add(this.bucket(this.models, share.modelId), share, input, cached, output);
+    add(this.bucket(this.days, Math.floor(share.servedAt / SECONDS_PER_DAY)), share, input, cached, output);
   }
 
   build(modelInfo: (modelId: number) => { providerId: number; name: string }): UsageReport {

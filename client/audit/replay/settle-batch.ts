@@ -240,7 +240,11 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
       eligible[n] = 1;
       buyer.eligibleCost += cost;
     } else buyer.otherCost += cost;
-    audited.records.push({ ...record, epoch: model.epoch, cost } as AuditedRecord);
+    // The decoded record becomes the audited one in place: one object per record, not two.
+    const auditedRecord = record as AuditedRecord;
+    auditedRecord.epoch = model.epoch;
+    auditedRecord.cost = cost;
+    audited.records.push(auditedRecord);
   }
   audited.rebuiltCost = rebuiltCost;
 
