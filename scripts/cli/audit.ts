@@ -207,6 +207,10 @@ ${examples(
   "tollgate audit --json --max-range 2000 | jq .findings",
 )}`,
     )
+    // A mistyped option is an audit that could not run (2), never "findings" (1); help and version stay 0.
+    .exitOverride((error) => {
+      throw error.exitCode === 0 ? error : new CommanderError(AUDIT_EXIT.failed, error.code, error.message);
+    })
     .action(async (options: AuditOptions, cmd: Command) => {
       const ctx = context(cmd);
       let code: number;

@@ -190,6 +190,9 @@ describe("tollgate audit", function () {
     const notTollgate = await run(["--rpc", rpc.url, "audit", "--tollgate", ethers.Wallet.createRandom().address, "--no-checkpoint"]);
     expect(notTollgate.code).to.equal(2);
     expect(notTollgate.err).to.contain("there is no contract at");
+    const unknownOption = await audit("--bogus");
+    expect(unknownOption.code).to.equal(2);
+    expect(unknownOption.err).to.contain("unknown option '--bogus'");
     const badFilter = await audit("--buyer", "0x1234");
     expect(badFilter.code).to.equal(2);
     expect(badFilter.err).to.contain('--buyer "0x1234" is not an address');

@@ -22,9 +22,10 @@ import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import { settledMarket, type SettledMarket } from "../helpers/settled-market";
 
+const STALL_MS = 800;
 const TRANSFER_TOPIC = toEventSelector("Transfer(address,address,uint256)");
 
-type Fault = "429" | "503" | "reset";
+type Fault = "429" | "503" | "reset" | "stall";
 
 interface ProxyRules {
   /** Refuse eth_getLogs over more blocks than this, as a hosted provider does. */
@@ -79,6 +80,8 @@ async function startProxy(upstream: string): Promise<Proxy> {
     };
     const fault = !proxy.rules.faultsOn || proxy.rules.faultsOn === call.method ? proxy.rules.faults?.shift() : undefined;
     if (fault === "reset") return req.socket.destroy();
+    // Answers after the client has given up: a provider choking on a query.
+    if (fault === "stall") await new Promise((resolve) => setTimeout(resolve, STALL_MS));
     if (fault === "429") return reply({ error: { code: 429, message: "Too Many Requests: your app has exceeded its compute units per second capacity" } }, 429);
     if (fault === "503") return reply({ error: { code: -32603, message: "Service Unavailable" } }, 503);
     if (call.method === "eth_getLogs") {
@@ -267,6 +270,15 @@ describe("loadChainHistory", function () {
     expect(waits).to.have.length(6);
   });
 
+  it("takes a log query that times out as a range too wide, and narrows it instead of retrying it", async function () {
+    proxy.reset({ faults: ["stall"], faultsOn: "eth_getLogs" });
+    const impatient = createPublicClient({ transport: httpTransport(proxy.url, { timeout: STALL_MS / 4 }) }) as PublicClient;
+    const history = await loadChainHistory(impatient, { tollgate: market.tollgate, deployBlock: market.deployBlock }, { ...noWait, maxRange: 64n });
+    expect(essence(history)).to.deep.equal(essence(direct));
+    expect(history.stats.rangeShrinks).to.equal(1);
+    expect(history.stats.retries).to.equal(0);
+  });
+
   it("backs off exponentially with jitter, capped", function () {
     const policy = { retries: 5, baseDelayMs: 100, maxDelayMs: 1_000 };
     expect([0, 1, 2, 3, 4].map((attempt) => backoffDelay(attempt, policy, () => 0))).to.deep.equal([50, 100, 200, 400, 500]);
@@ -322,7 +334,16 @@ describe("loadChainHistory", function () {
     expect(saved.logs).to.deep.equal(direct.logs.filter((log) => log.blockNumber <= saved.scannedTo));
 
     proxy.reset();
-    const resumed = await loadChainHistory(clientOf(proxy.url), { tollgate: market.tollgate, deployBlock: market.deployBlock }, options);
+    const chunks: [bigint, bigint][] = [];
+    const resumed = await loadChainHistory(
+      clientOf(proxy.url),
+      { tollgate: market.tollgate, deployBlock: market.deployBlock },
+      { ...options, onProgress: (p) => p.phase === "logs" && chunks.push([p.fromBlock, p.toBlock]) },
+    );
+    // Progress names what the checkpoint covered, then each chunk in turn, contiguous up to the audit block.
+    expect(chunks[0]).to.deep.equal([market.deployBlock, saved.scannedTo]);
+    for (let i = 1; i < chunks.length; i++) expect(chunks[i][0]).to.equal(chunks[i - 1][1] + 1n);
+    expect(chunks[chunks.length - 1][1]).to.equal(direct.auditBlock);
     expect(essence(resumed)).to.deep.equal(essence(direct));
     expect(resumed.stats.resumedFrom).to.equal(saved.scannedTo + 1n);
     // Only the remainder was asked for: every range starts after the checkpoint, 3 filters per 3-block chunk.
@@ -335,6 +356,19 @@ describe("loadChainHistory", function () {
     const again = await loadChainHistory(clientOf(proxy.url), { tollgate: market.tollgate, deployBlock: market.deployBlock }, options);
     expect(essence(again)).to.deep.equal(essence(direct));
     expect(proxy.requests.eth_getLogs ?? 0).to.equal(0);
+  });
+
+  it("reuses a longer checkpoint for an audit at an earlier block, asking for no logs", async function () {
+    const checkpoint = memoryCheckpointStore();
+    const target = { tollgate: market.tollgate, deployBlock: market.deployBlock };
+    await loadChainHistory(clientOf(proxy.url), target, { maxRange: 4n, checkpoint });
+    const earlier = direct.auditBlock - 6n;
+    proxy.reset();
+    const again = await loadChainHistory(clientOf(proxy.url), target, { maxRange: 4n, checkpoint, toBlock: earlier });
+    expect(proxy.requests.eth_getLogs ?? 0).to.equal(0);
+    expect(again.stats.reorg).to.equal(undefined);
+    expect(essence(again)).to.deep.equal(essence(await loadChainHistory(clientOf(rpc.url), target, { toBlock: earlier })));
+    expect(again.logs.every((log) => log.blockNumber <= earlier)).to.equal(true);
   });
 
   it("finds the deploy block from the chain when it is not given, and says how many requests it took", async function () {

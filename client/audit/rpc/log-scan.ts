@@ -32,7 +32,10 @@ interface RpcLog {
 
 export interface ScanProgress {
   phase: "logs" | "blocks";
-  /** The range being scanned: the deployment block to the audit block. */
+  /**
+   * In the "logs" phase, the chunk just scanned (at the start: what a checkpoint already covered, empty when
+   * nothing, fromBlock > toBlock); in the "blocks" phase, the whole history.
+   */
   fromBlock: bigint;
   toBlock: bigint;
   scannedBlocks: bigint;
@@ -102,11 +105,14 @@ async function blockHash(rpc: RpcCaller, block: bigint): Promise<Hash | undefine
   return found?.hash;
 }
 
-/** Where a saved scan may resume: after the newest chunk end still on the chain, or nowhere. */
+/**
+ * The newest chunk end of a saved scan still on the chain, or none. A block's hash commits to every block
+ * before it, so when that end still matches, every log the checkpoint holds up to it is still the chain's.
+ * Ends past the audit block count too (an audit at an earlier block reuses a longer scan).
+ */
 async function resumePoint(rpc: RpcCaller, saved: Checkpoint, target: LogScanTarget): Promise<CheckpointBlock | undefined> {
-  const trail = saved.trail.filter((entry) => entry.block <= target.auditBlock);
-  for (let i = trail.length - 1; i >= 0; i--) {
-    const entry = trail[i];
+  for (let i = saved.trail.length - 1; i >= 0; i--) {
+    const entry = saved.trail[i];
     const hash = entry.block === target.auditBlock ? target.auditBlockHash : await blockHash(rpc, entry.block);
     if (hash === entry.hash) return entry;
   }
@@ -138,14 +144,16 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
         notice(`none of the checkpoint's blocks up to ${saved.scannedTo} is on the chain any more (a reorganisation, or a restarted chain); scanning from the start`);
         result.reorg = { checkpointScannedTo: saved.scannedTo, resumedFrom: deployBlock };
       } else {
-        if (point.block < saved.scannedTo && saved.scannedTo <= auditBlock) {
+        if (point.block < saved.scannedTo) {
           notice(`blocks after ${point.block} changed since the checkpoint was saved (a reorganisation); rescanning from block ${point.block + 1n}`);
           result.reorg = { checkpointScannedTo: saved.scannedTo, resumedFrom: point.block + 1n };
         }
-        logs = saved.logs.filter((log) => log.blockNumber <= point.block);
-        for (const [block, time] of saved.blockTimes) if (block <= point.block) blockTimes.set(block, time);
-        trail = saved.trail.filter((entry) => entry.block <= point.block);
-        from = point.block + 1n;
+        const upTo = point.block < auditBlock ? point.block : auditBlock;
+        logs = saved.logs.filter((log) => log.blockNumber <= upTo);
+        for (const [block, time] of saved.blockTimes) if (block <= upTo) blockTimes.set(block, time);
+        trail = saved.trail.filter((entry) => entry.block <= upTo);
+        if (upTo === auditBlock && trail[trail.length - 1]?.block !== auditBlock) trail.push({ block: auditBlock, hash: target.auditBlockHash });
+        from = upTo + 1n;
         if (from <= auditBlock) notice(`resuming the scan at block ${from} (${logs.length} logs from the checkpoint)`);
       }
       result.resumedFrom = from;
@@ -153,9 +161,9 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
   }
   const seen = new Set(logs.map((log) => `${log.blockNumber}:${log.logIndex}`));
 
-  const progress = () =>
-    options.onProgress?.({ phase: "logs", fromBlock: deployBlock, toBlock: auditBlock, scannedBlocks: from - deployBlock, totalBlocks, logs: logs.length, requests: rpc.requests });
-  progress();
+  const progress = (chunkFrom: bigint, chunkTo: bigint) =>
+    options.onProgress?.({ phase: "logs", fromBlock: chunkFrom, toBlock: chunkTo, scannedBlocks: from - deployBlock, totalBlocks, logs: logs.length, requests: rpc.requests });
+  progress(deployBlock, from - 1n);
 
   let range = maxRange;
   let successes = 0;
@@ -166,7 +174,8 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
     let endHash: Hash | undefined;
     try {
       const span = { fromBlock: numberToHex(from), toBlock: numberToHex(to) };
-      const requests: Promise<unknown>[] = filters.map((filter) => rpc.call<RpcLog[]>("eth_getLogs", [{ ...filter, ...span }], what));
+      // A provider that times out on a wide range is refusing it in effect: narrow at once rather than retry it.
+      const requests: Promise<unknown>[] = filters.map((filter) => rpc.call<RpcLog[]>("eth_getLogs", [{ ...filter, ...span }], what, { timeoutMeansTooLarge: to > from }));
       // The chunk end's hash lets a resume tell whether these blocks are still the chain's.
       if (options.checkpoint) requests.push(to === auditBlock ? Promise.resolve(target.auditBlockHash) : blockHash(rpc, to));
       const settled = await Promise.allSettled(requests);
@@ -194,6 +203,7 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
       continue;
     }
 
+    const chunkFrom = from;
     const chunk: HistoryLog[] = [];
     for (const answer of answers) {
       for (const raw of answer) {
@@ -217,7 +227,7 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
       if (trail.length > CHECKPOINT_TRAIL) trail = trail.slice(-CHECKPOINT_TRAIL);
       await options.checkpoint.save({ chainId: target.chainId, tollgate: target.tollgate, deployBlock, scannedTo: to, trail, logs, blockTimes: [...blockTimes] });
     }
-    progress();
+    progress(chunkFrom, to);
     if (++successes >= growAfter && range < maxRange) {
       range = range * 2n > maxRange ? maxRange : range * 2n;
       successes = 0;

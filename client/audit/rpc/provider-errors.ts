@@ -73,6 +73,7 @@ function suggestedRangeOf(text: string): ClassifiedRpcError["suggestedRange"] {
 }
 
 export function classifyRpcError(error: unknown): ClassifiedRpcError {
+  if ((error as { name?: unknown })?.name === "RangeTimeoutError") return { kind: "range" };
   const { codes, statuses, names, text } = factsOf(error);
   if (statuses.includes(429) || codes.includes(429) || RATE_LIMITED.test(text)) return { kind: "transient" };
   if (statuses.includes(413) || RANGE_TOO_LARGE.test(text)) return { kind: "range", suggestedRange: suggestedRangeOf(text) };

@@ -47,13 +47,14 @@ export class RpcCaller {
    * narrows the range); anything else, or a transient failure that outlasts the retries, becomes a
    * ChainHistoryLoadError naming `what`.
    */
-  async call<T>(method: string, params: unknown[], what: string): Promise<T> {
+  async call<T>(method: string, params: unknown[], what: string, options: { timeoutMeansTooLarge?: boolean } = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.once<T>(method, params);
       } catch (error) {
         const { kind } = classifyRpcError(error);
         if (kind === "range") throw error;
+        if (options.timeoutMeansTooLarge && isTimeout(error)) throw new RangeTimeoutError(what, error);
         if (kind === "fatal") {
           throw new ChainHistoryLoadError(`${what} failed: ${firstLine(error)}`, {
             cause: error,
@@ -73,6 +74,22 @@ export class RpcCaller {
       }
     }
   }
+}
+
+/** A log query that timed out: the scan treats it as a range too large for the provider and narrows it. */
+export class RangeTimeoutError extends Error {
+  override name = "RangeTimeoutError";
+  constructor(what: string, cause: unknown) {
+    super(`${what} timed out (block range too large for the provider?)`, { cause });
+  }
+}
+
+function isTimeout(error: unknown): boolean {
+  for (let current = error as { name?: unknown; status?: unknown; cause?: unknown } | undefined, depth = 0; current && depth < 10; depth++) {
+    if (current.name === "TimeoutError" || current.status === 504 || current.status === 408) return true;
+    current = current.cause as typeof current;
+  }
+  return false;
 }
 
 /** Runs `task` over `items` with at most `limit` in flight, keeping the order of results. */
