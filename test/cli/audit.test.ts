@@ -12,6 +12,7 @@ import { expect } from "chai";
 import { encodeAbiParameters, keccak256, numberToHex, type Address } from "viem";
 import { runCli } from "../../scripts/cli";
 import { CSV_HEADER } from "../../scripts/cli/audit-report";
+import { progressLine } from "../../scripts/cli/progress-line";
 import { checkpointFile } from "../../scripts/lib/audit-checkpoint-file";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import { settledMarket, type SettledMarket } from "../helpers/settled-market";
@@ -180,6 +181,35 @@ describe("tollgate audit", function () {
     } finally {
       await hre.network.provider.send("evm_revert", [tampered]);
     }
+  });
+
+  it("shows progress as a bar redrawn in place on a terminal, and as a few plain lines in a log", function () {
+    let tty = "";
+    const bar = progressLine({ write: (text: string) => (tty += text), isTTY: true, columns: 200 });
+    bar.update("scanning logs: blocks", 50n, 200n, "12 logs");
+    bar.note("the provider refused 200 blocks at once; asking for 100");
+    bar.update("scanning logs: blocks", 200n, 200n, "40 logs");
+    bar.done();
+    expect(tty).to.contain("\r\x1b[2K[######------------------]  25% scanning logs: blocks 50/200 · 12 logs");
+    // The note clears the bar first, so it is never printed over it.
+    expect(tty).to.contain("12 logs\r\x1b[2Kthe provider refused");
+    expect(tty).to.contain("[########################] 100% scanning logs: blocks 200/200 · 40 logs");
+    expect(tty.endsWith("\r\x1b[2K")).to.equal(true);
+
+    let log = "";
+    let clock = 0;
+    const plain = progressLine({ write: (text: string) => (log += text) }, () => clock);
+    for (let done = 0; done <= 1_000; done++) {
+      clock += 1; // a thousand updates within a second: only the phase's start and end get a line
+      plain.update("scanning logs: blocks", done, 1_000);
+    }
+    plain.update("reading blocks for block times", 1, 10);
+    expect(log.split("\n").filter(Boolean)).to.deep.equal([
+      "0% scanning logs: blocks 0/1,000",
+      "100% scanning logs: blocks 1,000/1,000",
+      "10% reading blocks for block times 1/10",
+    ]);
+    expect(log).to.not.contain("\x1b");
   });
 
   it("exits 2 saying what went wrong and what to do when it cannot run", async function () {
