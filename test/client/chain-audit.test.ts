@@ -18,7 +18,6 @@ import {
   decodeEventLog,
   encodeAbiParameters,
   encodeEventTopics,
-  encodeAbiParameters as encodeWords,
   getAddress,
   keccak256,
   toHex,
@@ -394,7 +393,7 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
       let slot: Hex | undefined;
       let word = 0n;
       for (let p = 0n; p < 64n && !slot; p++) {
-        const candidate = keccak256(encodeWords([{ type: "address" }, { type: "uint256" }], [a, p]));
+        const candidate = keccak256(encodeAbiParameters([{ type: "address" }, { type: "uint256" }], [a, p]));
         const value = BigInt(await ethers.provider.getStorage(scenario.tollgate, candidate));
         if ((value & ((1n << 112n) - 1n)) === clean.ledger.buyers.get(a)!.balance && value !== 0n) {
           slot = candidate;
