@@ -147,6 +147,7 @@ export function renderAuditJson(audit: ChainAudit, facts: AuditRunFacts): string
     findings: audit.findings,
     // Without their records: a report of a busy deployment would otherwise run to gigabytes.
     batches: audit.batches.map(({ records, ...batch }) => ({ ...batch, records: records.length })),
+    unreadable: audit.unreadable,
     sources: facts.sources,
     rpc: facts.rpc,
     checkpoint: facts.checkpoint,

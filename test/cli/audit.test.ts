@@ -15,6 +15,8 @@ import { CSV_HEADER } from "../../scripts/cli/audit-report";
 import { progressLine } from "../../scripts/cli/progress-line";
 import { checkpointFile } from "../../scripts/lib/audit-checkpoint-file";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
+import { BATCH_DATA_PUBLISHED_TOPIC } from "../../client/audit/rpc/batch-sources";
+import { startProxy } from "../helpers/provider-proxy";
 import { settledMarket, type SettledMarket } from "../helpers/settled-market";
 
 interface CliRun {
@@ -180,6 +182,26 @@ describe("tollgate audit", function () {
       expect([finding.expected, finding.found].map(String)).to.include((held - 1_000n).toString());
     } finally {
       await hre.network.provider.send("evm_revert", [tampered]);
+    }
+  });
+
+  it("names a batch whose data it cannot read and exits 1, never skipping it; reads through a provider that refuses wide ranges", async function () {
+    // A provider that loses BatchDataPublished and refuses more than 5 blocks of logs at once.
+    const proxy = await startProxy(rpc.url);
+    try {
+      proxy.reset({ dropLog: (log) => log.topics[0] === BATCH_DATA_PUBLISHED_TOPIC, maxLogRange: 5n, refusal: "infura" });
+      const result = await run(["--rpc", proxy.url, "--deployment", deploymentFile, "audit", "--no-checkpoint", "--json"]);
+      expect(result.code, result.err).to.equal(1);
+      const printed = JSON.parse(result.out);
+      const unreadable = printed.findings.filter((f: { code: string }) => f.code === "batch_data_unavailable");
+      expect(unreadable, result.out).to.have.length(1);
+      expect(unreadable[0].where.tx).to.equal(market.settlements[1].hash);
+      expect(unreadable[0].message).to.contain(market.relay);
+      expect(printed.sources).to.deep.equal({ calldata: 2, unavailable: 1 });
+      expect(printed.rpc.rangeShrinks).to.be.greaterThan(0);
+      expect(result.err).to.contain("the provider refused");
+    } finally {
+      await proxy.close();
     }
   });
 

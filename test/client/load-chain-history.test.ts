@@ -5,8 +5,6 @@
  * give the same history as a straight load; resume from a checkpoint asking only for what it lacked; notice a
  * reorganisation between runs; find the deploy block alone; and read every batch from wherever it is.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import hre, { ethers } from "hardhat";
 import { expect } from "chai";
 import { createPublicClient, http as httpTransport, toEventSelector, type Address, type Hex, type PublicClient } from "viem";
@@ -20,137 +18,10 @@ import { backoffDelay } from "../../client/audit/rpc/retry";
 import { rpcStateReader } from "../../client/audit/rpc-state-reader";
 import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
+import { ALCHEMY_TOO_LARGE, STALL_MS, startProxy, type Fault, type Proxy } from "../helpers/provider-proxy";
 import { settledMarket, type SettledMarket } from "../helpers/settled-market";
 
-const STALL_MS = 800;
 const TRANSFER_TOPIC = toEventSelector("Transfer(address,address,uint256)");
-
-type Fault = "429" | "503" | "reset" | "stall";
-
-interface ProxyRules {
-  /** Refuse eth_getLogs over more blocks than this, as a hosted provider does. */
-  maxLogRange?: bigint;
-  /** How the refusal is worded. */
-  refusal?: "alchemy" | "infura" | "quicknode" | "ankr" | "http413";
-  /** Faults to answer the next requests with, one each, in order. */
-  faults?: Fault[];
-  /** Only requests of this method get the faults; default any. */
-  faultsOn?: string;
-  /** After this many eth_getLogs answers, answer every further one with a fatal error (a provider gone bad, a killed run). */
-  failAfterLogRequests?: number;
-  /** Logs removed from every eth_getLogs answer. */
-  dropLog?: (log: { topics: Hex[] }) => boolean;
-  /** Add each log's `blockTimestamp`, as newer nodes (geth 1.14+, reth) do. */
-  blockTimestamps?: boolean;
-}
-
-interface Proxy {
-  url: string;
-  rules: ProxyRules;
-  /** Forwarded and refused requests alike, by method. */
-  requests: Record<string, number>;
-  /** The block spans of the eth_getLogs requests that were answered with logs. */
-  servedLogRanges: [bigint, bigint][];
-  reset(rules?: ProxyRules): void;
-  close(): Promise<void>;
-}
-
-const ALCHEMY_TOO_LARGE = (from: bigint, limit: bigint) =>
-  `Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response. Based on your parameters, this block range should work: [0x${from.toString(16)}, 0x${(from + limit - 1n).toString(16)}]`;
-
-/** A JSON-RPC proxy in front of `upstream` that behaves like a hosted provider, per `rules`. */
-async function startProxy(upstream: string): Promise<Proxy> {
-  const proxy: Omit<Proxy, "url" | "close"> = {
-    rules: {},
-    requests: {},
-    servedLogRanges: [],
-    reset(rules = {}) {
-      proxy.rules = rules;
-      proxy.requests = {};
-      proxy.servedLogRanges = [];
-    },
-  };
-  let logAnswers = 0;
-  const server = http.createServer(async (req, res) => {
-    let body = "";
-    for await (const chunk of req) body += chunk;
-    const call = JSON.parse(body) as { id: number; method: string; params: unknown[] };
-    proxy.requests[call.method] = (proxy.requests[call.method] ?? 0) + 1;
-    const reply = (payload: object, status = 200) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify({ jsonrpc: "2.0", id: call.id, ...payload }));
-    };
-    const fault = !proxy.rules.faultsOn || proxy.rules.faultsOn === call.method ? proxy.rules.faults?.shift() : undefined;
-    if (fault === "reset") return req.socket.destroy();
-    // Answers after the client has given up: a provider choking on a query.
-    if (fault === "stall") await new Promise((resolve) => setTimeout(resolve, STALL_MS));
-    if (fault === "429") return reply({ error: { code: 429, message: "Too Many Requests: your app has exceeded its compute units per second capacity" } }, 429);
-    if (fault === "503") return reply({ error: { code: -32603, message: "Service Unavailable" } }, 503);
-    if (call.method === "eth_getLogs") {
-      if (proxy.rules.failAfterLogRequests !== undefined && logAnswers >= proxy.rules.failAfterLogRequests) {
-        return reply({ error: { code: -32000, message: "execution aborted (the test killed this provider)" } });
-      }
-      const filter = call.params[0] as { fromBlock: Hex; toBlock: Hex };
-      const [from, to] = [BigInt(filter.fromBlock), BigInt(filter.toBlock)];
-      const limit = proxy.rules.maxLogRange;
-      if (limit !== undefined && to - from + 1n > limit) {
-        switch (proxy.rules.refusal ?? "alchemy") {
-          case "alchemy":
-            return reply({ error: { code: -32602, message: ALCHEMY_TOO_LARGE(from, limit) } });
-          case "infura":
-            return reply({ error: { code: -32005, message: "query returned more than 10000 results" } });
-          case "quicknode":
-            return reply({ error: { code: -32614, message: `eth_getLogs is limited to a ${limit} range` } });
-          case "ankr":
-            return reply({ error: { code: -32600, message: "block range is too wide" } });
-          case "http413":
-            res.writeHead(413);
-            return res.end("Request Entity Too Large");
-        }
-      }
-    }
-    const answer = await fetch(upstream, { method: "POST", headers: { "content-type": "application/json" }, body });
-    const payload = (await answer.json()) as { result?: unknown };
-    if (call.method === "eth_getLogs" && Array.isArray(payload.result)) {
-      const filter = call.params[0] as { fromBlock: Hex; toBlock: Hex };
-      proxy.servedLogRanges.push([BigInt(filter.fromBlock), BigInt(filter.toBlock)]);
-      logAnswers++;
-      if (proxy.rules.dropLog) payload.result = (payload.result as { topics: Hex[] }[]).filter((log) => !proxy.rules.dropLog!(log));
-      if (proxy.rules.blockTimestamps) {
-        for (const log of payload.result as { blockNumber: Hex; blockTimestamp?: Hex }[]) {
-          const block = (await hre.network.provider.send("eth_getBlockByNumber", [log.blockNumber, false])) as { timestamp: Hex };
-          log.blockTimestamp = block.timestamp;
-        }
-      }
-    }
-    res.writeHead(answer.status, { "content-type": "application/json" });
-    res.end(JSON.stringify(payload));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const origReset = proxy.reset;
-  proxy.reset = (rules) => {
-    origReset(rules);
-    logAnswers = 0;
-  };
-  return {
-    ...proxy,
-    get rules() {
-      return proxy.rules;
-    },
-    get requests() {
-      return proxy.requests;
-    },
-    get servedLogRanges() {
-      return proxy.servedLogRanges;
-    },
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  } as Proxy;
-}
 
 function clientOf(url: string): PublicClient {
   return createPublicClient({ transport: httpTransport(url, { timeout: 2_000 }) }) as PublicClient;
