@@ -51,7 +51,7 @@ import { loadChainHistory } from "../../client/audit/load-chain-history";
 import { rpcStateReader } from "../../client/audit/rpc-state-reader";
 import { deployMarketplace, LARGE_PRICES, PRICE_NOTICE, USD, WITHDRAWAL_DELAY, type Marketplace } from "../../scripts/lib/marketplace-fixtures";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
-import { signedUsageBatch } from "../../server/chain/sign-batch";
+import { signedUsageBatch, signUsageBatch } from "../../server/chain/sign-batch";
 import type { UsageRecord } from "../../server/chain/usage-batch";
 
 interface Settled {
@@ -471,5 +471,38 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
     } finally {
       await hre.network.provider.send("evm_revert", [snapshot]);
     }
+  });
+
+  it("names a batch signature that does not recover to the signer the event names", async function () {
+    const history = copyOf(scenario.history);
+    const key = batchKey(history.logs[settledLogIndex(history, scenario.batches[2].hash)]);
+    const source = history.batches.get(key)!;
+    if (source.kind === "unavailable") throw new Error("batch 3 was read");
+    // The same batch, signed by a key no provider ever authorized.
+    const stranger = privateKeyToAccount(generatePrivateKey());
+    const forged = await signUsageBatch(stranger, { chainId: scenario.market.chainId, address: scenario.tollgate }, source.batch);
+    history.batches.set(key, { ...source, signature: forged });
+    const result = await audit(scenario, history);
+    expect(codes(result), describe_(result)).to.deep.equal(["bad_batch_signature"]);
+    expect(only(result, "bad_batch_signature")[0]).to.include({ expected: scenario.market.gateway.address, found: stranger.address });
+  });
+
+  it("names batch data that does not hash to the commitment, and does not replay it", async function () {
+    const history = copyOf(scenario.history);
+    const key = batchKey(history.logs[settledLogIndex(history, scenario.batches[0].hash)]);
+    const source = history.batches.get(key)!;
+    if (source.kind === "unavailable") throw new Error("batch 1 was read");
+    // One more output token on the first record than was signed and settled.
+    const records = source.batch.records;
+    const output = { from: 2 + 11 * 2, to: 2 + 15 * 2 }; // bytes 11-14 of the record, after "0x"
+    const altered = `${records.slice(0, output.from)}${(parseInt(records.slice(output.from, output.to), 16) + 1).toString(16).padStart(8, "0")}${records.slice(output.to)}` as Hex;
+    history.batches.set(key, { ...source, batch: { ...source.batch, records: altered } });
+    const result = await audit(scenario, history);
+    const [mismatch] = only(result, "commitment_mismatch");
+    expect(mismatch, describe_(result)).to.not.equal(undefined);
+    expect(mismatch.where).to.include({ tx: scenario.batches[0].hash, batch: 0n });
+    expect(result.unreadable.map((batch) => batch.txHash)).to.deep.equal([scenario.batches[0].hash]);
+    // The altered data is not replayed: nothing in that batch is blamed on its buyers.
+    expect(result.findings.filter((finding) => finding.where.tx === scenario.batches[0].hash).map((finding) => finding.code)).to.deep.equal(["commitment_mismatch"]);
   });
 });

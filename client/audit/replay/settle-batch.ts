@@ -170,7 +170,13 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
   }
   const audited: AuditedBatch = { ...fromEvent, header: usageBatchHeader(batch), source: source.kind, records: [], rebuiltCost: 0n, draws: [] };
   const commitment = batchCommitment(batch);
-  findings.compare("commitment_mismatch", `the batch read from ${source.kind} does not hash to the commitment BatchSettled reports`, where, event.commitment, commitment);
+  if (commitment !== event.commitment) {
+    // Not the batch that was settled: replaying it would blame buyers for numbers the chain never used.
+    const reason = `the batch read from ${source.kind} does not hash to the commitment BatchSettled reports`;
+    findings.add("commitment_mismatch", `${reason}; the ledger takes the event's totals`, where, { expected: event.commitment, found: commitment });
+    applyUnreadable(context, event, log);
+    return { readable: false, batch: { ...fromEvent, reason } };
+  }
   if (batch.firstSequence !== event.firstSequence) findings.compare("event_mismatch", "the batch's firstSequence differs from the event's", where, event.firstSequence, batch.firstSequence);
   if (batch.contentRoot !== event.contentRoot) findings.compare("event_mismatch", "the batch's contentRoot differs from the event's", where, event.contentRoot, batch.contentRoot);
   const recovered = await recoverBatchSigner(context.domainSeparator, commitment, signature);
