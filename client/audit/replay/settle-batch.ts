@@ -159,16 +159,6 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
     return { readable: false, batch: { ...fromEvent, reason } };
   }
   const { batch, signature } = source;
-  let tables: BatchTables;
-  try {
-    tables = readBatchTables(batch);
-  } catch (error) {
-    const reason = `the batch read from ${source.kind} does not decode: ${(error as Error).message}`;
-    findings.add("batch_data_malformed", `${reason}; the ledger takes the event's totals`, where);
-    applyUnreadable(context, event, log);
-    return { readable: false, batch: { ...fromEvent, reason } };
-  }
-  const audited: AuditedBatch = { ...fromEvent, header: usageBatchHeader(batch), source: source.kind, records: [], rebuiltCost: 0n, draws: [] };
   const commitment = batchCommitment(batch);
   if (commitment !== event.commitment) {
     // Not the batch that was settled: replaying it would blame buyers for numbers the chain never used.
@@ -177,6 +167,17 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
     applyUnreadable(context, event, log);
     return { readable: false, batch: { ...fromEvent, reason } };
   }
+  let tables: BatchTables;
+  try {
+    tables = readBatchTables(batch);
+  } catch (error) {
+    // The signed, settled data itself is malformed: the contract would have reverted, so this is no Tollgate's batch.
+    const reason = `the batch read from ${source.kind} does not decode: ${(error as Error).message}`;
+    findings.add("batch_data_malformed", `${reason}; the ledger takes the event's totals`, where);
+    applyUnreadable(context, event, log);
+    return { readable: false, batch: { ...fromEvent, reason } };
+  }
+  const audited: AuditedBatch = { ...fromEvent, header: usageBatchHeader(batch), source: source.kind, records: [], rebuiltCost: 0n, draws: [] };
   if (batch.firstSequence !== event.firstSequence) findings.compare("event_mismatch", "the batch's firstSequence differs from the event's", where, event.firstSequence, batch.firstSequence);
   if (batch.contentRoot !== event.contentRoot) findings.compare("event_mismatch", "the batch's contentRoot differs from the event's", where, event.contentRoot, batch.contentRoot);
   const recovered = await recoverBatchSigner(context.domainSeparator, commitment, signature);
