@@ -136,10 +136,11 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
   const totalBlocks = auditBlock - deployBlock + 1n;
   const blockProgress = (step: ScanProgress["step"]) => (blocksFetched: number, blocksToFetch: number) =>
     options.onProgress?.({ phase: "blocks", fromBlock: deployBlock, toBlock: auditBlock, scannedBlocks: totalBlocks, totalBlocks, logs: scan.logs.length, requests: rpc.requests, step, blocksFetched, blocksToFetch });
-  const batches = await resolveBatchSources(rpc, blocks, tollgate, scan.logs, {
+  const { sources: batches, calls } = await resolveBatchSources(rpc, blocks, tollgate, scan.logs, {
     traces: options.traces,
     concurrency: options.concurrency,
     onBlockFetched: blockProgress("batch calldata"),
+    known: scan.batchCalls,
   });
 
   // Times: from the provider's `blockTimestamp`, else from blocks already read for batches, else a header each.
@@ -156,6 +157,23 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     blockTimes.set(block, (await blocks.header(block)).timestamp);
     timeProgress(++fetched, missing.length);
   });
+
+  if (options.checkpoint) {
+    // What was read besides logs is saved too, so the next audit reads only new blocks (a checkpoint only grows).
+    const knownTimes = new Map(scan.blockTimes);
+    for (const [block, time] of blockTimes) knownTimes.set(block, time);
+    await options.checkpoint.save({
+      chainId,
+      tollgate,
+      deployBlock,
+      scannedTo: scan.scannedTo,
+      trail: scan.trail,
+      logs: scan.logs,
+      blockTimes: [...knownTimes],
+      // The saved ones first, in their order: a store may append only what follows them.
+      batchCalls: [...scan.batchCalls, ...calls.filter(([key]) => !scan.batchCalls.some(([saved]) => saved === key))],
+    });
+  }
 
   const still = await rpc.call<{ hash: Hash } | null>("eth_getBlockByNumber", [numberToHex(auditBlock), false], `eth_getBlockByNumber(${auditBlock})`);
   if (still?.hash !== head.hash) {

@@ -1,7 +1,8 @@
 /**
  * The chain audit's checkpoint (client/audit/rpc/checkpoint.ts) in a JSON-lines file, for the CLI. A scan
  * saves after every chunk, so a save must cost what the chunk added, not the whole history: the file is a
- * full snapshot line followed by one line per chunk with only its new logs, appended. A process killed while
+ * full snapshot line followed by one line per save with only what is new (logs, block times, batch calls),
+ * appended. A process killed while
  * appending leaves at most a torn last line, which loading ignores (that chunk is scanned again). After a
  * reorganisation trimmed the logs, and every so many chunks to keep loading quick, the file is rewritten as
  * one snapshot (to a temporary file, then renamed, so a kill then leaves the old file whole).
@@ -9,7 +10,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Address, Hash } from "viem";
-import { deserializeLog, serializeLog, type Checkpoint, type CheckpointBlock, type CheckpointStore, type SerializedLog } from "../../client/audit/rpc/checkpoint";
+import { deserializeLog, serializeLog, type Checkpoint, type CheckpointBlock, type CheckpointStore, type SavedBatchCall, type SerializedLog } from "../../client/audit/rpc/checkpoint";
 
 /** Chunk lines appended before the file is compacted into one snapshot. */
 const COMPACT_AFTER = 256;
@@ -30,6 +31,7 @@ interface SnapshotLine {
   trail: SerializedTrail[];
   logs: SerializedLog[];
   blockTimes: [string, number][];
+  batchCalls?: SavedBatchCall[];
 }
 
 interface ChunkLine {
@@ -38,6 +40,7 @@ interface ChunkLine {
   trail: SerializedTrail[];
   logs: SerializedLog[];
   blockTimes: [string, number][];
+  batchCalls?: SavedBatchCall[];
 }
 
 const trailOut = (trail: CheckpointBlock[]): SerializedTrail[] => trail.map(({ block, hash }) => ({ block: block.toString(), hash }));
@@ -57,6 +60,8 @@ interface Written {
   logs: number;
   lastLogKey: string;
   blockTimes: number;
+  batchCalls: number;
+  lastCallKey: string;
   chunks: number;
 }
 
@@ -74,6 +79,8 @@ export function checkpointFile(file: string): CheckpointStore & { readonly path:
     logs: checkpoint.logs.length,
     lastLogKey: logKey(checkpoint, checkpoint.logs.length - 1),
     blockTimes: checkpoint.blockTimes.length,
+    batchCalls: checkpoint.batchCalls?.length ?? 0,
+    lastCallKey: checkpoint.batchCalls?.[checkpoint.batchCalls.length - 1]?.[0] ?? "",
     chunks,
   });
 
@@ -88,6 +95,7 @@ export function checkpointFile(file: string): CheckpointStore & { readonly path:
       trail: trailOut(checkpoint.trail),
       logs: checkpoint.logs.map(serializeLog),
       blockTimes: timesOut(checkpoint.blockTimes),
+      batchCalls: checkpoint.batchCalls ?? [],
     };
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const temporary = `${file}.${process.pid}.tmp`;
@@ -129,12 +137,14 @@ export function checkpointFile(file: string): CheckpointStore & { readonly path:
             trail: trailIn(parsed.trail),
             logs: parsed.logs.map(deserializeLog),
             blockTimes: parsed.blockTimes.map(([block, time]) => [BigInt(block), time]),
+            batchCalls: parsed.batchCalls ?? [],
           };
         } else if (checkpoint) {
           checkpoint.scannedTo = BigInt(parsed.scannedTo);
           checkpoint.trail = trailIn(parsed.trail);
           for (const log of parsed.logs) checkpoint.logs.push(deserializeLog(log));
           for (const [block, time] of parsed.blockTimes) checkpoint.blockTimes.push([BigInt(block), time]);
+          for (const call of parsed.batchCalls ?? []) checkpoint.batchCalls!.push(call);
           chunks++;
         }
       }
@@ -151,6 +161,8 @@ export function checkpointFile(file: string): CheckpointStore & { readonly path:
         checkpoint.logs.length >= written.logs &&
         checkpoint.blockTimes.length >= written.blockTimes &&
         logKey(checkpoint, written.logs - 1) === written.lastLogKey &&
+        (checkpoint.batchCalls?.length ?? 0) >= written.batchCalls &&
+        (written.batchCalls === 0 || checkpoint.batchCalls?.[written.batchCalls - 1]?.[0] === written.lastCallKey) &&
         written.chunks < COMPACT_AFTER;
       if (!appendable) return writeSnapshot(checkpoint);
       const line: ChunkLine = {
@@ -159,6 +171,7 @@ export function checkpointFile(file: string): CheckpointStore & { readonly path:
         trail: trailOut(checkpoint.trail),
         logs: checkpoint.logs.slice(written!.logs).map(serializeLog),
         blockTimes: timesOut(checkpoint.blockTimes.slice(written!.blockTimes)),
+        batchCalls: (checkpoint.batchCalls ?? []).slice(written!.batchCalls),
       };
       fs.appendFileSync(file, `${JSON.stringify(line)}\n`);
       written = remember(checkpoint, written!.chunks + 1);

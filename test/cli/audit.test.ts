@@ -138,6 +138,10 @@ describe("tollgate audit", function () {
     const [a, b] = [JSON.parse(first.out), JSON.parse(second.out)];
     expect(BigInt(b.rpc.resumedFrom)).to.equal(BigInt(a.auditBlock) + 1n);
     expect(b.rpc.requestsByMethod.eth_getLogs).to.equal(3);
+    // Block times and batch calldata come from the checkpoint too: the only blocks read are the audit block
+    // (pinned, then checked at the end) and the checkpoint's last block (still on the chain? no reorg).
+    expect(b.rpc.requestsByMethod.eth_getBlockByNumber).to.equal(3);
+    expect(a.rpc.requestsByMethod.eth_getBlockByNumber).to.be.greaterThan(3);
     expect(second.err).to.contain("resuming the scan");
     expect(b.report).to.deep.equal(a.report);
   });
@@ -148,10 +152,13 @@ describe("tollgate audit", function () {
     const log = { address: market.tollgate, blockNumber: 5n, logIndex: 0, transactionHash: keccak256("0x01"), transactionIndex: 0, topics: [keccak256("0x02")], data: "0x" as const };
     const base = { chainId: 31337, tollgate: market.tollgate, deployBlock: 1n, trail: [{ block: 5n, hash: keccak256("0x05") }], blockTimes: [] as [bigint, number][] };
     await store.save({ ...base, scannedTo: 5n, logs: [log] });
-    await store.save({ ...base, scannedTo: 9n, trail: [...base.trail, { block: 9n, hash: keccak256("0x09") }], logs: [log, { ...log, blockNumber: 8n }] });
+    const call = [`${log.transactionHash}:0`, "calldata", "0xabcdef"] as const;
+    const second = { ...base, scannedTo: 9n, trail: [...base.trail, { block: 9n, hash: keccak256("0x09") }], logs: [log, { ...log, blockNumber: 8n }], batchCalls: [[...call]] as never };
+    await store.save(second);
     const lines = fs.readFileSync(file, "utf8").trim().split("\n");
-    expect(lines).to.have.length(2); // a snapshot, then only the new log appended
-    expect((await checkpointFile(file).load())!.scannedTo).to.equal(9n);
+    expect(lines).to.have.length(2); // a snapshot, then only the new log and batch call appended
+    expect(JSON.parse(lines[1]).logs).to.have.length(1);
+    expect(await checkpointFile(file).load()).to.deep.equal(second);
     // Killed while appending a third chunk: the torn line is ignored, the second chunk's state stands.
     fs.appendFileSync(file, '{"kind":"chunk","scannedTo":"12","trail":[{"blo');
     const loaded = (await checkpointFile(file).load())!;

@@ -239,11 +239,14 @@ describe("loadChainHistory", function () {
     expect(proxy.servedLogRanges.every(([from]) => from > saved.scannedTo)).to.equal(true);
     expect(proxy.requests.eth_getLogs).to.equal(3 * Number((remaining + 2n) / 3n));
 
-    // A finished checkpoint: a second run asks for no logs at all.
+    // A finished checkpoint: a second run asks for no logs, no block times and no batch calldata again, only
+    // the audit block (pinned, then checked at the end).
+    expect(checkpoint.current!.batchCalls!.map(([, kind]) => kind)).to.deep.equal(["calldata", "calldata"]);
     proxy.reset();
     const again = await loadChainHistory(clientOf(proxy.url), { tollgate: market.tollgate, deployBlock: market.deployBlock }, options);
     expect(essence(again)).to.deep.equal(essence(direct));
     expect(proxy.requests.eth_getLogs ?? 0).to.equal(0);
+    expect(proxy.requests.eth_getBlockByNumber).to.equal(2);
   });
 
   it("reuses a longer checkpoint for an audit at an earlier block, asking for no logs", async function () {

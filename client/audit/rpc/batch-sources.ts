@@ -11,6 +11,7 @@ import { tollgateAbi } from "../../../server/chain/abis";
 import type { UsageBatch } from "../../../server/chain/usage-batch";
 import { batchKey, type BatchKey, type BatchSource, type HistoryLog } from "../chain-history";
 import type { BlockReader } from "./block-reader";
+import type { SavedBatchCall } from "./checkpoint";
 import { firstLine } from "./errors";
 import { mapWithLimit, type RpcCaller } from "./rpc-caller";
 
@@ -59,6 +60,14 @@ export interface ResolveBatchSourcesOptions {
   /** Block fetches in flight at once. Default 8. */
   concurrency?: number;
   onBlockFetched?: (fetched: number, total: number) => void;
+  /** settleBatch calls read before (a checkpoint's): used instead of reading their blocks again. */
+  known?: readonly SavedBatchCall[];
+}
+
+export interface ResolvedBatchSources {
+  sources: Map<BatchKey, BatchSource>;
+  /** The calls read from transactions and traces (known ones included), for the next checkpoint. */
+  calls: SavedBatchCall[];
 }
 
 export async function resolveBatchSources(
@@ -67,7 +76,7 @@ export async function resolveBatchSources(
   tollgate: Address,
   logs: readonly HistoryLog[],
   options: ResolveBatchSourcesOptions = {},
-): Promise<Map<BatchKey, BatchSource>> {
+): Promise<ResolvedBatchSources> {
   const settledLogs: { log: HistoryLog; signer: Address; firstSequence: bigint }[] = [];
   const published = new Map<Hash, { log: HistoryLog; signer: Address; firstSequence: bigint }[]>();
   for (const log of logs) {
@@ -81,9 +90,19 @@ export async function resolveBatchSources(
   }
 
   const sources = new Map<BatchKey, BatchSource>();
+  const calls: SavedBatchCall[] = [];
+  const known = new Map((options.known ?? []).map(([key, kind, call]) => [key, { kind, call }]));
   const why = new Map<BatchKey, string>();
   const pending: typeof settledLogs = [];
   for (const settled of settledLogs) {
+    const key = batchKey(settled.log);
+    const before = known.get(key);
+    const decoded = before && decodeSettleBatchCall(before.call);
+    if (before && decoded && decoded.batch.firstSequence === settled.firstSequence) {
+      sources.set(key, { kind: before.kind, ...decoded });
+      calls.push([key, before.kind, before.call]);
+      continue;
+    }
     const match = published.get(settled.log.transactionHash)?.find((p) => p.signer === settled.signer && p.firstSequence === settled.firstSequence);
     if (!match) {
       pending.push(settled);
@@ -120,6 +139,7 @@ export async function resolveBatchSources(
     const call = tx.to === tollgate ? decodeSettleBatchCall(tx.input) : undefined;
     if (call && call.batch.firstSequence === settled.firstSequence) {
       sources.set(key, { kind: "calldata", ...call });
+      calls.push([key, "calldata", tx.input]);
       continue;
     }
     if (!why.has(key)) {
@@ -139,9 +159,10 @@ export async function resolveBatchSources(
     if (!tracesUnsupported) {
       try {
         const root = await rpc.call<CallFrame>("debug_traceTransaction", [settled.log.transactionHash, { tracer: "callTracer" }], `debug_traceTransaction(${settled.log.transactionHash})`);
-        const call = findSettleBatchCall(root, tollgate, settled.firstSequence);
-        if (call) {
-          sources.set(key, { kind: "trace", ...call });
+        const found = findSettleBatchCall(root, tollgate, settled.firstSequence);
+        if (found) {
+          sources.set(key, { kind: "trace", ...found.call });
+          calls.push([key, "trace", found.input]);
           continue;
         }
         why.set(key, `${why.get(key)}; its call trace holds no successful settleBatch call to Tollgate for batch ${settled.firstSequence}`);
@@ -154,15 +175,15 @@ export async function resolveBatchSources(
     const reason = why.get(key) ?? `batch ${settled.firstSequence} of ${settled.signer} was found nowhere`;
     sources.set(key, { kind: "unavailable", reason: tracesUnsupported ? `${reason}; ${tracesUnsupported}` : reason });
   }
-  return sources;
+  return { sources, calls };
 }
 
 /** The settleBatch call to `tollgate` for the batch starting at `firstSequence` in a callTracer frame tree, if it succeeded. */
-function findSettleBatchCall(frame: CallFrame, tollgate: Address, firstSequence: bigint): { batch: UsageBatch; signature: Hex } | undefined {
+function findSettleBatchCall(frame: CallFrame, tollgate: Address, firstSequence: bigint): { call: { batch: UsageBatch; signature: Hex }; input: Hex } | undefined {
   if (frame.error) return undefined;
   if (frame.to && getAddress(frame.to) === tollgate && frame.input && (frame.type ?? "CALL").toUpperCase() === "CALL") {
     const call = decodeSettleBatchCall(frame.input);
-    if (call && call.batch.firstSequence === firstSequence) return call;
+    if (call && call.batch.firstSequence === firstSequence) return { call, input: frame.input };
   }
   for (const child of frame.calls ?? []) {
     const found = findSettleBatchCall(child, tollgate, firstSequence);

@@ -6,7 +6,7 @@
  * Browser-safe.
  */
 import type { Address, Hash, Hex } from "viem";
-import type { HistoryLog } from "../chain-history";
+import type { BatchKey, HistoryLog } from "../chain-history";
 
 export interface CheckpointBlock {
   block: bigint;
@@ -22,9 +22,17 @@ export interface Checkpoint {
   /** Recent chunk ends with their hashes, oldest first; the last is `scannedTo`'s. */
   trail: CheckpointBlock[];
   logs: HistoryLog[];
-  /** Block times the provider gave with the logs (`blockTimestamp`), so a resume need not ask again. */
+  /** Block times already known (given with the logs, or read), so a resume need not ask again. Only grows, like `logs`. */
   blockTimes: [bigint, number][];
+  /**
+   * The settleBatch calls already read from transactions or traces (a relayed batch's is in its log), so a
+   * later audit does not read those blocks again. Safe across reorganisations: a transaction's hash commits
+   * to its calldata. Only grows.
+   */
+  batchCalls?: SavedBatchCall[];
 }
+
+export type SavedBatchCall = [key: BatchKey, kind: "calldata" | "trace", call: Hex];
 
 export interface CheckpointStore {
   load(): Promise<Checkpoint | undefined>;

@@ -6,8 +6,8 @@
  * last saved chunk, first checking the saved block hashes against the chain and stepping back past a reorg.
  */
 import { getAddress, numberToHex, type Address, type Hash, type Hex } from "viem";
-import type { HistoryLog } from "../chain-history";
-import { CHECKPOINT_TRAIL, type Checkpoint, type CheckpointBlock, type CheckpointStore } from "./checkpoint";
+import { batchKey, type HistoryLog } from "../chain-history";
+import { CHECKPOINT_TRAIL, type Checkpoint, type CheckpointBlock, type CheckpointStore, type SavedBatchCall } from "./checkpoint";
 import { ChainHistoryLoadError, firstLine } from "./errors";
 import { classifyRpcError } from "./provider-errors";
 import type { RpcCaller } from "./rpc-caller";
@@ -69,8 +69,13 @@ export interface LogScanTarget {
 
 export interface LogScanResult {
   logs: HistoryLog[];
-  /** Times the provider sent with the logs (`blockTimestamp`), where it did. */
+  /** Times the provider sent with the logs (`blockTimestamp`), and those a checkpoint held. */
   blockTimes: Map<bigint, number>;
+  /** Batch calls a checkpoint held, for batches whose logs are still in `logs`. */
+  batchCalls: SavedBatchCall[];
+  /** Where the scan ends, and the chunk ends with their hashes: for the loader's last checkpoint save. */
+  scannedTo: bigint;
+  trail: CheckpointBlock[];
   chunks: number;
   rangeShrinks: number;
   /** The range the scan ended with. */
@@ -131,7 +136,8 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
   const blockTimes = new Map<bigint, number>();
   let trail: CheckpointBlock[] = [];
   let from = deployBlock;
-  const result: Omit<LogScanResult, "logs" | "blockTimes" | "finalRange"> = { chunks: 0, rangeShrinks: 0 };
+  let batchCalls: SavedBatchCall[] = [];
+  const result: Omit<LogScanResult, "logs" | "blockTimes" | "batchCalls" | "scannedTo" | "trail" | "finalRange"> = { chunks: 0, rangeShrinks: 0 };
 
   const saved = await options.checkpoint?.load();
   if (saved) {
@@ -152,6 +158,8 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
         logs = saved.logs.filter((log) => log.blockNumber <= upTo);
         for (const [block, time] of saved.blockTimes) if (block <= upTo) blockTimes.set(block, time);
         trail = saved.trail.filter((entry) => entry.block <= upTo);
+        const kept = new Set(logs.map(batchKey));
+        batchCalls = (saved.batchCalls ?? []).filter(([key]) => kept.has(key));
         if (upTo === auditBlock && trail[trail.length - 1]?.block !== auditBlock) trail.push({ block: auditBlock, hash: target.auditBlockHash });
         from = upTo + 1n;
         if (from <= auditBlock) notice(`resuming the scan at block ${from} (${logs.length} logs from the checkpoint)`);
@@ -225,7 +233,7 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
       if (!endHash) throw new ChainHistoryLoadError(`the node has no block ${to}`, { hint: "the chain is behind the block asked for; lower --to-block" });
       trail.push({ block: to, hash: endHash });
       if (trail.length > CHECKPOINT_TRAIL) trail = trail.slice(-CHECKPOINT_TRAIL);
-      await options.checkpoint.save({ chainId: target.chainId, tollgate: target.tollgate, deployBlock, scannedTo: to, trail, logs, blockTimes: [...blockTimes] });
+      await options.checkpoint.save({ chainId: target.chainId, tollgate: target.tollgate, deployBlock, scannedTo: to, trail, logs, blockTimes: [...blockTimes], batchCalls });
     }
     progress(chunkFrom, to);
     if (++successes >= growAfter && range < maxRange) {
@@ -233,5 +241,5 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
       successes = 0;
     }
   }
-  return { ...result, logs, blockTimes, finalRange: range };
+  return { ...result, logs, blockTimes, batchCalls, scannedTo: from - 1n, trail, finalRange: range };
 }
