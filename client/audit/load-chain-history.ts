@@ -13,7 +13,7 @@ import type { ChainHistory } from "./chain-history";
 import { resolveBatchSources } from "./rpc/batch-sources";
 import { BlockReader } from "./rpc/block-reader";
 import type { CheckpointStore } from "./rpc/checkpoint";
-import { ChainHistoryLoadError } from "./rpc/errors";
+import { ChainHistoryLoadError, firstLine } from "./rpc/errors";
 import { findDeployBlock } from "./rpc/find-deploy-block";
 import { scanLogs, type LogFilter, type ScanProgress } from "./rpc/log-scan";
 import { mapWithLimit, RpcCaller, type RpcCallerOptions } from "./rpc/rpc-caller";
@@ -92,7 +92,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     retry: options.retry,
     sleep: options.sleep,
     random: options.random,
-    onRetry: ({ what, attempt, delayMs, error }) => notice(`${what} failed (${(error as Error).message.split("\n")[0]}); retry ${attempt} in ${delayMs} ms`),
+    onRetry: ({ what, attempt, delayMs, error }) => notice(`${what} failed (${firstLine(error)}); retry ${attempt} in ${delayMs} ms`),
   });
   const tollgate = getAddress(target.tollgate);
   const chainId = Number(await rpc.call<Hex>("eth_chainId", [], "eth_chainId"));
@@ -103,7 +103,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     [options.toBlock === undefined ? "latest" : numberToHex(options.toBlock), false],
     `the audit block (${options.toBlock ?? "latest"})`,
   );
-  if (!head) throw new ChainHistoryLoadError(`the chain has no block ${options.toBlock}`, { hint: "lower --to-block to at most the chain's latest block" });
+  if (!head) throw new ChainHistoryLoadError(`the chain has no block ${options.toBlock}`, { hint: "audit at a block the chain has (the CLI's --at-block), or check that the RPC URL serves the right chain" });
   const auditBlock = BigInt(head.number);
 
   const code = await rpc.call<Hex>("eth_getCode", [tollgate, numberToHex(auditBlock)], `eth_getCode(${tollgate})`);
@@ -122,7 +122,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     deployBlockRequests = found.requests;
     notice(`Tollgate was deployed in block ${deployBlock} (found in ${found.requests} eth_getCode requests)`);
   } else if (deployBlock > auditBlock) {
-    throw new ChainHistoryLoadError(`the deploy block ${deployBlock} is after the audit block ${auditBlock}`, { hint: "raise --to-block, or check the deployment file's deployBlock" });
+    throw new ChainHistoryLoadError(`the deploy block ${deployBlock} is after the audit block ${auditBlock}`, { hint: "audit at a later block (the CLI's --at-block), or check the deployment file's deployBlock" });
   }
 
   const scan = await scanLogs(
@@ -161,6 +161,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
   if (options.checkpoint) {
     // What was read besides logs is saved too, so the next audit reads only new blocks (a checkpoint only grows).
     const knownTimes = new Map(scan.blockTimes);
+    const savedCalls = new Set(scan.batchCalls.map(([key]) => key));
     for (const [block, time] of blockTimes) knownTimes.set(block, time);
     await options.checkpoint.save({
       chainId,
@@ -171,14 +172,14 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
       logs: scan.logs,
       blockTimes: [...knownTimes],
       // The saved ones first, in their order: a store may append only what follows them.
-      batchCalls: [...scan.batchCalls, ...calls.filter(([key]) => !scan.batchCalls.some(([saved]) => saved === key))],
+      batchCalls: [...scan.batchCalls, ...calls.filter(([key]) => !savedCalls.has(key))],
     });
   }
 
   const still = await rpc.call<{ hash: Hash } | null>("eth_getBlockByNumber", [numberToHex(auditBlock), false], `eth_getBlockByNumber(${auditBlock})`);
   if (still?.hash !== head.hash) {
     throw new ChainHistoryLoadError(`the chain reorganised under the audit block ${auditBlock} while the history was read`, {
-      hint: "run again (a checkpoint resumes the scan), or audit up to a block a few confirmations behind the head with --to-block",
+      hint: "run again (a checkpoint resumes the scan), or audit at a block a few confirmations behind the head (the CLI's --at-block)",
     });
   }
 

@@ -46,6 +46,8 @@ export const ALCHEMY_TOO_LARGE = (from: bigint, limit: bigint) =>
 /** A JSON-RPC proxy in front of `upstream` that behaves like a hosted provider, per `rules`. */
 export async function startProxy(upstream: string): Promise<Proxy> {
   let logAnswers = 0;
+  /** Bumped by reset(): a request still in flight from before (a stalled one) must not count after it. */
+  let generation = 0;
   const state = {
     rules: {} as ProxyRules,
     requests: {} as Record<string, number>,
@@ -58,7 +60,7 @@ export async function startProxy(upstream: string): Promise<Proxy> {
   type HttpOutcome = { status: number; body?: string } | "reset";
 
   /** A call answered at the JSON-RPC level: refused, failed, or forwarded and edited per the rules. */
-  async function answer(call: Call): Promise<Answer | HttpOutcome> {
+  async function answer(call: Call, born: number): Promise<Answer | HttpOutcome> {
     const fail = (code: number, message: string): Answer => ({ jsonrpc: "2.0", id: call.id, error: { code, message } });
     if (call.method === "eth_getLogs") {
       if (state.rules.failAfterLogRequests !== undefined && logAnswers >= state.rules.failAfterLogRequests) {
@@ -84,7 +86,7 @@ export async function startProxy(upstream: string): Promise<Proxy> {
     }
     const forwarded = await fetch(upstream, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
     const payload = (await forwarded.json()) as Answer;
-    if (call.method === "eth_getLogs" && Array.isArray(payload.result)) {
+    if (call.method === "eth_getLogs" && Array.isArray(payload.result) && born === generation) {
       const filter = call.params[0] as { fromBlock: Hex; toBlock: Hex };
       state.servedLogRanges.push([BigInt(filter.fromBlock), BigInt(filter.toBlock)]);
       logAnswers++;
@@ -100,6 +102,7 @@ export async function startProxy(upstream: string): Promise<Proxy> {
   }
 
   const server = http.createServer(async (req, res) => {
+    const born = generation;
     let body = "";
     for await (const chunk of req) body += chunk;
     const parsed = JSON.parse(body) as Call | Call[];
@@ -121,9 +124,10 @@ export async function startProxy(upstream: string): Promise<Proxy> {
     if (fault === "reset") return send("reset");
     // Answers after the client has given up: a provider choking on a query.
     if (fault === "stall") await new Promise((resolve) => setTimeout(resolve, STALL_MS));
+    if (born !== generation) return send("reset");
     if (fault === "429") return send({ status: 429, body: JSON.stringify({ error: { code: 429, message: "Too Many Requests: your app has exceeded its compute units per second capacity" } }) });
     if (fault === "503") return send({ status: 503, body: "Service Unavailable" });
-    const answers = await Promise.all(calls.map(answer));
+    const answers = await Promise.all(calls.map((call) => answer(call, born)));
     const httpLevel = answers.find((a): a is HttpOutcome => a === "reset" || "status" in a);
     if (httpLevel) return send(httpLevel);
     send(Array.isArray(parsed) ? (answers as Answer[]) : (answers[0] as Answer));
@@ -145,6 +149,7 @@ export async function startProxy(upstream: string): Promise<Proxy> {
       state.requests = {};
       state.servedLogRanges = [];
       logAnswers = 0;
+      generation++;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -230,7 +230,7 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
     from = to + 1n;
 
     if (options.checkpoint) {
-      if (!endHash) throw new ChainHistoryLoadError(`the node has no block ${to}`, { hint: "the chain is behind the block asked for; lower --to-block" });
+      if (!endHash) throw new ChainHistoryLoadError(`the node has no block ${to}`, { hint: "the node is behind the block asked for; audit at an earlier block, or use a node that is in sync" });
       trail.push({ block: to, hash: endHash });
       if (trail.length > CHECKPOINT_TRAIL) trail = trail.slice(-CHECKPOINT_TRAIL);
       await options.checkpoint.save({ chainId: target.chainId, tollgate: target.tollgate, deployBlock, scannedTo: to, trail, logs, blockTimes: [...blockTimes], batchCalls });
