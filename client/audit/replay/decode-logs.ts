@@ -13,7 +13,7 @@ const auditAbi = [...tollgateAbi, ...bondEventsAbi, ...tollgateCreditsAbi, ...te
 
 export type AuditEvent = DecodeEventLogReturnType<typeof auditAbi>;
 
-type Emitter = "tollgate" | "credits" | "token";
+export type Emitter = "tollgate" | "credits" | "token";
 
 function eventsBySelector(abi: readonly unknown[], names?: readonly string[]): Map<Hex, readonly [AbiEvent]> {
   const bySelector = new Map<Hex, readonly [AbiEvent]>();
