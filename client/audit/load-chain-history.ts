@@ -158,7 +158,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     timeProgress(++fetched, missing.length);
   });
 
-  if (options.checkpoint) {
+  if (options.checkpoint && !scan.checkpointAhead) {
     // What was read besides logs is saved too, so the next audit reads only new blocks (a checkpoint only grows).
     const knownTimes = new Map(scan.blockTimes);
     const savedCalls = new Set(scan.batchCalls.map(([key]) => key));

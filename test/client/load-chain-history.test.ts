@@ -260,6 +260,8 @@ describe("loadChainHistory", function () {
     expect(again.stats.reorg).to.equal(undefined);
     expect(essence(again)).to.deep.equal(essence(await loadChainHistory(clientOf(rpc.url), target, { toBlock: earlier })));
     expect(again.logs.every((log) => log.blockNumber <= earlier)).to.equal(true);
+    // And the longer checkpoint is kept, not cut back to the earlier audit.
+    expect(checkpoint.current!.scannedTo).to.equal(direct.auditBlock);
   });
 
   it("finds the deploy block from the chain when it is not given, and says how many requests it took", async function () {

@@ -76,6 +76,8 @@ export interface LogScanResult {
   /** Where the scan ends, and the chunk ends with their hashes: for the loader's last checkpoint save. */
   scannedTo: bigint;
   trail: CheckpointBlock[];
+  /** The checkpoint reaches past the audit block: saving this shorter scan over it would only lose work. */
+  checkpointAhead?: boolean;
   chunks: number;
   rangeShrinks: number;
   /** The range the scan ended with. */
@@ -137,7 +139,7 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
   let trail: CheckpointBlock[] = [];
   let from = deployBlock;
   let batchCalls: SavedBatchCall[] = [];
-  const result: Omit<LogScanResult, "logs" | "blockTimes" | "batchCalls" | "scannedTo" | "trail" | "finalRange"> = { chunks: 0, rangeShrinks: 0 };
+  const result: Pick<LogScanResult, "chunks" | "rangeShrinks" | "resumedFrom" | "reorg" | "checkpointAhead"> = { chunks: 0, rangeShrinks: 0 };
 
   const saved = await options.checkpoint?.load();
   if (saved) {
@@ -155,6 +157,7 @@ export async function scanLogs(rpc: RpcCaller, target: LogScanTarget, filters: r
           result.reorg = { checkpointScannedTo: saved.scannedTo, resumedFrom: point.block + 1n };
         }
         const upTo = point.block < auditBlock ? point.block : auditBlock;
+        result.checkpointAhead = point.block > auditBlock;
         logs = saved.logs.filter((log) => log.blockNumber <= upTo);
         for (const [block, time] of saved.blockTimes) if (block <= upTo) blockTimes.set(block, time);
         trail = saved.trail.filter((entry) => entry.block <= upTo);
