@@ -6,6 +6,7 @@
  * whatever the attribution. Browser-safe.
  */
 import type { Address } from "viem";
+import type { DecodedRecord } from "../../../server/chain/usage-batch";
 
 export interface UsageTotals {
   records: number;
@@ -97,4 +98,44 @@ export class ReportBuilder {
     }
     return found;
   }
+}
+
+/**
+ * Splits one buyer's draw in one batch over its records, as the header says: credits to the records the plan
+ * covers first, then the balance, in sequence order; what is left of each record is its shortfall.
+ */
+export function attributeDraw(
+  report: ReportBuilder,
+  providerId: number,
+  records: readonly DecodedRecord[],
+  priced: readonly { cost: bigint; eligible: boolean }[],
+  coveredByCredits: bigint,
+  fromBalance: bigint,
+): void {
+  let credits = coveredByCredits;
+  let balance = fromBalance;
+  const fromCredits = priced.map(({ cost, eligible }) => {
+    if (!eligible || credits === 0n) return 0n;
+    const share = cost < credits ? cost : credits;
+    credits -= share;
+    return share;
+  });
+  records.forEach((record, i) => {
+    const left = priced[i].cost - fromCredits[i];
+    const paid = left < balance ? left : balance;
+    balance -= paid;
+    report.add({
+      buyer: record.buyer,
+      providerId,
+      modelId: record.modelId,
+      servedAt: record.servedAt,
+      inputTokens: record.inputTokens,
+      cachedInputTokens: record.cachedInputTokens,
+      outputTokens: record.outputTokens,
+      cost: priced[i].cost,
+      fromBalance: paid,
+      coveredByCredits: fromCredits[i],
+      shortfall: left - paid,
+    });
+  });
 }

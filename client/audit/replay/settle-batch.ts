@@ -17,7 +17,7 @@ import { readBatchTables, type BatchTables } from "./batch-tables";
 import { drawBuyer, remainingAllowance } from "./draw-rules";
 import type { FindingList, FindingLocation } from "./findings";
 import { buyerOf, type Ledger, type SignerState } from "./ledger";
-import type { ReportBuilder } from "./report";
+import { attributeDraw, type ReportBuilder } from "./report";
 import type { TransactionFlows } from "./transaction-flows";
 
 export interface BatchSettledArgs {
@@ -322,7 +322,7 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
       reportedShortfall: said.shortfall,
     });
     if (context.report && (!context.reportBuyer || context.reportBuyer === entry.buyer)) {
-      attribute(context.report, event.providerId, tables, entry.records, costs, eligible, result.coveredByCredits, result.fromBalance);
+      attributeDraw(context.report, event.providerId, entry.records.map((n) => tables.records[n]), entry.records.map((n) => ({ cost: costs[n], eligible: eligible[n] === 1 })), result.coveredByCredits, result.fromBalance);
     }
   }
   for (const [buyer, amount] of shortfallsReported) {
@@ -346,38 +346,4 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
   if (provider) provider.earnings += paid - fees;
   ledger.protocolFees += fees;
   return { readable: true, batch: audited };
-}
-
-/** Splits one buyer's draw over its records for the report: credits to covered records first, then balance, in sequence order. */
-function attribute(report: ReportBuilder, providerId: number, tables: BatchTables, records: number[], costs: bigint[], eligible: Uint8Array, covered: bigint, fromBalance: bigint): void {
-  const creditShare = new Map<number, bigint>();
-  let credits = covered;
-  for (const n of records) {
-    if (credits === 0n) break;
-    if (!eligible[n]) continue;
-    const share = costs[n] < credits ? costs[n] : credits;
-    creditShare.set(n, share);
-    credits -= share;
-  }
-  let balance = fromBalance;
-  for (const n of records) {
-    const record = tables.records[n];
-    const fromCredits = creditShare.get(n) ?? 0n;
-    const left = costs[n] - fromCredits;
-    const fromBal = left < balance ? left : balance;
-    balance -= fromBal;
-    report.add({
-      buyer: record.buyer,
-      providerId,
-      modelId: record.modelId,
-      servedAt: record.servedAt,
-      inputTokens: record.inputTokens,
-      cachedInputTokens: record.cachedInputTokens,
-      outputTokens: record.outputTokens,
-      cost: costs[n],
-      fromBalance: fromBal,
-      coveredByCredits: fromCredits,
-      shortfall: left - fromBal,
-    });
-  }
 }
