@@ -294,6 +294,17 @@ describe("loadChainHistory", function () {
     expect(proxy.requests.debug_traceTransaction).to.equal(1);
   });
 
+  it("reports a BatchSettled log that does not decode as unavailable instead of failing the load", async function () {
+    proxy.reset({ editLog: (log) => void (log.topics[0] === BATCH_SETTLED_TOPIC && (log.data = "0x1234")) });
+    const history = await loadChainHistory(clientOf(proxy.url), { tollgate: market.tollgate, deployBlock: market.deployBlock });
+    const sources = history.logs.filter((log) => log.topics[0] === BATCH_SETTLED_TOPIC).map((log) => history.batches.get(batchKey(log))!);
+    expect(sources).to.have.length(3);
+    for (const source of sources) {
+      expect(source.kind).to.equal("unavailable");
+      if (source.kind === "unavailable") expect(source.reason).to.contain("does not decode");
+    }
+  });
+
   it("reads the contracts' state at the audit block, not at the head", async function () {
     const [a] = market.market.buyers;
     const before = direct.auditBlock;

@@ -25,6 +25,8 @@ export interface ProxyRules {
   failAfterLogRequests?: number;
   /** Logs removed from every eth_getLogs answer. */
   dropLog?: (log: { topics: Hex[] }) => boolean;
+  /** Rewrites logs in every eth_getLogs answer (a faulty contract's logs, without deploying one). */
+  editLog?: (log: { topics: Hex[]; data: Hex }) => void;
   /** Add each log's `blockTimestamp`, as newer nodes (geth 1.14+, reth) do. */
   blockTimestamps?: boolean;
 }
@@ -91,6 +93,7 @@ export async function startProxy(upstream: string): Promise<Proxy> {
       state.servedLogRanges.push([BigInt(filter.fromBlock), BigInt(filter.toBlock)]);
       logAnswers++;
       if (state.rules.dropLog) payload.result = (payload.result as { topics: Hex[] }[]).filter((log) => !state.rules.dropLog!(log));
+      if (state.rules.editLog) for (const log of payload.result as { topics: Hex[]; data: Hex }[]) state.rules.editLog(log);
       if (state.rules.blockTimestamps) {
         for (const log of payload.result as { blockNumber: Hex; blockTimestamp?: Hex }[]) {
           const block = (await hre.network.provider.send("eth_getBlockByNumber", [log.blockNumber, false])) as { timestamp: Hex };

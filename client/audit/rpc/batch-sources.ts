@@ -38,12 +38,19 @@ export function decodeSettleBatchCall(data: Hex): { batch: UsageBatch; signature
   }
 }
 
-/** The (signer, first sequence) a batch log names: both are indexed topics of both events. */
-function batchIdentity(log: HistoryLog, eventName: EventName): { signer: Address; firstSequence: bigint } {
-  const { args } = decodeEventLog({ abi: tollgateAbi, eventName, topics: log.topics as [Hex, ...Hex[]], data: log.data, strict: false }) as {
-    args: { signer: Address; firstSequence: bigint };
-  };
-  return { signer: getAddress(args.signer), firstSequence: args.firstSequence };
+/**
+ * The (signer, first sequence) a batch log names (indexed topics of both events), and for BatchDataPublished
+ * its bytes; undefined when the log does not decode (a faulty contract's: the auditor names it).
+ */
+function batchIdentity(log: HistoryLog, eventName: EventName): { signer: Address; firstSequence: bigint; published?: Hex } | undefined {
+  try {
+    const { args } = decodeEventLog({ abi: tollgateAbi, eventName, topics: log.topics as [Hex, ...Hex[]], data: log.data }) as {
+      args: { signer: Address; firstSequence: bigint; settleBatchCall?: Hex };
+    };
+    return { signer: getAddress(args.signer), firstSequence: args.firstSequence, published: args.settleBatchCall };
+  } catch {
+    return undefined;
+  }
 }
 
 interface CallFrame {
@@ -77,19 +84,21 @@ export async function resolveBatchSources(
   logs: readonly HistoryLog[],
   options: ResolveBatchSourcesOptions = {},
 ): Promise<ResolvedBatchSources> {
+  const sources = new Map<BatchKey, BatchSource>();
   const settledLogs: { log: HistoryLog; signer: Address; firstSequence: bigint }[] = [];
-  const published = new Map<Hash, { log: HistoryLog; signer: Address; firstSequence: bigint }[]>();
+  const published = new Map<Hash, { signer: Address; firstSequence: bigint; published?: Hex }[]>();
   for (const log of logs) {
     if (log.address !== tollgate) continue;
-    if (log.topics[0] === BATCH_SETTLED_TOPIC) settledLogs.push({ log, ...batchIdentity(log, "BatchSettled") });
-    else if (log.topics[0] === BATCH_DATA_PUBLISHED_TOPIC) {
-      const list = published.get(log.transactionHash) ?? [];
-      list.push({ log, ...batchIdentity(log, "BatchDataPublished") });
-      published.set(log.transactionHash, list);
+    if (log.topics[0] === BATCH_SETTLED_TOPIC) {
+      const identity = batchIdentity(log, "BatchSettled");
+      if (identity) settledLogs.push({ log, ...identity });
+      else sources.set(batchKey(log), { kind: "unavailable", reason: "the BatchSettled log does not decode with Tollgate's ABI, so its batch cannot be looked for" });
+    } else if (log.topics[0] === BATCH_DATA_PUBLISHED_TOPIC) {
+      const identity = batchIdentity(log, "BatchDataPublished");
+      if (identity) published.set(log.transactionHash, [...(published.get(log.transactionHash) ?? []), identity]);
     }
   }
 
-  const sources = new Map<BatchKey, BatchSource>();
   const calls: SavedBatchCall[] = [];
   const known = new Map((options.known ?? []).map(([key, kind, call]) => [key, { kind, call }]));
   const why = new Map<BatchKey, string>();
@@ -108,8 +117,7 @@ export async function resolveBatchSources(
       pending.push(settled);
       continue;
     }
-    const { args } = decodeEventLog({ abi: tollgateAbi, eventName: "BatchDataPublished", topics: match.log.topics as [Hex, ...Hex[]], data: match.log.data });
-    const call = decodeSettleBatchCall(args.settleBatchCall);
+    const call = match.published && decodeSettleBatchCall(match.published);
     if (call && call.batch.firstSequence === settled.firstSequence) sources.set(batchKey(settled.log), { kind: "event", ...call });
     else {
       why.set(batchKey(settled.log), "its BatchDataPublished holds bytes that are not this batch's settleBatch call");
