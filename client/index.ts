@@ -40,6 +40,8 @@ export * from "./actions/verify-receipt";
 export * from "./actions/withdraw-earnings";
 export * from "./audit/conservation";
 export * from "./audit/settlements";
+export * from "./audit/chain-audit";
+export * from "./audit/audit-deployment";
 export * from "../server/chain/receipt-envelope";
 export * from "./audit/receipts";
 export * from "./audit/usage-export";

@@ -29,10 +29,10 @@ import OpenAI from "openai";
 import { formatUnits, parseUnits, type Address, type Chain, type Hex, type PrivateKeyAccount, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
+  auditDeployment,
   auditReceipts,
-  auditSettlements,
   buyCredits,
-  checkConservation,
+  conservationCheckOf,
   createApiKey,
   defineCreditPlan,
   depositWithPermit,
@@ -43,6 +43,7 @@ import {
   parseReceiptHeader,
   registerProvider,
   setSignerAuthorization,
+  settlementAuditOf,
   usageReceiptFromEnvelope,
   type ConservationCheck,
   type ReceiptEnvelope,
@@ -184,8 +185,11 @@ export interface MarketplaceSummary {
   paidWithCredits: bigint;
   shortfall: bigint;
   conservation: ConservationCheck;
-  /** Charges rebuilt from chain data; `problems` lists every disagreement with the receipts or the events. */
-  audit: { batches: number; records: number; problems: string[] };
+  /**
+   * The chain audit (every charge and every balance rebuilt from chain data alone, compared with the contracts'
+   * state) and the receipts and store against it; `problems` lists every disagreement found.
+   */
+  audit: { batches: number; records: number; buyers: number; providers: number; problems: string[] };
 }
 
 export interface MarketplaceRun {
@@ -421,7 +425,9 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
     const pending = store.pendingUsage().count;
     const settleStarted = Date.now();
     await services.settle();
-    const audit = await auditSettlements(local.client, deployment, { signer: gatewaySigner });
+    // The whole deployment audited from chain data alone; the batches checked are this gateway key's.
+    const chainAudit = await auditDeployment(local.client, deployment, { signer: gatewaySigner });
+    const audit = settlementAuditOf(chainAudit);
     for (const batch of audit.batches) local.transactions.push({ label: `oracle settles records ${batch.firstSequence}..${batch.firstSequence + batch.recordCount - 1n}`, hash: batch.txHash });
     step(
       8,
@@ -439,7 +445,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
         .map((call) => `receipt #${call.sequence}: the response's usage (${call.inputTokens}/${call.outputTokens}) differs from its receipt (${call.receipt.receipt.inputTokens}/${call.receipt.receipt.outputTokens})`),
     ];
     const auditedRecords = audit.batches.reduce((n, batch) => n + batch.records.length, 0);
-    const conservation = await checkConservation(local.client, deployment);
+    const conservation = conservationCheckOf(chainAudit);
     const buyerAfter = await position();
     const [earningsAfter, feesAfter] = await Promise.all([
       local.client.readContract({ address: deployment.tollgate, abi: tollgateAbi, functionName: "earningsOf", args: [providerId] }),
@@ -456,8 +462,9 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
     }
     step(
       9,
-      `audit: ${auditedRecords} charges rebuilt from ${audit.batches.length} settlement transaction${audit.batches.length === 1 ? "'s" : "s'"} calldata and the price epochs, ` +
-        `compared with ${calls.length} signed receipts and the usage store: ${problems.length === 0 ? "all match" : `${problems.length} PROBLEMS`}; ` +
+      `audit: ${auditedRecords} charges in ${audit.batches.length} batch${audit.batches.length === 1 ? "" : "es"} and the ledger of ${chainAudit.counts.buyers} buyer${chainAudit.counts.buyers === 1 ? "" : "s"} ` +
+        `and ${chainAudit.counts.providers} provider${chainAudit.counts.providers === 1 ? "" : "s"} rebuilt from ${chainAudit.counts.logs} events and the batches' signed data, ` +
+        `compared with the contracts' state, ${calls.length} signed receipts and the usage store: ${problems.length === 0 ? "all match" : `${problems.length} PROBLEMS`}; ` +
         `vault holds ${amount(conservation.held)}, owes ${amount(conservation.owed)}: ${conservation.conserved ? "conserved" : "NOT CONSERVED"}`,
     );
     const summary: MarketplaceSummary = {
@@ -488,7 +495,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       paidWithCredits: settledCost - paidFromBalance - shortfall,
       shortfall,
       conservation,
-      audit: { batches: audit.batches.length, records: auditedRecords, problems },
+      audit: { batches: audit.batches.length, records: auditedRecords, buyers: chainAudit.counts.buyers, providers: chainAudit.counts.providers, problems },
     };
 
     let resolveStopped!: () => void;

@@ -1,10 +1,12 @@
 /**
- * DESIGN invariant 1, from chain data alone: the vault's tokens equal what it owes, every buyer's balance and
- * pending withdrawal (buyers found from `Deposited` events), every provider's earnings, and the protocol fees.
+ * DESIGN invariant 1 from chain data alone, as `checkConservation` has always returned it: now a view of the
+ * chain audit, whose ledger is rebuilt from every event (so buyers who never deposited but hold money, such
+ * as refunded ones, count too) and compared with the tokens the vault holds and with the token flow.
  */
-import { getAddress, type PublicClient } from "viem";
-import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
+import type { PublicClient } from "viem";
 import type { Deployment } from "../../server/chain/deployment-schema";
+import { auditDeployment } from "./audit-deployment";
+import type { ChainAudit } from "./chain-audit";
 
 export interface ConservationCheck {
   /** The payment token the vault holds. */
@@ -13,53 +15,34 @@ export interface ConservationCheck {
   pendingWithdrawals: bigint;
   providerEarnings: bigint;
   protocolFees: bigint;
-  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees */
+  /** Provider bonds (0 on a deployment without them). */
+  bonds: bigint;
+  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees + bonds */
   owed: bigint;
+  /** Buyers holding money in the vault. */
   buyers: number;
   providers: number;
   conserved: boolean;
 }
 
-/** Reads everything the vault owes at one block and compares it with the tokens it holds there. */
-export async function checkConservation(client: PublicClient, deployment: Deployment): Promise<ConservationCheck> {
-  const tollgate = deployment.tollgate;
-  const blockNumber = await client.getBlockNumber({ cacheTime: 0 });
-  const read = { address: tollgate, abi: tollgateAbi, blockNumber } as const;
-  const token = deployment.paymentToken ?? (await client.readContract({ ...read, functionName: "paymentToken" }));
-  // Only a deposit creates a buyer balance, so the Deposited events name every account that can hold one.
-  const deposits = await client.getContractEvents({
-    address: tollgate,
-    abi: tollgateAbi,
-    eventName: "Deposited",
-    fromBlock: BigInt(deployment.deployBlock ?? 0),
-    toBlock: blockNumber,
-    strict: true,
-  });
-  const buyers = [...new Set(deposits.map((event) => getAddress(event.args.buyer)))];
-  const providerCount = await client.readContract({ ...read, functionName: "providerCount" });
-  const [held, accounts, earnings, protocolFees] = await Promise.all([
-    client.readContract({ address: token, abi: testUsdAbi, functionName: "balanceOf", args: [tollgate], blockNumber }),
-    Promise.all(buyers.map((buyer) => client.readContract({ ...read, functionName: "accountOf", args: [buyer] }))),
-    Promise.all(
-      Array.from({ length: Number(providerCount) }, (_, index) => client.readContract({ ...read, functionName: "earningsOf", args: [index + 1] })),
-    ),
-    client.readContract({ ...read, functionName: "protocolFeesAccrued" }),
-  ]);
-  const buyerBalances = accounts.reduce((sum, account) => sum + account.balance, 0n);
-  const pendingWithdrawals = accounts.reduce((sum, account) => sum + account.pendingWithdrawal, 0n);
-  const providerEarnings = earnings.reduce((sum, amount) => sum + amount, 0n);
-  const owed = buyerBalances + pendingWithdrawals + providerEarnings + protocolFees;
+/** The conservation view of a chain audit already run. */
+export function conservationCheckOf(audit: ChainAudit): ConservationCheck {
+  const { conservation, ledger } = audit;
   return {
-    held,
-    buyerBalances,
-    pendingWithdrawals,
-    providerEarnings,
-    protocolFees,
-    owed,
-    buyers: buyers.length,
-    providers: Number(providerCount),
-    conserved: held === owed,
+    held: conservation.vaultTokens,
+    buyerBalances: conservation.buyerBalances,
+    pendingWithdrawals: conservation.pendingWithdrawals,
+    providerEarnings: conservation.providerEarnings,
+    protocolFees: conservation.protocolFees,
+    bonds: conservation.bonds,
+    owed: conservation.owed,
+    buyers: [...ledger.buyers.values()].filter((buyer) => buyer.balance + buyer.pendingWithdrawal > 0n).length,
+    providers: ledger.providers.size,
+    conserved: conservation.conserved,
   };
 }
 
-/** One record as the auditor rebuilt it: what the calldata says, priced at the epoch the calldata names. */
+/** Rebuilds what the vault owes from every event and compares it with the tokens it holds at the latest block. */
+export async function checkConservation(client: PublicClient, deployment: Deployment): Promise<ConservationCheck> {
+  return conservationCheckOf(await auditDeployment(client, deployment));
+}

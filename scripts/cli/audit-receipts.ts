@@ -26,9 +26,13 @@ import { createCallRecount } from "../../server/gateway/metering/recount-call";
 import { MAX_UINT64, parseAddress, parseInteger } from "./arguments";
 import { examples, type CliContext, type ContextFactory } from "./context";
 import { CliError } from "./errors";
+import { auditCouldNotRun } from "./audit";
 
-/** Exit statuses of the audit itself (1 stays "the command failed", as everywhere in the CLI). */
-export const AUDIT_EXIT = { agrees: 0, discrepancies: 2, pending: 3 } as const;
+/**
+ * Exit statuses, as `tollgate audit`'s (0 clean, 1 findings, 2 could not run), plus 3: nothing disagrees but
+ * some receipts are not settled or proven yet.
+ */
+export const AUDIT_EXIT = { agrees: 0, discrepancies: 1, failed: 2, pending: 3 } as const;
 
 interface AuditReceiptsOptions {
   tollgate?: string;
@@ -199,14 +203,30 @@ export function registerAuditReceipts(audit: Command, context: ContextFactory): 
     .addHelpText(
       "after",
       `
-Exit status: 0 everything agrees and is settled; 2 discrepancies (each named with what, where and expected vs found);
-3 nothing disagrees but some receipts are not settled or proven yet; 1 the audit could not run.
+Exit status: 0 everything agrees and is settled; 1 discrepancies (each named with what, where and expected vs found);
+2 the audit could not run; 3 nothing disagrees but some receipts are not settled or proven yet.
 ${examples(
   "curl -H \"authorization: Bearer $TOLLGATE_API_KEY\" \"$TOLLGATE_GATEWAY_URL/v1/usage?limit=10000\" > usage.json && tollgate audit receipts usage.json",
   "tollgate audit receipts usage.csv --signer 0x… --json",
 )}`,
     )
     .action(async (file: string, options: AuditReceiptsOptions, cmd: Command) => {
-      await auditReceipts(context(cmd), file, options);
+      const ctx = context(cmd);
+      // `tollgate audit` has --tollgate, --signer and --buyer of its own, and commander gives an option both
+      // commands know to the parent: take them from there when this command did not get them.
+      const parent = (cmd.parent?.opts() ?? {}) as Partial<AuditReceiptsOptions>;
+      const merged: AuditReceiptsOptions = {
+        ...options,
+        tollgate: options.tollgate ?? parent.tollgate,
+        signer: options.signer ?? parent.signer,
+        buyer: options.buyer ?? parent.buyer,
+      };
+      try {
+        await auditReceipts(ctx, file, merged);
+      } catch (error) {
+        // The result statuses pass through; anything else means the audit could not run.
+        if (error instanceof CommanderError) throw error;
+        auditCouldNotRun(ctx, error);
+      }
     });
 }

@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { version } from "../../package.json";
+import { registerAudit } from "./audit";
 import { registerAuditReceipts } from "./audit-receipts";
 import { registerBuyer } from "./buyer";
 import { CliContext, DEFAULTS, ENV, envValue, KEY_SETUP_HINT, toJson, type CliIo, type GlobalOptions } from "./context";
@@ -81,11 +82,8 @@ Examples:
   registerProvider(program, context);
   registerOperator(program, context);
   registerKeystore(program, context);
-  // The `audit` group may already have been made by the chain audit (scripts/cli/audit.ts); join it if so.
-  const audit =
-    program.commands.find((command) => command.name() === "audit") ??
-    program.command("audit").description("check what the chain settled against a buyer's receipts");
-  registerAuditReceipts(audit, context);
+  // `tollgate audit` is the chain audit; `tollgate audit receipts FILE` reconciles a buyer's receipts with it.
+  registerAuditReceipts(registerAudit(program, context), context);
   return program;
 }
 

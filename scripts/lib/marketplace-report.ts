@@ -34,8 +34,10 @@ export function describeRun(run: MarketplaceRun): string[] {
     "  transactions",
     ...run.transactions.map((tx) => `    ${tx.hash}  ${tx.label}`),
     "",
-    `  audit           ${s.audit.records} charges in ${s.audit.batches} batch${s.audit.batches === 1 ? "" : "es"} rebuilt from settleBatch calldata + price epochs: ` +
-      (s.audit.problems.length === 0 ? "every one matches its signed receipt and the BatchSettled totals" : `${s.audit.problems.length} PROBLEMS`),
+    `  audit           ${s.audit.records} charges in ${s.audit.batches} batch${s.audit.batches === 1 ? "" : "es"}, ${s.audit.buyers} buyer and ${s.audit.providers} provider ledgers rebuilt from chain data alone: ` +
+      (s.audit.problems.length === 0
+        ? "every charge matches its signed receipt, the settlement rules and the events; every balance matches the contracts"
+        : `${s.audit.problems.length} PROBLEMS`),
     ...s.audit.problems.map((problem) => `    - ${problem}`),
     `  conservation    vault holds ${run.amount(s.conservation.held)} = balances ${run.amount(s.conservation.buyerBalances)} + pending withdrawals ${run.amount(s.conservation.pendingWithdrawals)} ` +
       `+ provider earnings ${run.amount(s.conservation.providerEarnings)} + protocol fees ${run.amount(s.conservation.protocolFees)}: ${s.conservation.conserved ? "conserved" : `NOT CONSERVED (owes ${run.amount(s.conservation.owed)})`}`,

@@ -1,7 +1,7 @@
 /**
  * `tollgate audit receipts FILE`, run in-process against Hardhat's chain served over HTTP, on exports fetched
- * from a live gateway: the exit status says whether everything agrees (0), something disagrees (2) or only
- * settlement is pending (3), and every discrepancy is named in the report and in `--json`.
+ * from a live gateway: the exit status says whether everything agrees (0), something disagrees (1), the audit
+ * could not run (2) or only settlement is pending (3), and every discrepancy is named in the report and in `--json`.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -67,22 +67,22 @@ describe("tollgate audit receipts", function () {
     expect(bare.code, bare.out + bare.err).to.equal(0);
   });
 
-  it("exits 2 and names each discrepancy with where and expected vs found, in the report and in --json", async function () {
+  it("exits 1 and names each discrepancy with where and expected vs found, in the report and in --json", async function () {
     const body = JSON.parse(await f.exportText());
     const dropped = body.data.splice(1, 1)[0];
     body.data.push(body.data[0]);
     const target = file("tampered.json", JSON.stringify(body));
 
     const report = await audit(target);
-    expect(report.code).to.equal(2);
+    expect(report.code).to.equal(1);
     expect(report.out).to.contain("Discrepancies (2):");
     expect(report.out).to.contain(`record_without_receipt  signer ${f.h.signer}, sequence 1, tx ${dropped.settlement.txHash}, batch from 0`);
     expect(report.out).to.contain(`receipt_duplicate  signer ${f.h.signer}, sequence 0, rows 1, ${body.data.length}`);
 
     const json = await audit(target, "--json");
-    expect(json.code).to.equal(2);
+    expect(json.code).to.equal(1);
     const result = JSON.parse(json.out);
-    expect(result).to.deep.include({ agrees: false, complete: false, exitCode: 2 });
+    expect(result).to.deep.include({ agrees: false, complete: false, exitCode: 1 });
     expect(result.findings.map((x: { code: string; where: { sequence: string } }) => [x.code, x.where.sequence])).to.deep.equal([
       ["receipt_duplicate", "0"],
       ["record_without_receipt", "1"],
@@ -90,15 +90,15 @@ describe("tollgate audit receipts", function () {
     expect(result.disputeCandidates).to.deep.equal([]);
   });
 
-  it("fails with exit 1 and the row and field when the file is not a usage export", async function () {
+  it("fails with exit 2 (could not run) and the row and field when the file is not a usage export", async function () {
     const body = JSON.parse(await f.exportText());
     body.data[2].receipt.signature = "0x1234";
     const bad = await audit(file("bad.json", JSON.stringify(body)));
-    expect(bad.code).to.equal(1);
-    expect(bad.err).to.match(/error: .*bad\.json: row 3, field "receipt\.signature": expected a 65-byte signature/);
+    expect(bad.code).to.equal(2);
+    expect(bad.err).to.match(/error: the audit could not run: .*bad\.json: row 3, field "receipt\.signature": expected a 65-byte signature/);
     expect(bad.err).to.contain("hint: export the file again");
     const missing = await audit(path.join(dir, "nope.json"));
-    expect(missing.code).to.equal(1);
+    expect(missing.code).to.equal(2);
     expect(missing.err).to.contain("cannot read");
   });
 });

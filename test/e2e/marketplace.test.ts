@@ -19,9 +19,9 @@ import OpenAI from "openai";
 import { getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
-  auditSettlements,
-  checkConservation,
+  auditDeployment,
   collectProtocolFees,
+  conservationCheckOf,
   createApiKey,
   depositWithPermit,
   executeWithdrawal,
@@ -122,9 +122,13 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     return key!.spent;
   }
 
+  /** The chain audit of the whole deployment: clean, and the vault holding exactly what it owes. */
   async function conserved(): Promise<ConservationCheck> {
-    const check = await checkConservation(run.client, run.deployment);
+    const audit = await auditDeployment(run.client, run.deployment);
+    expect(audit.findings.map((finding) => `${finding.code}: ${finding.message}`), "chain audit findings").to.deep.equal([]);
+    const check = conservationCheckOf(audit);
     expect(check.held, "vault tokens == balances + pending withdrawals + earnings + fees").to.equal(check.owed);
+    expect(check.conserved).to.equal(true);
     return check;
   }
 
@@ -386,8 +390,8 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     expect(next, "batches cover every record").to.equal(BigInt(count));
 
     // Each receipt is in its batch's content root, as the contract itself verifies.
-    const audit = await auditSettlements(run.client, run.deployment, { signer });
-    expect(audit.problems).to.deep.equal([]);
+    const audit = await auditDeployment(run.client, run.deployment, { signer });
+    expect(audit.findings.map((finding) => `${finding.code}: ${finding.message}`)).to.deep.equal([]);
     const batchOf = (sequence: bigint): AuditedBatch => audit.batches.find((batch) => sequence >= batch.firstSequence && sequence < batch.firstSequence + batch.recordCount)!;
     for (const record of records) {
       const batch = batchOf(record.sequence);

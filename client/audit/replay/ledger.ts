@@ -1,0 +1,132 @@
+/**
+ * The ledger the auditor rebuilds from events alone: every balance the contracts keep, and the registry
+ * facts (providers, models, price epochs, plans, signers) settlement is checked against. One plain object
+ * of maps, so a report or a test can read any part of it. Browser-safe.
+ */
+import type { Address } from "viem";
+import type { CreditPlanTerms, PriceEpoch } from "../../../server/chain/marketplace-reader";
+
+/** `SpendingLimits.SpendingLimit`, as settlement leaves it. */
+export interface SpendingLimitState {
+  limitPerPeriod: bigint;
+  /** Seconds; a limit with period 0 does not exist. */
+  period: number;
+  windowStart: number;
+  spentInWindow: bigint;
+}
+
+export interface BuyerLedger {
+  buyer: Address;
+  balance: bigint;
+  pendingWithdrawal: bigint;
+  withdrawableAt: bigint;
+  /** ERC-1155 credits held, per plan id. A holder that never bought is here too when it received credits. */
+  credits: Map<bigint, bigint>;
+  /** Value left from the last credit burned, per plan id (`creditChangeOf`): in no event, rebuilt by replaying draws. */
+  creditChange: Map<bigint, bigint>;
+  /** Per provider id. */
+  limits: Map<number, SpendingLimitState>;
+}
+
+export interface BondState {
+  available: bigint;
+  pending: bigint;
+  withdrawableAt: bigint;
+}
+
+export interface ProviderLedger {
+  providerId: number;
+  owner: Address;
+  payout: Address;
+  /** Earnings not yet withdrawn. */
+  earnings: bigint;
+  bond: BondState;
+  modelIds: number[];
+}
+
+export interface ModelState {
+  modelId: number;
+  providerId: number;
+  localIndex: number;
+  name: string;
+  paused: boolean;
+  /** Every epoch ever in force or scheduled, by index (a replaced, never-effective epoch is removed). */
+  epochs: PriceEpoch[];
+}
+
+/** One change of a signer's authorization, in chain order. */
+export interface SignerAuthorization {
+  block: bigint;
+  logIndex: number;
+  providerId: number;
+  authorized: boolean;
+}
+
+export interface SignerState {
+  signer: Address;
+  providerId: number;
+  authorized: boolean;
+  /** The sequence the next batch must start at, as the settled batches leave it. */
+  nextSequence: bigint;
+  history: SignerAuthorization[];
+}
+
+export interface Ledger {
+  buyers: Map<Address, BuyerLedger>;
+  providers: Map<number, ProviderLedger>;
+  models: Map<number, ModelState>;
+  plans: Map<bigint, CreditPlanTerms>;
+  signers: Map<Address, SignerState>;
+  protocolFees: bigint;
+  feeBps: bigint;
+  /** Payment-token Transfer logs into and out of Tollgate, summed. */
+  tokensIn: bigint;
+  tokensOut: bigint;
+  /**
+   * What batches the auditor could not read drew from buyers it cannot name (their `buyerResults` sum).
+   * The buyers' balances then disagree with the state by this much in total; conservation accounts for it.
+   */
+  unattributedDraws: bigint;
+}
+
+export function emptyLedger(): Ledger {
+  return {
+    buyers: new Map(),
+    providers: new Map(),
+    models: new Map(),
+    plans: new Map(),
+    signers: new Map(),
+    protocolFees: 0n,
+    feeBps: 0n,
+    tokensIn: 0n,
+    tokensOut: 0n,
+    unattributedDraws: 0n,
+  };
+}
+
+export function buyerOf(ledger: Ledger, buyer: Address): BuyerLedger {
+  let found = ledger.buyers.get(buyer);
+  if (!found) {
+    found = { buyer, balance: 0n, pendingWithdrawal: 0n, withdrawableAt: 0n, credits: new Map(), creditChange: new Map(), limits: new Map() };
+    ledger.buyers.set(buyer, found);
+  }
+  return found;
+}
+
+/** What the vault owes by the ledger: DESIGN invariant 1's right-hand side, bonds included. */
+export function ledgerOwed(ledger: Ledger): { buyerBalances: bigint; pendingWithdrawals: bigint; earnings: bigint; protocolFees: bigint; bonds: bigint; total: bigint } {
+  let buyerBalances = 0n;
+  let pendingWithdrawals = 0n;
+  for (const account of ledger.buyers.values()) {
+    buyerBalances += account.balance;
+    pendingWithdrawals += account.pendingWithdrawal;
+  }
+  let earnings = 0n;
+  let bonds = 0n;
+  for (const provider of ledger.providers.values()) {
+    earnings += provider.earnings;
+    bonds += provider.bond.available + provider.bond.pending;
+  }
+  const protocolFees = ledger.protocolFees;
+  return { buyerBalances, pendingWithdrawals, earnings, protocolFees, bonds, total: buyerBalances + pendingWithdrawals + earnings + protocolFees + bonds };
+}

@@ -1,0 +1,103 @@
+/**
+ * The contracts' state at a history's audit block, over JSON-RPC: the `ChainStateReader` the chain audit
+ * compares its rebuilt ledger with. Every read is an `eth_call` at that block (never "latest", so the state
+ * and the history describe the same moment), counted and retried like the loader's requests. Reads the
+ * auditor makes together go out together: with a client whose transport batches (viem's `http(url, { batch:
+ * true })`), one HTTP request carries many of them.
+ *
+ * Browser-safe: viem only.
+ */
+import { decodeFunctionResult, encodeFunctionData, erc20Abi, numberToHex, type Abi, type Address, type Hex, type PublicClient } from "viem";
+import { tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
+import type { ChainHistory, ChainStateReader } from "./chain-history";
+import { RpcCaller, type RpcCallerOptions } from "./rpc/rpc-caller";
+
+export interface RpcStateReaderOptions extends Pick<RpcCallerOptions, "retry" | "sleep"> {
+  /**
+   * Whether the deployment has provider bonds (`bondOf`). Default: when the Tollgate ABI this code was built
+   * with has `bondOf`.
+   */
+  bonds?: boolean;
+}
+
+export type RpcStateReader = ChainStateReader & {
+  /** The requests made so far. */
+  readonly requests: number;
+};
+
+const BOND_OF_ABI = [
+  {
+    type: "function",
+    name: "bondOf",
+    stateMutability: "view",
+    inputs: [{ name: "providerId", type: "uint32" }],
+    outputs: [
+      { name: "available", type: "uint256" },
+      { name: "pending", type: "uint256" },
+      { name: "withdrawableAt", type: "uint256" },
+    ],
+  },
+] as const;
+
+const abiHasBonds = (tollgateAbi as Abi).some((item) => item.type === "function" && item.name === "bondOf");
+
+export function rpcStateReader(
+  client: PublicClient,
+  history: Pick<ChainHistory, "tollgate" | "credits" | "paymentToken" | "auditBlock">,
+  options: RpcStateReaderOptions = {},
+): RpcStateReader {
+  const rpc = new RpcCaller(client, options);
+  const block = numberToHex(history.auditBlock);
+
+  async function read<const abi extends Abi>(address: Address, abi: abi, functionName: string, args: readonly unknown[]): Promise<unknown> {
+    const data = encodeFunctionData({ abi: abi as Abi, functionName, args } as never);
+    const result = await rpc.call<Hex>("eth_call", [{ to: address, data }, block], `${functionName}(${args.map(String).join(", ")}) at block ${history.auditBlock}`);
+    return decodeFunctionResult({ abi: abi as Abi, functionName, data: result } as never);
+  }
+
+  const reader: RpcStateReader = {
+    blockNumber: history.auditBlock,
+    get requests() {
+      return rpc.requests;
+    },
+    async account(buyer) {
+      const account = (await read(history.tollgate, tollgateAbi, "accountOf", [buyer])) as { balance: bigint; pendingWithdrawal: bigint; withdrawableAt: bigint };
+      return { balance: account.balance, pendingWithdrawal: account.pendingWithdrawal, withdrawableAt: account.withdrawableAt };
+    },
+    async earnings(providerId) {
+      return (await read(history.tollgate, tollgateAbi, "earningsOf", [providerId])) as bigint;
+    },
+    async protocolFees() {
+      return (await read(history.tollgate, tollgateAbi, "protocolFeesAccrued", [])) as bigint;
+    },
+    async credits(holder, planId) {
+      return (await read(history.credits, tollgateCreditsAbi, "balanceOf", [holder, planId])) as bigint;
+    },
+    async creditChange(holder, planId) {
+      return (await read(history.tollgate, tollgateAbi, "creditChangeOf", [holder, planId])) as bigint;
+    },
+    async spendingLimit(buyer, providerId) {
+      const limit = (await read(history.tollgate, tollgateAbi, "spendingLimitOf", [buyer, providerId])) as {
+        limitPerPeriod: bigint;
+        period: number;
+        windowStart: number;
+        spentInWindow: bigint;
+      };
+      return { limitPerPeriod: limit.limitPerPeriod, period: Number(limit.period), windowStart: Number(limit.windowStart), spentInWindow: limit.spentInWindow };
+    },
+    async vaultTokens() {
+      return (await read(history.paymentToken, erc20Abi, "balanceOf", [history.tollgate])) as bigint;
+    },
+    async signerNextSequence(signer) {
+      const state = (await read(history.tollgate, tollgateAbi, "signerOf", [signer])) as { nextSequence: bigint };
+      return BigInt(state.nextSequence);
+    },
+  };
+  if (options.bonds ?? abiHasBonds) {
+    reader.bond = async (providerId) => {
+      const [available, pending, withdrawableAt] = (await read(history.tollgate, BOND_OF_ABI, "bondOf", [providerId])) as readonly [bigint, bigint, bigint];
+      return { available, pending, withdrawableAt };
+    };
+  }
+  return reader;
+}
