@@ -25,8 +25,8 @@ export interface DisputeCandidate {
     firstSequence: bigint;
     commitment: Hash;
     header: UsageBatchHeader;
-    /** The packed sections, when the auditor carries them (a proof about a record needs the records section). */
-    sections?: { buyers: Hex; models: Hex; records: Hex };
+    /** The packed sections as settled: a proof about a record carries them. */
+    sections: { buyers: Hex; models: Hex; records: Hex };
   };
   /** The Merkle proof the export gave for the receipt, if any. */
   proof: Hex[] | null;
@@ -56,14 +56,13 @@ export function disputeCandidates(reconciliation: ReconcileReceiptsReturnType, u
     const receipts = (finding.receipts ?? finding.where.rows.map((row) => byRow.get(row)!)).filter((r) => r && !unsigned.has(r.row));
     if (receipts.length < (finding.code === "receipt_equivocation" ? 2 : 1)) continue;
     const batch = batchOf(finding.where.signer, finding.where.batchFirstSequence);
-    const withSections = batch as (AuditedBatch & { sections?: { buyers: Hex; models: Hex; records: Hex } }) | undefined;
     candidates.set(key, {
       reason: finding.code as DisputeCandidate["reason"],
       message: finding.message,
       signer: finding.where.signer,
       sequence: finding.where.sequence,
       receipts: receipts.map((r) => ({ receipt: r.receipt, receiptHash: r.receiptHash, signature: r.signature, row: r.row })),
-      batch: batch && { txHash: batch.txHash, firstSequence: batch.firstSequence, commitment: batch.commitment, header: batch.header, sections: withSections?.sections },
+      batch: batch && { txHash: batch.txHash, firstSequence: batch.firstSequence, commitment: batch.commitment, header: batch.header, sections: batch.sections },
       proof: receipts[0].settlement?.proof ?? null,
     });
   }

@@ -3,7 +3,7 @@
  * audit and the store audit consume it), now filled by the chain audit, with where its data came from and
  * what it did to each buyer. Browser-safe: types only.
  */
-import type { Address, Hash } from "viem";
+import type { Address, Hash, Hex } from "viem";
 import type { PriceEpoch } from "../../../server/chain/marketplace-reader";
 import type { DecodedRecord } from "../../../server/chain/usage-batch";
 import type { BatchSource } from "../chain-history";
@@ -54,6 +54,11 @@ export interface AuditedBatch {
   commitment: Hash;
   contentRoot: Hash;
   header: UsageBatchHeader;
+  /**
+   * The packed sections as settled (they hash to the commitment): a fraud proof about a record
+   * (`proveSettledRecordMismatch`) carries them, as the settlement did.
+   */
+  sections: { buyers: Hex; models: Hex; records: Hex };
   /** Where the batch's data was read from. */
   source: Exclude<BatchSource["kind"], "unavailable">;
   /** As the contract reported them in `BatchSettled`. */

@@ -177,7 +177,15 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
     applyUnreadable(context, event, log);
     return { readable: false, batch: { ...fromEvent, reason } };
   }
-  const audited: AuditedBatch = { ...fromEvent, header: usageBatchHeader(batch), source: source.kind, records: [], rebuiltCost: 0n, draws: [] };
+  const audited: AuditedBatch = {
+    ...fromEvent,
+    header: usageBatchHeader(batch),
+    sections: { buyers: batch.buyers, models: batch.models, records: batch.records },
+    source: source.kind,
+    records: [],
+    rebuiltCost: 0n,
+    draws: [],
+  };
   if (batch.firstSequence !== event.firstSequence) findings.compare("event_mismatch", "the batch's firstSequence differs from the event's", where, event.firstSequence, batch.firstSequence);
   if (batch.contentRoot !== event.contentRoot) findings.compare("event_mismatch", "the batch's contentRoot differs from the event's", where, event.contentRoot, batch.contentRoot);
   const recovered = await recoverBatchSigner(context.domainSeparator, commitment, signature);
