@@ -39,6 +39,7 @@ import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptOf } from "../../server/chain/receipt-envelope";
+import { commitmentPrefix } from "../../server/chain/usage-batch";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
@@ -377,7 +378,9 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     for (const event of events) {
       expect(event.args.firstSequence, "each batch starts where the last one ended").to.equal(next);
       expect(event.args.recordCount).to.be.greaterThan(0n);
-      expect(await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "batchCommitmentOf", args: [signer, event.args.firstSequence] })).to.equal(event.args.commitment);
+      const [storedPrefix, settledAt] = await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "batchCommitmentOf", args: [signer, event.args.firstSequence] });
+      expect(storedPrefix).to.equal(commitmentPrefix(event.args.commitment));
+      expect(settledAt, "the commitment word keeps the settlement's block time").to.equal(Number((await run.client.getBlock({ blockNumber: event.blockNumber })).timestamp));
       for (let sequence = next; sequence < next + event.args.recordCount; sequence++) {
         expect(records[Number(sequence)].settlement?.txHash, `record ${sequence} settled by its batch`).to.equal(event.transactionHash.toLowerCase());
       }
