@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
+import { decodeFunctionData, getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   auditSettlements,
@@ -39,7 +39,8 @@ import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptOf } from "../../server/chain/receipt-envelope";
-import { commitmentPrefix } from "../../server/chain/usage-batch";
+import { commitmentPrefix, type UsageBatch } from "../../server/chain/usage-batch";
+import { revertOf } from "../../server/chain/revert";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
@@ -400,6 +401,27 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
       expect(await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "verifyReceiptSettled", args: [signer, batch.header, receipt, proof] }), `receipt #${record.sequence}`).to.equal(true);
       const inflated = { ...receipt, cost: receipt.cost + 1n };
       expect(await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "verifyReceiptSettled", args: [signer, batch.header, inflated, proof] }), `inflated receipt #${record.sequence}`).to.equal(false);
+    }
+
+    // The honest gateway and oracle cannot be slashed: every receipt they really issued agrees with the record
+    // and the leaf they settled, so each fraud proof is refused (simulated, as a buyer's client would first).
+    const settledBatches = new Map<bigint, UsageBatch>();
+    for (const batch of audit.batches) {
+      const tx = await run.client.getTransaction({ hash: batch.txHash });
+      const call = decodeFunctionData({ abi: tollgateAbi, data: tx.input });
+      expect(call.functionName).to.equal("settleBatch");
+      settledBatches.set(batch.firstSequence, (call.args as readonly [UsageBatch, Hex])[0]);
+    }
+    const refusal = async (functionName: "proveSettledRecordMismatch" | "proveContentMismatch" | "proveEquivocation", args: readonly unknown[]) =>
+      revertOf(await run.client.simulateContract({ address: tollgate, abi: tollgateAbi, functionName, args } as never).then(() => undefined, (error: unknown) => error))?.name;
+    for (const record of records) {
+      const audited = batchOf(record.sequence);
+      const leaves = records.slice(Number(audited.firstSequence), Number(audited.firstSequence + audited.recordCount)).map((r) => r.receiptHash);
+      const receipt = usageReceiptOf(record);
+      const proof = merkleProof(leaves, Number(record.sequence - audited.firstSequence));
+      expect(await refusal("proveSettledRecordMismatch", [receipt, record.signature, settledBatches.get(audited.firstSequence)!]), `record #${record.sequence}`).to.equal("DisputeNoDiscrepancy");
+      expect(await refusal("proveContentMismatch", [receipt, record.signature, audited.header, receipt, proof]), `leaf #${record.sequence}`).to.equal("DisputeNoDiscrepancy");
+      expect(await refusal("proveEquivocation", [receipt, record.signature, receipt, record.signature]), `receipt #${record.sequence}`).to.equal("DisputeNoDiscrepancy");
     }
 
     // Every charge is the cost at the epoch in force when the call was served, read from the chain.
