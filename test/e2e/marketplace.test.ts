@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { decodeFunctionData, getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
+import { decodeFunctionData, encodeFunctionData, getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   auditSettlements,
@@ -40,7 +40,7 @@ import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptOf } from "../../server/chain/receipt-envelope";
 import { commitmentPrefix, type UsageBatch } from "../../server/chain/usage-batch";
-import { revertOf } from "../../server/chain/revert";
+import { decodeRevertData } from "../../server/chain/revert";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
@@ -412,8 +412,14 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
       expect(call.functionName).to.equal("settleBatch");
       settledBatches.set(batch.firstSequence, (call.args as readonly [UsageBatch, Hex])[0]);
     }
-    const refusal = async (functionName: "proveSettledRecordMismatch" | "proveContentMismatch" | "proveEquivocation", args: readonly unknown[]) =>
-      revertOf(await run.client.simulateContract({ address: tollgate, abi: tollgateAbi, functionName, args } as never).then(() => undefined, (error: unknown) => error))?.name;
+    // eth_call straight to the in-process node: through the run's JSON-RPC server a reverting call takes ~1 s.
+    const refusal = async (functionName: "proveSettledRecordMismatch" | "proveContentMismatch" | "proveEquivocation", args: readonly unknown[]) => {
+      const data = encodeFunctionData({ abi: tollgateAbi, functionName, args } as never);
+      return run.hre.network.provider.request({ method: "eth_call", params: [{ to: tollgate, data }, "latest"] }).then(
+        () => "no revert",
+        (error: { data?: Hex | { data?: Hex } }) => decodeRevertData((typeof error.data === "object" ? error.data?.data : error.data) ?? "0x").name,
+      );
+    };
     for (const record of records) {
       const audited = batchOf(record.sequence);
       const leaves = records.slice(Number(audited.firstSequence), Number(audited.firstSequence + audited.recordCount)).map((r) => r.receiptHash);
