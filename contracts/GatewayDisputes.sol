@@ -115,8 +115,8 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         return _provenSequences[signer][sequence >> 8] & (uint256(1) << (sequence & 0xff)) != 0;
     }
 
-    /// @dev The key that signed the receipt of struct hash `receiptHash` under this contract's EIP-712 domain, and the provider that
-    /// authorized it (at any time: a revoked or compromised key stays answerable for what it signed).
+    /// @dev The key that signed the receipt of struct hash `receiptHash` under this contract's EIP-712 domain, and
+    /// the provider that authorized it (at any time: a revoked or compromised key stays answerable for what it signed).
     function _receiptSigner(bytes32 receiptHash, bytes calldata signature)
         private
         view
