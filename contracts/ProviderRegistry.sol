@@ -31,6 +31,8 @@ abstract contract ProviderRegistry is IProviderRegistry {
         uint32 providerId;
         bool authorized;
         uint64 nextSequence;
+        // Set by a proof of fraud, with `authorized` cleared, so settlement's hot path tests one flag only.
+        bool compromised;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -125,6 +127,7 @@ abstract contract ProviderRegistry is IProviderRegistry {
         Signer storage state = _signers[signer];
         uint32 owner = state.providerId;
         if (owner != 0 && owner != providerId) revert RegistrySignerOfOtherProvider(signer, owner);
+        if (state.compromised) revert RegistrySignerCompromised(signer);
         if (signer == address(0)) revert RegistryZeroAddress();
         if (owner == providerId && state.authorized == authorized) {
             revert RegistrySignerUnchanged(signer, providerId, authorized);
@@ -177,7 +180,22 @@ abstract contract ProviderRegistry is IProviderRegistry {
     /// @inheritdoc IProviderRegistry
     function signerOf(address signer) external view returns (SignerView memory) {
         Signer storage state = _signers[signer];
-        return SignerView({providerId: state.providerId, authorized: state.authorized, nextSequence: state.nextSequence});
+        return SignerView({
+            providerId: state.providerId,
+            authorized: state.authorized,
+            nextSequence: state.nextSequence,
+            compromised: state.compromised
+        });
+    }
+
+    /// @dev Marks `signer` compromised for good: no longer authorized, and never again.
+    function _compromiseSigner(address signer) internal {
+        Signer storage state = _signers[signer];
+        if (state.compromised) return;
+        bool wasAuthorized = state.authorized;
+        state.authorized = false;
+        state.compromised = true;
+        if (wasAuthorized) emit SignerAuthorizationChanged(signer, state.providerId, false);
     }
 
     function _pushEpoch(uint32 modelId, uint256 effectiveFrom, ModelPrices calldata prices) private {

@@ -5,13 +5,14 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ProviderRegistry} from "./ProviderRegistry.sol";
 import {TollgateVault} from "./TollgateVault.sol";
-import {UsageSettlement} from "./UsageSettlement.sol";
+import {GatewayDisputes} from "./GatewayDisputes.sol";
 
 /// @title Tollgate: prepaid AI usage, settled by contract.
 /// @notice One deployment holds the vault, the provider registry, the credit plans, the buyers' spending
 /// limits and settlement, so settlement touches each buyer's money and prices without external calls.
-/// It deploys its own ERC-1155 credits token (`credits()`).
-contract Tollgate is UsageSettlement {
+/// It deploys its own ERC-1155 credits token (`credits()`). Providers bond their gateways (`ProviderBonds`), and
+/// anyone holding a receipt can prove a gateway lied (`GatewayDisputes`).
+contract Tollgate is GatewayDisputes {
     /// @param paymentToken_ The ERC-20 of every balance and price (fixed for the deployment's life).
     /// @param withdrawalDelay_ Seconds a buyer waits between requesting and executing a withdrawal; make
     /// it longer than the settlement window so providers are paid before money can leave.

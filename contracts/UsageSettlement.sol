@@ -11,7 +11,8 @@ import {AccessCredits} from "./AccessCredits.sol";
 
 /// @title Settlement of gateway-signed usage batches.
 /// @dev Gas is the design constraint: a batch reads and writes each buyer's account slot once, prices
-/// records from memory, and keeps a single 32-byte commitment per batch. Records stay in calldata, which
+/// records from memory, and keeps a single storage word per batch: its commitment's first 28 bytes and the
+/// settlement time, which the dispute window counts from (a second preimage on 224 bits is out of reach). Records stay in calldata, which
 /// (with the price events) is all an auditor needs to recompute every charge; a batch relayed through another
 /// contract is published in `BatchDataPublished`, since its calldata is then inside an internal call.
 abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
@@ -85,22 +86,22 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     uint256 private constant ARRAY_DATA = 0x20;
 
     // Bit positions in a calldata word loaded at the start of an entry (layout in `IUsageSettlement`).
-    uint256 private constant BUYER_ENTRY_BUYER_SHIFT = 96; // address: bytes 0-19
+    uint256 internal constant BUYER_ENTRY_BUYER_SHIFT = 96; // address: bytes 0-19
     uint256 private constant BUYER_ENTRY_PLAN_SHIFT = 64; // uint32: bytes 20-23
-    uint256 private constant MODEL_ENTRY_MODEL_SHIFT = 224; // uint32: bytes 0-3
-    uint256 private constant MODEL_ENTRY_EPOCH_SHIFT = 192; // uint32: bytes 4-7
-    uint256 private constant RECORD_BUYER_INDEX_SHIFT = 240; // uint16: bytes 0-1
-    uint256 private constant RECORD_MODEL_INDEX_SHIFT = 232; // uint8: byte 2
-    uint256 private constant RECORD_INPUT_SHIFT = 200; // uint32: bytes 3-6
-    uint256 private constant RECORD_CACHED_SHIFT = 168; // uint32: bytes 7-10
-    uint256 private constant RECORD_OUTPUT_SHIFT = 136; // uint32: bytes 11-14
-    uint256 private constant RECORD_SERVED_OFFSET_SHIFT = 112; // uint24: bytes 15-17
-    uint256 private constant UINT8_MASK = 0xff;
-    uint256 private constant UINT24_MASK = 0xffffff;
-    uint256 private constant UINT32_MASK = 0xffffffff;
+    uint256 internal constant MODEL_ENTRY_MODEL_SHIFT = 224; // uint32: bytes 0-3
+    uint256 internal constant MODEL_ENTRY_EPOCH_SHIFT = 192; // uint32: bytes 4-7
+    uint256 internal constant RECORD_BUYER_INDEX_SHIFT = 240; // uint16: bytes 0-1
+    uint256 internal constant RECORD_MODEL_INDEX_SHIFT = 232; // uint8: byte 2
+    uint256 internal constant RECORD_INPUT_SHIFT = 200; // uint32: bytes 3-6
+    uint256 internal constant RECORD_CACHED_SHIFT = 168; // uint32: bytes 7-10
+    uint256 internal constant RECORD_OUTPUT_SHIFT = 136; // uint32: bytes 11-14
+    uint256 internal constant RECORD_SERVED_OFFSET_SHIFT = 112; // uint24: bytes 15-17
+    uint256 internal constant UINT8_MASK = 0xff;
+    uint256 internal constant UINT24_MASK = 0xffffff;
+    uint256 internal constant UINT32_MASK = 0xffffffff;
     uint256 private constant UINT128_MAX = 0xffffffffffffffffffffffffffffffff;
     /// @dev Prices are per million tokens.
-    uint256 private constant TOKENS_PER_PRICE = 1_000_000;
+    uint256 internal constant TOKENS_PER_PRICE = 1_000_000;
 
     struct Totals {
         uint256 cost;
@@ -109,6 +110,10 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         uint256 protocolFee;
     }
 
+    /// @dev The low 32 bits of a stored commitment word, where the batch's settlement time replaces the hash's last 4 bytes.
+    uint256 private constant COMMITMENT_TIME_MASK = 0xffffffff;
+
+    /// @dev bytes 0-27: the batch's struct hash's first 28 bytes | bytes 28-31: uint32 settlement time (never 0).
     mapping(address signer => mapping(uint64 firstSequence => bytes32 commitment)) private _batchCommitments;
 
     /// @inheritdoc IUsageSettlement
@@ -121,7 +126,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         // OZ's ECDSA rejects high-s (malleable) signatures with ECDSAInvalidSignatureS.
         address signer = ECDSA.recover(_hashTypedDataV4(commitment), signature);
         Signer storage signerState = _signers[signer];
-        if (!signerState.authorized) revert SettlementUnauthorizedSigner(signer);
+        if (!signerState.authorized) _revertUnauthorized(signerState, signer);
         uint64 firstSequence = signerState.nextSequence;
         if (batch.firstSequence != firstSequence) {
             revert SettlementSequenceMismatch(signer, firstSequence, batch.firstSequence);
@@ -130,7 +135,9 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         uint256 recordCount =
             _entryCount(SECTION_RECORDS, batch.records.length, UsageTypes.RECORD_SIZE, MAX_RECORDS);
         signerState.nextSequence = firstSequence + uint64(recordCount);
-        _batchCommitments[signer][firstSequence] = commitment;
+        // uint32 time: good until 2106, and the word is never 0, so "settled" needs no other flag.
+        _batchCommitments[signer][firstSequence] =
+            (commitment & ~bytes32(COMMITMENT_TIME_MASK)) | bytes32(block.timestamp & COMMITMENT_TIME_MASK);
 
         ModelTerms[] memory models = _loadModels(batch.models, providerId);
         (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial) = _loadBuyers(batch.buyers, providerId);
@@ -159,6 +166,12 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         if (msg.sender != tx.origin || msg.sender.code.length != 0) _publishBatchData(signer, firstSequence);
     }
 
+    /// @dev Off the hot path: a compromised signer is also unauthorized, so settlement tests one flag.
+    function _revertUnauthorized(Signer storage signerState, address signer) private view {
+        if (signerState.compromised) revert SettlementSignerCompromised(signer);
+        revert SettlementUnauthorizedSigner(signer);
+    }
+
     /// @dev `emit BatchDataPublished(signer, firstSequence, msg.data)`, written out: the compiler's event encoder
     /// here made every batch's record loop dearer (about 40 gas a record, measured by bench:gas), relayed or not.
     function _publishBatchData(address signer, uint64 firstSequence) private {
@@ -185,8 +198,25 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     }
 
     /// @inheritdoc IUsageSettlement
-    function batchCommitmentOf(address signer, uint64 firstSequence) external view returns (bytes32) {
-        return _batchCommitments[signer][firstSequence];
+    function batchCommitmentOf(address signer, uint64 firstSequence)
+        external
+        view
+        returns (bytes28 commitmentPrefix, uint32 settledAt)
+    {
+        bytes32 stored = _batchCommitments[signer][firstSequence];
+        return (bytes28(stored), uint32(uint256(stored)));
+    }
+
+    /// @dev When `signer`'s batch from `firstSequence` was settled, if it is the batch of struct hash
+    /// `commitment`; 0 if no batch settled there or another one did.
+    function _batchSettledAt(address signer, uint64 firstSequence, bytes32 commitment)
+        internal
+        view
+        returns (uint256 settledAt)
+    {
+        bytes32 stored = _batchCommitments[signer][firstSequence];
+        if (stored == bytes32(0) || (stored ^ commitment) & ~bytes32(COMMITMENT_TIME_MASK) != 0) return 0;
+        return uint256(stored) & COMMITMENT_TIME_MASK;
     }
 
     /// @inheritdoc IUsageSettlement
@@ -196,8 +226,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         UsageTypes.UsageReceipt calldata receipt,
         bytes32[] calldata proof
     ) external view returns (bool) {
-        bytes32 stored = _batchCommitments[signer][header.firstSequence];
-        if (stored == bytes32(0) || stored != header.hash()) {
+        if (_batchSettledAt(signer, header.firstSequence, header.hash()) == 0) {
             revert SettlementUnknownBatch(signer, header.firstSequence);
         }
         return receipt.sequence >= header.firstSequence

@@ -41,6 +41,7 @@ import {
   listModel,
   mintTestTokens,
   parseReceiptHeader,
+  postBond,
   registerProvider,
   setSignerAuthorization,
   settlementAuditOf,
@@ -89,6 +90,12 @@ const MODELS = [
 const CREDIT_PLAN = { price: "0.009", value: "0.01", models: ["small-model"] };
 const BUYER_DEPOSIT = "25";
 const CREDITS_BOUGHT = 200n;
+/**
+ * The demo provider's bond, in token units. "0" until the auditor's conservation check (client/audit/conservation.ts,
+ * being rewritten elsewhere) counts bonds: with a bond posted, today's check would report the vault as not
+ * conserved. Raise it (e.g. "100") when that lands; `providerBond` overrides it per run.
+ */
+export const DEFAULT_PROVIDER_BOND = "0";
 export const API_KEY_TAGS = ["team:research", "workflow:marketplace-demo"];
 /** Repeated across calls so the simulated upstream's prompt cache serves part of later prompts, as real ones do. */
 const SYSTEM_PROMPT =
@@ -132,6 +139,11 @@ export interface MarketplaceOptions {
   wrapUpstream?: (adapter: UpstreamAdapter) => UpstreamAdapter;
   /** The gateway's and the oracle's JSON log level (default warn). */
   logLevel?: LogLevel;
+  /**
+   * Token units the provider bonds behind its gateway key, so a buyer's fraud proof is paid (default
+   * DEFAULT_PROVIDER_BOND; "0": no bond).
+   */
+  providerBond?: string;
   /** Default: the Hardhat runtime this process loaded. It must be the in-process network. */
   hre?: HardhatRuntimeEnvironment;
 }
@@ -348,11 +360,17 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       modelIds: CREDIT_PLAN.models.map((name) => modelNamed(name).modelId),
     });
     await setSignerAuthorization(asProvider, { providerId, signer: gatewaySigner, authorized: true });
+    const bond = units(options.providerBond ?? DEFAULT_PROVIDER_BOND);
+    if (bond > 0n) {
+      await mintTestTokens(asProvider, { amount: bond });
+      await postBond(asProvider, { providerId, amount: bond });
+    }
     const perMillion = (prices: ModelPrices) => `${formatUnits(prices.input, token.decimals)} in / ${formatUnits(prices.cachedInput, token.decimals)} cached / ${formatUnits(prices.output, token.decimals)} out`;
     step(
       3,
       `provider ${providerId} (${provider.address}) lists ${models.map((m) => `${m.name} #${m.modelId} (${perMillion(m.prices)} ${token.symbol} per 1M tokens)`).join(" and ")}; ` +
-        `credit plan #${planId}: 1 credit = ${amount(units(CREDIT_PLAN.value))} of ${CREDIT_PLAN.models.join(", ")} usage for ${amount(units(CREDIT_PLAN.price))}; authorizes gateway key ${gatewaySigner}`,
+        `credit plan #${planId}: 1 credit = ${amount(units(CREDIT_PLAN.value))} of ${CREDIT_PLAN.models.join(", ")} usage for ${amount(units(CREDIT_PLAN.price))}; authorizes gateway key ${gatewaySigner}` +
+        (bond > 0n ? `, bonded with ${amount(bond)} (slashed by any proof that the key lied)` : ""),
     );
 
     // 4. The buyer funds itself: test tokens, a deposit with a permit (no approve transaction), credits from the balance.

@@ -33,11 +33,13 @@ interface IProviderRegistry {
         uint256 epochCount;
     }
 
-    /// @notice Where a gateway signer stands. `nextSequence` is the first sequence number its next batch must carry.
+    /// @notice Where a gateway signer stands. `nextSequence` is the first sequence number its next batch must carry;
+    /// `compromised`: fraud by it was proven, so it is unauthorized for good.
     struct SignerView {
         uint32 providerId;
         bool authorized;
         uint64 nextSequence;
+        bool compromised;
     }
 
     /// @notice No provider has id `providerId`.
@@ -56,6 +58,8 @@ interface IProviderRegistry {
     error RegistrySignerOfOtherProvider(address signer, uint32 providerId);
     /// @notice `signer` is already in the requested state for provider `providerId`.
     error RegistrySignerUnchanged(address signer, uint32 providerId, bool authorized);
+    /// @notice Fraud by `signer` was proven (`GatewayFraudProven`): it can never be authorized again.
+    error RegistrySignerCompromised(address signer);
     /// @notice Model `modelId` has no price epoch with index `epochIndex`.
     error RegistryUnknownPriceEpoch(uint32 modelId, uint256 epochIndex);
     /// @notice A payout address or signer key must not be the zero address.

@@ -5,7 +5,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 /// @title Prepaid balances of buyers, earnings of providers and the protocol fee.
 /// @notice Every token the vault holds belongs to exactly one of: a buyer's balance, a buyer's
-/// pending withdrawal, a provider's earnings, or the protocol's uncollected fees (DESIGN invariant 1).
+/// pending withdrawal, a provider's earnings, the protocol's uncollected fees, or a provider's bond
+/// (available or pending, `IProviderBonds`) (DESIGN invariant 1).
 interface ITollgateVault {
     /// @notice A buyer's money in the vault.
     /// @param balance Spendable balance.

@@ -19,6 +19,8 @@ import {UsageTypes} from "../libraries/UsageTypes.sol";
 interface IUsageSettlement {
     /// @notice The signature recovered to `signer`, which is not an authorized gateway signer.
     error SettlementUnauthorizedSigner(address signer);
+    /// @notice Fraud by `signer` was proven (`GatewayFraudProven`): its batches are refused for good.
+    error SettlementSignerCompromised(address signer);
     /// @notice `signer`'s next batch must start at `expected`; this one starts at `provided`.
     error SettlementSequenceMismatch(address signer, uint64 expected, uint64 provided);
     /// @notice A batch section has `length` bytes, not a positive multiple of its entry size `entrySize`.
@@ -42,8 +44,8 @@ interface IUsageSettlement {
     /// @notice No batch of `signer` starts at `firstSequence`, or `header` is not the batch that did.
     error SettlementUnknownBatch(address signer, uint64 firstSequence);
 
-    /// @notice A batch settled. `commitment` is the batch's EIP-712 struct hash, kept on-chain under
-    /// (`signer`, `firstSequence`); `contentRoot` is the Merkle root of the batch's receipts.
+    /// @notice A batch settled. `commitment` is the batch's EIP-712 struct hash, whose first 28 bytes are kept
+    /// on-chain under (`signer`, `firstSequence`) with the settlement time; `contentRoot` is the Merkle root of the batch's receipts.
     /// `buyerResults` holds 32 bytes per entry of the batch's buyer table, in its order:
     /// uint128 drawn from balance (pending withdrawal included) | uint128 shortfall. What each record cost
     /// follows from the calldata and the price epochs; credits burned show as ERC-1155 burns.
@@ -86,8 +88,13 @@ interface IUsageSettlement {
     /// @notice The EIP-712 digest a gateway signs for a receipt it hands a buyer.
     function hashUsageReceipt(UsageTypes.UsageReceipt calldata receipt) external view returns (bytes32);
 
-    /// @notice The commitment (batch struct hash) stored for `signer`'s batch starting at `firstSequence`, or 0.
-    function batchCommitmentOf(address signer, uint64 firstSequence) external view returns (bytes32);
+    /// @notice What is stored for `signer`'s batch starting at `firstSequence`: the first 28 bytes of its
+    /// commitment (batch struct hash) and the block time it settled at (the dispute window counts from it);
+    /// both 0 if no batch starts there. The other 4 bytes of the hash are in `BatchSettled`.
+    function batchCommitmentOf(address signer, uint64 firstSequence)
+        external
+        view
+        returns (bytes28 commitmentPrefix, uint32 settledAt);
 
     /// @notice Proves a buyer's receipt was part of a settled batch: `header` must hash to the stored
     /// commitment and `proof` must lead from the receipt's struct hash to the header's content root.

@@ -6,6 +6,8 @@ pragma solidity ^0.8.28;
 uint256 constant USAGE_BUYER_ENTRY_SIZE = 24;
 uint256 constant USAGE_MODEL_ENTRY_SIZE = 8;
 uint256 constant USAGE_RECORD_SIZE = 18;
+/// @dev Bytes of a `UsageReceipt` in calldata: its 12 fields, one word each.
+uint256 constant RECEIPT_WORDS_SIZE = 0x180;
 
 /// @title Every EIP-712 type Tollgate signs, in one place, with its hash helpers.
 /// @dev `server/chain/eip712.ts` holds the same type strings; `test/contracts/typehashes.test.ts` pins them
@@ -96,20 +98,17 @@ library UsageTypes {
         );
     }
 
-    function hash(UsageReceipt calldata r) internal pure returns (bytes32) {
-        // Two steps keep the stack shallow; the encoding is the same as one abi.encode of all fields.
-        bytes memory head = abi.encode(
-            USAGE_RECEIPT_TYPEHASH,
-            r.sequence,
-            r.buyer,
-            r.modelId,
-            r.inputTokens,
-            r.cachedInputTokens,
-            r.outputTokens,
-            r.servedAt
-        );
-        return keccak256(
-            bytes.concat(head, abi.encode(r.inputPrice, r.cachedInputPrice, r.outputPrice, r.cost, r.contentHash))
-        );
+    /// @dev A receipt is 12 static words in calldata, in the type's field order, so its struct hash is one copy
+    /// and one keccak over the typehash and those words. No field is range-checked here: a value with dirty high
+    /// bits only yields a hash no gateway signed, so no signature recovers to a known signer and no Merkle proof
+    /// leads to a settled root (test/contracts/typehashes.test.ts pins this against viem's `hashStruct`).
+    function hash(UsageReceipt calldata r) internal pure returns (bytes32 digest) {
+        bytes32 typehash = USAGE_RECEIPT_TYPEHASH;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            mstore(data, typehash)
+            calldatacopy(add(data, 0x20), r, RECEIPT_WORDS_SIZE)
+            digest := keccak256(data, add(0x20, RECEIPT_WORDS_SIZE))
+        }
     }
 }

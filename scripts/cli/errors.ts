@@ -95,6 +95,27 @@ const HINTS: Record<string, Hint> = {
   RegistryUnknownPriceEpoch: (a) => `model ${a.modelId} has no price epoch ${a.epochIndex}`,
   RegistryZeroAddress: () => "give a non-zero address",
   RegistryPauseUnchanged: (a) => `model ${a.modelId} is already ${a.paused ? "paused" : "active"}`,
+  RegistrySignerCompromised: (a) =>
+    `fraud by ${a.signer} was proven on-chain, so it can never be authorized again; generate a new gateway key and authorize that one`,
+  SettlementSignerCompromised: (a) => `fraud by ${a.signer} was proven on-chain: its batches are refused for good; retire that gateway`,
+  BondZeroAmount: () => "give a bond amount above zero",
+  BondInsufficient: (a, amount) =>
+    `provider ${a.providerId} has ${amount(a.available)} of bond available, less than ${amount(a.requested)}; \`tollgate provider bond show ${a.providerId}\` shows it`,
+  BondOverflow: (a, amount) => `provider ${a.providerId}'s bond of ${amount(a.bond)} would pass the largest bond one provider may hold (MAX_BOND); post less`,
+  BondNoPendingWithdrawal: (a) => `provider ${a.providerId} has no bond withdrawal pending; request one with \`tollgate provider bond request-withdrawal\``,
+  BondWithdrawalNotReady: (a) =>
+    `the bond unlocks at ${when(a.withdrawableAt)}; chain time is ${when(a.nowTime)}. Run \`tollgate provider bond withdraw\` again after that`,
+  DisputeUnknownSigner: (a) =>
+    `the receipt's signature recovers to ${a.signer}, a key no provider ever authorized: the receipt is forged, or signed for another chain or contract`,
+  DisputeUnknownBatch: (a) => `no batch of ${a.signer} settled from sequence ${a.firstSequence} matches the one given; take the batch from its settleBatch transaction or BatchDataPublished event`,
+  DisputeSequenceNotInBatch: (a) => `sequence ${a.sequence} is not among the ${a.recordCount} records from ${a.firstSequence}; give the batch that holds it`,
+  DisputeSequenceMismatch: (a) => `the two receipts carry sequences ${a.first} and ${a.second}; a proof compares receipts for one sequence`,
+  DisputeSignerMismatch: (a) => `the receipts were signed by ${a.first} and ${a.second}; equivocation needs two receipts of one key`,
+  DisputeWindowClosed: (a) => `the dispute window closed at ${when(a.closedAt)}; chain time is ${when(a.nowTime)}. Disputes must come within DISPUTE_WINDOW (14 days) of settlement`,
+  DisputeAlreadyProven: (a) => `fraud at ${a.signer}'s sequence ${a.sequence} was already proven and paid; nothing more to claim`,
+  DisputeNoDiscrepancy: (a) => `what ${a.signer} settled or signed for sequence ${a.sequence} agrees with the receipt: the gateway was honest there`,
+  DisputeInvalidMerkleProof: () => "the settled receipt is not under the batch's content root by this proof; rebuild the proof from the batch's leaves",
+  DisputeProofTooLong: (a) => `a Merkle proof has at most ${a.maxLength} hashes`,
   CreditsUnknownPlan: (a) => `no credit plan has id ${a.planId}; \`tollgate provider show <providerId>\` lists a provider's plans`,
   CreditsInvalidPlan: () => "a plan needs a value per credit above zero and at least one model (--models 1,2)",
   CreditsModelNotOfProvider: (a) => `model ${a.modelId} is not provider ${a.providerId}'s; a plan may cover only its provider's models`,

@@ -187,7 +187,8 @@ async function status(ctx: CliContext, options: { signer?: string }): Promise<vo
   ctx.out.say(`  withdrawal delay  ${formatDuration(withdrawalDelay)} (${withdrawalDelay}s); price notice ${formatDuration(priceNotice)} (${priceNotice}s)`);
   ctx.out.say(`  providers ${providers}, models ${models}, credit plans ${plans}`);
   if (signer && signerView) {
-    const state = signerView.providerId === 0 ? "never authorized" : `${signerView.authorized ? "authorized" : "revoked"} for provider ${signerView.providerId}`;
+    const standing = signerView.compromised ? "compromised (fraud proven)" : signerView.authorized ? "authorized" : "revoked";
+    const state = signerView.providerId === 0 ? "never authorized" : `${standing} for provider ${signerView.providerId}`;
     ctx.out.say(`signer ${signer}: ${state}, next sequence ${signerView.nextSequence}`);
   }
   ctx.out.result({

@@ -1,7 +1,7 @@
 /**
  * `tollgate provider …`: register, list models with per-million-token prices, schedule price changes
  * (effective after the deployment's notice period), define credit plans, name the gateway keys allowed to
- * report usage, withdraw earnings, and show all of it. Every transaction is a client action (client/actions/).
+ * report usage, withdraw earnings, bond the gateways (`provider bond`, in provider-bond.ts), and show all of it. Every transaction is a client action (client/actions/).
  */
 import type { Command } from "commander";
 import type { Address } from "viem";
@@ -19,6 +19,7 @@ import { tollgateAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, MAX_UINT32, parseAddress, parseId, parseList, parseTimestamp } from "./arguments";
 import { examples, type CliContext, type Connection, type ContextFactory } from "./context";
 import { CliError } from "./errors";
+import { registerProviderBond } from "./provider-bond";
 
 interface PriceOptions {
   input?: string;
@@ -416,4 +417,6 @@ export function registerProvider(program: Command, context: ContextFactory): voi
     .argument("<providerId>", "the provider")
     .addHelpText("after", examples("tollgate provider show 1", "tollgate provider show 1 --json"))
     .action((id: string, _options: unknown, cmd: Command) => show(context(cmd), id));
+
+  registerProviderBond(provider, context);
 }

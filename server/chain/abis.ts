@@ -40,6 +40,85 @@ export const tollgateAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "available",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "requested",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondInsufficient",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      }
+    ],
+    "name": "BondNoPendingWithdrawal",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "bond",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondOverflow",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "withdrawableAt",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "nowTime",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondWithdrawalNotReady",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "BondZeroAmount",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "amount",
         "type": "uint256"
@@ -110,6 +189,166 @@ export const tollgateAbi = [
       }
     ],
     "name": "CreditsUnknownPlan",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "sequence",
+        "type": "uint64"
+      }
+    ],
+    "name": "DisputeAlreadyProven",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "leaf",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contentRoot",
+        "type": "bytes32"
+      }
+    ],
+    "name": "DisputeInvalidMerkleProof",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "sequence",
+        "type": "uint64"
+      }
+    ],
+    "name": "DisputeNoDiscrepancy",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "length",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "maxLength",
+        "type": "uint256"
+      }
+    ],
+    "name": "DisputeProofTooLong",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "first",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "second",
+        "type": "uint64"
+      }
+    ],
+    "name": "DisputeSequenceMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "sequence",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "firstSequence",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "recordCount",
+        "type": "uint256"
+      }
+    ],
+    "name": "DisputeSequenceNotInBatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "first",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "second",
+        "type": "address"
+      }
+    ],
+    "name": "DisputeSignerMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "firstSequence",
+        "type": "uint64"
+      }
+    ],
+    "name": "DisputeUnknownBatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      }
+    ],
+    "name": "DisputeUnknownSigner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "closedAt",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "nowTime",
+        "type": "uint256"
+      }
+    ],
+    "name": "DisputeWindowClosed",
     "type": "error"
   },
   {
@@ -270,6 +509,17 @@ export const tollgateAbi = [
       }
     ],
     "name": "RegistryPriceTooHigh",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      }
+    ],
+    "name": "RegistrySignerCompromised",
     "type": "error"
   },
   {
@@ -536,6 +786,17 @@ export const tollgateAbi = [
       }
     ],
     "name": "SettlementServedInFuture",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      }
+    ],
+    "name": "SettlementSignerCompromised",
     "type": "error"
   },
   {
@@ -848,6 +1109,106 @@ export const tollgateAbi = [
     "inputs": [
       {
         "indexed": true,
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "payer",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondPosted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondWithdrawalCancelled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "pending",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "withdrawableAt",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondWithdrawalRequested",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "payout",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "BondWithdrawn",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
         "internalType": "uint256",
         "name": "planId",
         "type": "uint256"
@@ -983,6 +1344,61 @@ export const tollgateAbi = [
       }
     ],
     "name": "EarningsWithdrawn",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "sequence",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "kind",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "refundedBuyer",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "refund",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "penalizedTo",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "penalty",
+        "type": "uint256"
+      }
+    ],
+    "name": "GatewayFraudProven",
     "type": "event"
   },
   {
@@ -1439,7 +1855,59 @@ export const tollgateAbi = [
   },
   {
     "inputs": [],
+    "name": "BOND_WITHDRAWAL_DELAY",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DISPUTE_PENALTY_BPS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DISPUTE_WINDOW",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "MAX_ACCOUNT_BALANCE",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_BOND",
     "outputs": [
       {
         "internalType": "uint256",
@@ -1561,9 +2029,43 @@ export const tollgateAbi = [
     "name": "batchCommitmentOf",
     "outputs": [
       {
-        "internalType": "bytes32",
-        "name": "",
-        "type": "bytes32"
+        "internalType": "bytes28",
+        "name": "commitmentPrefix",
+        "type": "bytes28"
+      },
+      {
+        "internalType": "uint32",
+        "name": "settledAt",
+        "type": "uint32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      }
+    ],
+    "name": "bondOf",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "available",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "pending",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "withdrawableAt",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -1611,6 +2113,19 @@ export const tollgateAbi = [
       }
     ],
     "name": "buyCreditsWithBalance",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      }
+    ],
+    "name": "cancelBondWithdrawal",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -2036,6 +2551,30 @@ export const tollgateAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "sequence",
+        "type": "uint64"
+      }
+    ],
+    "name": "isFraudProven",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint32",
         "name": "providerId",
         "type": "uint32"
@@ -2196,6 +2735,24 @@ export const tollgateAbi = [
     "inputs": [
       {
         "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "postBond",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
         "name": "modelId",
         "type": "uint32"
       },
@@ -2278,6 +2835,497 @@ export const tollgateAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "sequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "buyer",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "modelId",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "inputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cachedInputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "outputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "servedAt",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint72",
+            "name": "inputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "cachedInputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "outputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint256",
+            "name": "cost",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentHash",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
+      },
+      {
+        "internalType": "bytes",
+        "name": "receiptSignature",
+        "type": "bytes"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "firstSequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "baseTime",
+            "type": "uint32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "buyersHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "modelsHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "recordsHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentRoot",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageBatchHeader",
+        "name": "header",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "sequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "buyer",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "modelId",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "inputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cachedInputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "outputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "servedAt",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint72",
+            "name": "inputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "cachedInputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "outputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint256",
+            "name": "cost",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentHash",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageReceipt",
+        "name": "settledReceipt",
+        "type": "tuple"
+      },
+      {
+        "internalType": "bytes32[]",
+        "name": "proof",
+        "type": "bytes32[]"
+      }
+    ],
+    "name": "proveContentMismatch",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "refund",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "penalty",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "sequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "buyer",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "modelId",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "inputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cachedInputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "outputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "servedAt",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint72",
+            "name": "inputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "cachedInputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "outputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint256",
+            "name": "cost",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentHash",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageReceipt",
+        "name": "a",
+        "type": "tuple"
+      },
+      {
+        "internalType": "bytes",
+        "name": "sigA",
+        "type": "bytes"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "sequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "buyer",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "modelId",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "inputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cachedInputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "outputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "servedAt",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint72",
+            "name": "inputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "cachedInputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "outputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint256",
+            "name": "cost",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentHash",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageReceipt",
+        "name": "b",
+        "type": "tuple"
+      },
+      {
+        "internalType": "bytes",
+        "name": "sigB",
+        "type": "bytes"
+      }
+    ],
+    "name": "proveEquivocation",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "refund",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "penalty",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "sequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "buyer",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "modelId",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "inputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cachedInputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "outputTokens",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "servedAt",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint72",
+            "name": "inputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "cachedInputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint72",
+            "name": "outputPrice",
+            "type": "uint72"
+          },
+          {
+            "internalType": "uint256",
+            "name": "cost",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentHash",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
+      },
+      {
+        "internalType": "bytes",
+        "name": "receiptSignature",
+        "type": "bytes"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "firstSequence",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "baseTime",
+            "type": "uint32"
+          },
+          {
+            "internalType": "bytes",
+            "name": "buyers",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes",
+            "name": "models",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes",
+            "name": "records",
+            "type": "bytes"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contentRoot",
+            "type": "bytes32"
+          }
+        ],
+        "internalType": "struct UsageTypes.UsageBatch",
+        "name": "batch",
+        "type": "tuple"
+      }
+    ],
+    "name": "proveSettledRecordMismatch",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "refund",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "penalty",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "providerCount",
     "outputs": [
@@ -2353,6 +3401,24 @@ export const tollgateAbi = [
   {
     "inputs": [],
     "name": "renounceOwnership",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "requestBondWithdrawal",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -2577,6 +3643,11 @@ export const tollgateAbi = [
             "internalType": "uint64",
             "name": "nextSequence",
             "type": "uint64"
+          },
+          {
+            "internalType": "bool",
+            "name": "compromised",
+            "type": "bool"
           }
         ],
         "internalType": "struct IProviderRegistry.SignerView",
@@ -2820,6 +3891,25 @@ export const tollgateAbi = [
   {
     "inputs": [],
     "name": "withdraw",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "providerId",
+        "type": "uint32"
+      }
+    ],
+    "name": "withdrawBond",
     "outputs": [
       {
         "internalType": "uint256",

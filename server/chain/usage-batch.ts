@@ -44,6 +44,14 @@ export function usageBatchHeader(batch: UsageBatch) {
   };
 }
 
+/**
+ * What `batchCommitmentOf` keeps of a batch's commitment (its EIP-712 struct hash): the first 28 bytes, the
+ * other 4 of the storage word holding the settlement time the dispute window counts from.
+ */
+export function commitmentPrefix(commitment: Hex): Hex {
+  return commitment.slice(0, 58) as Hex;
+}
+
 export class BatchEncodingError extends Error {
   override name = "BatchEncodingError";
 }

@@ -251,7 +251,9 @@ export class SettlementStream {
     const hint =
       revert.name === "SettlementUnauthorizedSigner"
         ? "the provider revoked this gateway key (or never authorized it): re-authorize it with `provider authorize-signer`, or retire this gateway"
-        : "check the batch and the contract's state; the oracle retries with backoff";
+        : revert.name === "SettlementSignerCompromised"
+          ? "fraud by this gateway key was proven on-chain (GatewayFraudProven): it can never settle again; retire this gateway and authorize a new key"
+          : "check the batch and the contract's state; the oracle retries with backoff";
     const message = `batch ${first}..${last} of signer ${this.signer} ${result === "rejected" ? "would revert" : "reverted"}: ${revert.text}. ${hint}`;
     logger.error({ signer: this.signer, firstSequence: first.toString(), lastSequence: last.toString(), revert: revert.text, retryInMs: this.backoffMs }, message);
     this.health.state = "blocked";

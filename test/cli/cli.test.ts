@@ -165,6 +165,37 @@ describe("tollgate CLI", function () {
       expect(await tollgate.modelCount()).to.equal(before);
     });
 
+    it("bond post, show, request-withdrawal, a too-early withdraw (decoded, nothing changed) and cancel-withdrawal", async () => {
+      await token.mint(provider, USD(50));
+      const posted = expectOk(await cli(["provider", "bond", "post", "1", "50"], providerKey));
+      expect(posted.out).to.contain("bond grew by 50 tUSD");
+      expect(await printedTransactions(posted)).to.have.length(2); // approve, post
+      expect([...(await tollgate.bondOf(1))]).to.deep.equal([USD(50), 0n, 0n]);
+
+      const requested = expectOk(await cli(["provider", "bond", "request-withdrawal", "1", "20"], providerKey));
+      expect(requested.out).to.contain("20 tUSD pending, withdrawable at");
+      const [available, pending, withdrawableAt] = await tollgate.bondOf(1);
+      expect([available, pending, withdrawableAt]).to.deep.equal([USD(30), USD(20), BigInt(await time.latest()) + 15n * 86_400n]);
+
+      const shown = JSON.parse(expectOk(await cli(["provider", "bond", "show", "1", "--json"])).out) as {
+        available: { units: string };
+        pending: { units: string };
+        disputeWindowSeconds: string;
+      };
+      expect([shown.available.units, shown.pending.units, shown.disputeWindowSeconds]).to.deep.equal([String(USD(30)), String(USD(20)), String(14 * 86_400)]);
+
+      const block = await ethers.provider.getBlockNumber();
+      const early = await cli(["provider", "bond", "withdraw", "1"], providerKey);
+      expect(early.code).to.equal(1);
+      expect(early.err).to.contain(`BondWithdrawalNotReady(providerId: 1, withdrawableAt: ${withdrawableAt}`);
+      expect(early.err).to.match(/hint: the bond unlocks at .*provider bond withdraw/);
+      expect(await ethers.provider.getBlockNumber()).to.equal(block);
+
+      const cancelled = expectOk(await cli(["provider", "bond", "cancel-withdrawal", "1"], providerKey));
+      expect(cancelled.out).to.contain("20 tUSD back in provider 1's available bond");
+      expect([...(await tollgate.bondOf(1))]).to.deep.equal([USD(50), 0n, 0n]);
+    });
+
     it("show prints models, prices, plans and signers as the chain has them", async () => {
       const result = expectOk(await cli(["provider", "show", "1", "--json"]));
       const shown = JSON.parse(result.out) as {
@@ -422,7 +453,7 @@ describe("tollgate CLI", function () {
       expect(status.protocolFeeBps).to.equal("250");
       expect(status.treasury).to.equal(treasury);
       expect(status.protocolFeesAccrued.units).to.equal((await tollgate.protocolFeesAccrued()).toString());
-      expect(status.signer).to.deep.equal({ address: gatewaySigner, providerId: 1, authorized: true, nextSequence: "0" });
+      expect(status.signer).to.deep.equal({ address: gatewaySigner, providerId: 1, authorized: true, nextSequence: "0", compromised: false });
     });
 
     it("pause stops credit purchases (EnforcedPause decoded) and unpause resumes them; only the owner may", async () => {

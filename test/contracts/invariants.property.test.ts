@@ -2,13 +2,15 @@
  * Property test: random sequences of buyer, provider, gateway and attacker operations against a fresh
  * marketplace, checking after every single step that
  *  - (invariant 1) the vault's token balance equals every buyer's balance + pending withdrawal, plus every
- *    provider's earnings, plus the uncollected protocol fees;
+ *    provider's earnings and bond (available + pending), plus the uncollected protocol fees;
  *  - (invariant 5) a buyer's balance + pending only ever goes down by its own withdraw / credit purchase from
  *    balance, or by a settlement signed by an authorized gateway key; adversarial batches (unknown key,
  *    revoked key, replay, wrong first sequence, tampered, cross-provider) revert and change nothing;
  *  - every settlement's BatchSettled event balances (earnings + fee == what left buyers' accounts) and the
  *    signer's sequence advances by exactly the record count;
- *  - the whole state (accounts, credits, earnings, fees, wallets, limits, sequences, price epochs) matches a
+ *  - bonds are posted by anyone, leave only after their delay, and pay a proof of equivocation (a gateway key
+ *    signing two receipts for one sequence) once, compromising the key;
+ *  - the whole state (accounts, credits, earnings, fees, bonds, wallets, limits, sequences, signer standing) matches a
  *    TypeScript model of the NatSpec (`test/helpers/model.ts`), including which operations revert and why.
  */
 import { expect } from "chai";
@@ -20,9 +22,10 @@ import { keccak256, toHex, type Address, type Hex, type LocalAccount } from "vie
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { Contract, type ContractTransactionReceipt, type ContractTransactionResponse } from "ethers";
 import { deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, USD, WITHDRAWAL_DELAY } from "../../scripts/lib/marketplace-fixtures";
-import { encodeUsageBatch, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
-import { signUsageBatch } from "../../server/chain/sign-batch";
-import { MarketModel, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";
+import { commitmentPrefix, encodeUsageBatch, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
+import { signUsageBatch, signUsageReceipt } from "../../server/chain/sign-batch";
+import type { UsageReceipt } from "../../server/chain/usage-batch";
+import { BOND_WITHDRAWAL_DELAY, DISPUTE_WINDOW, MarketModel, type BondState, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration
@@ -73,6 +76,13 @@ async function invariantFixture() {
   await tollgate.connect(provider).setSignerAuthorization(1, revoked.address, true);
   await tollgate.connect(provider).setSignerAuthorization(1, revoked.address, false);
 
+  // A key of provider 1 that never settles: the equivocation operations convict it.
+  const disputed = privateKeyToAccount(generatePrivateKey());
+  await tollgate.connect(provider).setSignerAuthorization(1, disputed.address, true);
+  // Bonds behind both providers' keys, posted by others (anyone may).
+  await tollgate.connect(buyers[0]).postBond(1, USD(40));
+  await tollgate.connect(buyers[1]).postBond(2, USD(20));
+
   // Varied starting balances; the last fixture buyer starts with nothing in the vault.
   for (let i = 0; i < buyers.length - 1; i++) {
     await tollgate.connect(buyers[i]).deposit(buyers[i].address, USD(15 * (i + 1)));
@@ -95,7 +105,7 @@ async function invariantFixture() {
   await tollgate.connect(provider).scheduleModelPrice(1, { input: 200_000n, cachedInput: 50_000n, output: 800_000n });
   await time.increase(Number(PRICE_NOTICE) + 1);
   await tollgate.connect(provider2).scheduleModelPrice(3, { input: 900_000n, cachedInput: 300_000n, output: 2_700_000n });
-  return { ...m, gateway2, revoked, provider2, unfunded, payout2, plan2Expiry };
+  return { ...m, gateway2, revoked, disputed, provider2, unfunded, payout2, plan2Expiry };
 }
 
 type Fixture = Awaited<ReturnType<typeof invariantFixture>>;
@@ -146,6 +156,11 @@ type Op =
   | { kind: "withdrawEarnings"; provider: 1 | 2; byOwner: boolean }
   | { kind: "collectProtocolFees"; caller: number }
   | { kind: "attack"; attack: Attack; batch: BatchSpec; pick: number; seqDelta: number }
+  | { kind: "postBond"; payer: number; provider: 1 | 2 | 3; amount: bigint }
+  | { kind: "requestBondWithdrawal"; provider: 1 | 2; byOwner: boolean; amount: { pct: number } | { abs: bigint } }
+  | { kind: "cancelBondWithdrawal"; provider: 1 | 2; byOwner: boolean }
+  | { kind: "withdrawBond"; provider: 1 | 2; byOwner: boolean; wait: "none" | "delay" | "exact" | "justBefore" }
+  | { kind: "equivocate"; caller: number; a: number; b: number; sequence: number; age: number; forged: boolean }
   | { kind: "advanceTime"; seconds: number };
 
 const smallAmount = fc.oneof(
@@ -344,11 +359,63 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.record({
+      kind: fc.constant("postBond" as const),
+      payer: who,
+      provider: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(1 as const, 2 as const) }, { weight: 1, arbitrary: fc.constant(3 as const) }),
+      amount: fc.oneof({ weight: 6, arbitrary: smallAmount }, { weight: 1, arbitrary: fc.constant(0n) }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("requestBondWithdrawal" as const),
+      provider: fc.constantFrom(1 as const, 2 as const),
+      byOwner: fc.oneof({ weight: 6, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      amount: fc.oneof(
+        { weight: 4, arbitrary: fc.record({ pct: fc.integer({ min: 0, max: 101 }) }) },
+        { weight: 1, arbitrary: fc.record({ abs: smallAmount }) },
+      ),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("cancelBondWithdrawal" as const),
+      provider: fc.constantFrom(1 as const, 2 as const),
+      byOwner: fc.oneof({ weight: 6, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("withdrawBond" as const),
+      provider: fc.constantFrom(1 as const, 2 as const),
+      byOwner: fc.oneof({ weight: 6, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      wait: fc.constantFrom("none" as const, "delay" as const, "exact" as const, "justBefore" as const),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("equivocate" as const),
+      caller: who,
+      a: who,
+      b: who,
+      // A few sequences only, so the same one is proven twice now and then.
+      sequence: fc.integer({ min: 0, max: 3 }),
+      age: fc.oneof(fc.integer({ min: 0, max: 3_600 }), fc.constant(DISPUTE_WINDOW), fc.constant(DISPUTE_WINDOW + 1)),
+      forged: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
       kind: fc.constant("advanceTime" as const),
       seconds: fc.oneof(
         fc.integer({ min: 1, max: 3600 }),
         fc.constant(DAY),
         fc.constant(Number(WITHDRAWAL_DELAY) + 1),
+        fc.constant(BOND_WITHDRAWAL_DELAY),
         fc.constant(30 * DAY),
       ),
     }),
@@ -374,6 +441,9 @@ interface Snap {
   wallets: Record<string, bigint>;
   allowances: Record<string, bigint>;
   sequences: Record<string, bigint>;
+  /** Each signer key's [authorized, compromised]. */
+  standing: Record<string, [boolean, boolean]>;
+  bonds: Record<number, BondState>;
   paused: boolean;
 }
 
@@ -414,6 +484,7 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
     tollgate.paused(),
     Promise.all(creditOwners.map((a, i) => tollgate.creditChangeOf(a, creditIds[i]))),
   ]);
+  const bonds = await Promise.all([1, 2].map((p) => tollgate.bondOf(p)));
   const snap: Snap & { vault: bigint } = {
     accounts: {},
     credits: {},
@@ -424,9 +495,12 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
     wallets: {},
     allowances: {},
     sequences: {},
+    standing: {},
+    bonds: {},
     paused,
     vault,
   };
+  bonds.forEach(([available, pending, withdrawableAt], i) => (snap.bonds[i + 1] = { available, pending, withdrawableAt: Number(withdrawableAt) }));
   addrs.forEach((a, i) => {
     snap.allowances[a] = allowances[i];
     snap.accounts[a] = {
@@ -448,6 +522,7 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
   creditOwners.forEach((a, i) => (snap.creditChange[`${a}:${creditIds[i]}`] = change[i]));
   ctx.walletHolders.forEach((a, i) => (snap.wallets[a] = wallets[i]));
   ctx.signerKeys.forEach((k, i) => (snap.sequences[k.address] = sequences[i].nextSequence));
+  ctx.signerKeys.forEach((k, i) => (snap.standing[k.address] = [sequences[i].authorized, sequences[i].compromised]));
   return snap;
 }
 
@@ -463,6 +538,8 @@ function modelSnap(ctx: Ctx): Snap {
     wallets: {},
     allowances: {},
     sequences: {},
+    standing: {},
+    bonds: { 1: { ...m.bond(1) }, 2: { ...m.bond(2) } },
     paused: m.paused,
   };
   for (const b of ctx.buyers) {
@@ -475,6 +552,10 @@ function modelSnap(ctx: Ctx): Snap {
   }
   for (const a of ctx.walletHolders) snap.wallets[a] = m.wallet(a);
   for (const k of ctx.signerKeys) snap.sequences[k.address] = m.signer(k.address).nextSequence;
+  for (const k of ctx.signerKeys) {
+    const state = m.signer(k.address);
+    snap.standing[k.address] = [state.authorized, state.compromised ?? false];
+  }
   return snap;
 }
 
@@ -619,6 +700,10 @@ function deployment(ctx: Ctx) {
   return { chainId: ctx.f.chainId, address: ctx.tollgateAddress };
 }
 
+function ownerOf(ctx: Ctx, provider: 1 | 2) {
+  return provider === 1 ? ctx.f.provider : ctx.f.provider2;
+}
+
 function gatewayOf(ctx: Ctx, provider: 1 | 2): LocalAccount {
   return provider === 1 ? ctx.f.gateway : ctx.f.gateway2;
 }
@@ -644,7 +729,7 @@ interface StepEffect {
   unchanged?: boolean;
 }
 
-const stats = { ops: 0, runs: 0, reverted: 0, settled: 0, attacks: 0, records: 0, shortfalls: 0, burns: 0 };
+const stats = { ops: 0, runs: 0, reverted: 0, settled: 0, attacks: 0, records: 0, shortfalls: 0, burns: 0, frauds: 0, bondsWithdrawn: 0 };
 const kindCount: Record<string, number> = {};
 const traced: Record<string, number> = {};
 
@@ -873,7 +958,7 @@ async function step(ctx: Ctx, op: Op): Promise<StepEffect> {
       );
       stats.shortfalls += shortfalls.length;
       stats.burns += want.buyers.filter((b) => b.creditsBurned !== 0n).length;
-      expect(await tollgate.batchCommitmentOf(gateway.address, firstSequence)).to.equal(ev.args.commitment);
+      expect((await tollgate.batchCommitmentOf(gateway.address, firstSequence)).commitmentPrefix).to.equal(commitmentPrefix(ev.args.commitment));
       // Buyer table order == ascending address == results order.
       want.buyers.forEach((b, j) => held.set(b.buyer, -results[j].fromBalance));
       return { held, settled: { signer: gateway.address, recordCount: built.records.length } };
@@ -896,6 +981,74 @@ async function step(ctx: Ctx, op: Op): Promise<StepEffect> {
     }
     case "advanceTime": {
       await time.increase(op.seconds);
+      return { held };
+    }
+    case "postBond": {
+      const payer = actor(op.payer);
+      const at = await nextBlockAt();
+      const exp = m.postBond(payer.address, op.provider, op.amount);
+      const rc = await send(ctx, exp, at, () => tollgate.connect(payer).postBond(op.provider, op.amount));
+      return rc ? { held } : reverted();
+    }
+    case "requestBondWithdrawal": {
+      const caller = op.byOwner ? ownerOf(ctx, op.provider) : ctx.buyers[0];
+      const available = m.bond(op.provider).available;
+      const amount = "pct" in op.amount ? (available * BigInt(op.amount.pct)) / 100n : op.amount.abs;
+      const at = await nextBlockAt();
+      const exp = m.requestBondWithdrawal(at, caller.address, op.provider, amount);
+      const rc = await send(ctx, exp, at, () => tollgate.connect(caller).requestBondWithdrawal(op.provider, amount));
+      return rc ? { held } : reverted();
+    }
+    case "cancelBondWithdrawal": {
+      const caller = op.byOwner ? ownerOf(ctx, op.provider) : ctx.buyers[0];
+      const at = await nextBlockAt();
+      const exp = m.cancelBondWithdrawal(caller.address, op.provider);
+      const rc = await send(ctx, exp, at, () => tollgate.connect(caller).cancelBondWithdrawal(op.provider));
+      return rc ? { held } : reverted();
+    }
+    case "withdrawBond": {
+      const caller = op.byOwner ? ownerOf(ctx, op.provider) : ctx.buyers[0];
+      const unlock = m.bond(op.provider).withdrawableAt;
+      let at: number;
+      if (op.wait === "delay") at = await nextBlockAt(BOND_WITHDRAWAL_DELAY);
+      else if (op.wait === "exact" && unlock !== 0) at = await nextBlockAtLeast(unlock);
+      else if (op.wait === "justBefore" && unlock !== 0) at = await nextBlockAtLeast(unlock - 1);
+      else at = await nextBlockAt();
+      const out = m.withdrawBond(at, caller.address, op.provider);
+      const rc = await send(ctx, isRevert(out) ? out : null, at, () => tollgate.connect(caller).withdrawBond(op.provider));
+      if (!rc) return reverted();
+      const [ev] = eventsNamed(ctx, rc, "BondWithdrawn");
+      expect(ev.args.amount, "withdrawBond pays what the model holds pending").to.equal(out);
+      stats.bondsWithdrawn++;
+      return { held };
+    }
+    case "equivocate": {
+      // Two receipts for one sequence from the disputed key (or, forged, from a key nobody authorized).
+      const key = op.forged ? privateKeyToAccount(keccak256(toHex(`forger ${op.sequence}`))) : ctx.f.disputed;
+      const at = await nextBlockAt();
+      const a: UsageReceipt = {
+        sequence: BigInt(op.sequence),
+        buyer: actor(op.a).address as Address,
+        modelId: 1,
+        inputTokens: 1_000,
+        cachedInputTokens: 0,
+        outputTokens: 100,
+        servedAt: at - op.age,
+        inputPrice: SMALL_PRICES.input,
+        cachedInputPrice: SMALL_PRICES.cachedInput,
+        outputPrice: SMALL_PRICES.output,
+        cost: 210n,
+        contentHash: keccak256(toHex(`response a ${op.sequence}`)),
+      };
+      const b: UsageReceipt = { ...a, buyer: actor(op.b).address as Address, contentHash: keccak256(toHex(`response b ${op.sequence}`)) };
+      const [sigA, sigB] = [await signUsageReceipt(key, deployment(ctx), a), await signUsageReceipt(key, deployment(ctx), b)];
+      const out = m.proveEquivocation(at, key.address, a.sequence, a.servedAt, a.buyer);
+      const rc = await send(ctx, isRevert(out) ? out : null, at, () => tollgate.connect(actor(op.caller)).proveEquivocation(a, sigA, b, sigB));
+      if (!rc) return reverted();
+      const [ev] = eventsNamed(ctx, rc, "GatewayFraudProven");
+      expect([ev.args.kind, ev.args.penalty, ev.args.penalizedTo], "GatewayFraudProven").to.deep.equal([2n, out, a.buyer]);
+      held.set(a.buyer, out as bigint);
+      stats.frauds++;
       return { held };
     }
     case "attack":
@@ -1046,8 +1199,9 @@ async function attack(ctx: Ctx, op: Extract<Op, { kind: "attack" }>): Promise<St
 function checkStep(ctx: Ctx, label: string, before: Snap & { vault: bigint }, after: Snap & { vault: bigint }, effect: StepEffect) {
   // Invariant 1: conservation of the vault's tokens.
   const buyerMoney = Object.values(after.accounts).reduce((s, a) => s + a.balance + a.pending, 0n);
-  expect(after.vault, "invariant 1: vault tokens == buyers + earnings + fees").to.equal(
-    buyerMoney + after.earnings[1] + after.earnings[2] + after.fees,
+  const bonded = Object.values(after.bonds).reduce((s, b) => s + b.available + b.pending, 0n);
+  expect(after.vault, "invariant 1: vault tokens == buyers + earnings + fees + bonds").to.equal(
+    buyerMoney + after.earnings[1] + after.earnings[2] + after.fees + bonded,
   );
 
   if (effect.unchanged) {
@@ -1129,6 +1283,11 @@ async function freshContext(f: Fixture): Promise<Ctx> {
   model.signers.set(f.gateway.address.toLowerCase(), { providerId: 1, authorized: true, nextSequence: 0n });
   model.signers.set(f.gateway2.address.toLowerCase(), { providerId: 2, authorized: true, nextSequence: 0n });
   model.signers.set(f.revoked.address.toLowerCase(), { providerId: 1, authorized: false, nextSequence: 0n });
+  model.signers.set(f.disputed.address.toLowerCase(), { providerId: 1, authorized: true, nextSequence: 0n });
+  for (const p of [1, 2]) {
+    const [available, pending, withdrawableAt] = await f.tollgate.bondOf(p);
+    model.bonds.set(p, { available, pending, withdrawableAt: Number(withdrawableAt) });
+  }
   // Starting money as the setup left it (the setup itself is not under test).
   for (const p of [1, 2]) model.earnings.set(p, await f.tollgate.earningsOf(p));
   model.fees = await f.tollgate.protocolFeesAccrued();
@@ -1160,7 +1319,7 @@ async function freshContext(f: Fixture): Promise<Ctx> {
     credits,
     model,
     buyers,
-    signerKeys: [f.gateway, f.gateway2, f.revoked],
+    signerKeys: [f.gateway, f.gateway2, f.revoked, f.disputed],
     walletHolders,
     settled: [],
     tollgateAddress,
@@ -1202,7 +1361,8 @@ describe("Tollgate invariants (property)", function () {
     console.log(
       `      invariants: ${stats.ops} operations in ${stats.runs} runs (${((Date.now() - started) / 1000).toFixed(1)}s); ` +
         `${stats.settled} batches settled (${stats.records} records, ${stats.shortfalls} shortfalls, ` +
-        `${stats.burns} credit burns), ${stats.attacks} adversarial batches rejected, ${stats.reverted} ops reverted ` +
+        `${stats.burns} credit burns), ${stats.attacks} adversarial batches rejected, ${stats.frauds} equivocations proven and paid, ` +
+        `${stats.bondsWithdrawn} bond withdrawals paid, ${stats.reverted} ops reverted ` +
         `as predicted; settlement paths (per buyer): ${JSON.stringify(traced)}; ops by kind: ${JSON.stringify(kindCount)}`,
     );
   });

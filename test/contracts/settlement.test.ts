@@ -41,6 +41,7 @@ import {
 } from "../helpers/settlement-kit";
 import { tollgateDomain, usageBatchTypes } from "../../server/chain/eip712";
 import {
+  commitmentPrefix,
   decodeUsageBatch,
   encodeUsageBatch,
   hashReceipt,
@@ -150,7 +151,9 @@ describe("UsageSettlement", function () {
       });
       const shortfalls = receipt.logs.filter((log) => m.tollgate.interface.parseLog(log)?.name === "ShortfallRecorded");
       expect(shortfalls).to.have.length(0);
-      expect(await m.tollgate.batchCommitmentOf(m.gateway.address, 0n)).to.equal(commitmentOf(batch));
+      const stored = await m.tollgate.batchCommitmentOf(m.gateway.address, 0n);
+      expect(stored.commitmentPrefix).to.equal(commitmentPrefix(commitmentOf(batch)));
+      expect(stored.settledAt).to.equal(await latestTime());
       await expectConservation(m);
     });
 
@@ -164,11 +167,11 @@ describe("UsageSettlement", function () {
       expect(settled.firstSequence).to.equal(3n);
       expect(settled.recordCount).to.equal(2n);
       expect(await nextSequence(m.tollgate, m.gateway.address)).to.equal(5n);
-      expect(await m.tollgate.batchCommitmentOf(m.gateway.address, 0n)).to.equal(commitmentOf(batch1));
-      expect(await m.tollgate.batchCommitmentOf(m.gateway.address, 3n)).to.equal(commitmentOf(batch2));
+      expect((await m.tollgate.batchCommitmentOf(m.gateway.address, 0n)).commitmentPrefix).to.equal(commitmentPrefix(commitmentOf(batch1)));
+      expect((await m.tollgate.batchCommitmentOf(m.gateway.address, 3n)).commitmentPrefix).to.equal(commitmentPrefix(commitmentOf(batch2)));
       // Only batch starts hold commitments.
-      expect(await m.tollgate.batchCommitmentOf(m.gateway.address, 1n)).to.equal(ethers.ZeroHash);
-      expect(await m.tollgate.batchCommitmentOf(m.gateway.address, 5n)).to.equal(ethers.ZeroHash);
+      expect([...(await m.tollgate.batchCommitmentOf(m.gateway.address, 1n))]).to.deep.equal([commitmentPrefix(ethers.ZeroHash as Hex), 0n]);
+      expect([...(await m.tollgate.batchCommitmentOf(m.gateway.address, 5n))]).to.deep.equal([commitmentPrefix(ethers.ZeroHash as Hex), 0n]);
     });
 
     it("lets any account submit a validly signed batch, with the same accounting as the provider submitting it", async function () {

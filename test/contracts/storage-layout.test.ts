@@ -194,4 +194,22 @@ describe("storage and memory layouts", function () {
     expect(constants.has("TALLY_SIZE"), "TALLY_SIZE, used to allocate the tallies").to.equal(true);
     expect(constants.get("ARRAY_DATA")).to.equal(32n);
   });
+
+  it("GatewayDisputes' memory offsets name PriceEpoch's prices, and a receipt is one word per field", async function () {
+    const disputes = contractNode(await sourceAst("contracts/Tollgate.sol:Tollgate", "contracts/GatewayDisputes.sol"), "GatewayDisputes");
+    const epochFields = structFields(
+      contractNode(await sourceAst("contracts/Tollgate.sol:Tollgate", "contracts/interfaces/IProviderRegistry.sol"), "IProviderRegistry"),
+      "PriceEpoch",
+    );
+    const offsets = literalConstants(disputes, /^EPOCH_/);
+    expect([...offsets.keys()]).to.deep.equal(["EPOCH_INPUT", "EPOCH_CACHED_INPUT", "EPOCH_OUTPUT"]);
+    for (const [name, offset] of offsets) {
+      const index = epochFields.findIndex((field) => `EPOCH_${screamingSnake(field)}` === name);
+      expect(index, `${name} names a field of PriceEpoch`).to.be.gte(0);
+      expect(offset, name).to.equal(BigInt(index) * 32n);
+    }
+    const types = await sourceAst("contracts/Tollgate.sol:Tollgate", "contracts/libraries/UsageTypes.sol");
+    const receiptFields = structFields(contractNode(types, "UsageTypes"), "UsageReceipt");
+    expect(literalConstants(types, /^RECEIPT_WORDS_SIZE$/).get("RECEIPT_WORDS_SIZE")).to.equal(BigInt(receiptFields.length) * 32n);
+  });
 });

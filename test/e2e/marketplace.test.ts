@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
+import { decodeFunctionData, encodeFunctionData, getAddress, parseEventLogs, parseUnits, type Address, type Hex, type PrivateKeyAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   auditDeployment,
@@ -39,6 +39,8 @@ import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptOf } from "../../server/chain/receipt-envelope";
+import { commitmentPrefix, type UsageBatch } from "../../server/chain/usage-batch";
+import { decodeRevertData } from "../../server/chain/revert";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
@@ -381,7 +383,9 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     for (const event of events) {
       expect(event.args.firstSequence, "each batch starts where the last one ended").to.equal(next);
       expect(event.args.recordCount).to.be.greaterThan(0n);
-      expect(await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "batchCommitmentOf", args: [signer, event.args.firstSequence] })).to.equal(event.args.commitment);
+      const [storedPrefix, settledAt] = await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "batchCommitmentOf", args: [signer, event.args.firstSequence] });
+      expect(storedPrefix).to.equal(commitmentPrefix(event.args.commitment));
+      expect(settledAt, "the commitment word keeps the settlement's block time").to.equal(Number((await run.client.getBlock({ blockNumber: event.blockNumber })).timestamp));
       for (let sequence = next; sequence < next + event.args.recordCount; sequence++) {
         expect(records[Number(sequence)].settlement?.txHash, `record ${sequence} settled by its batch`).to.equal(event.transactionHash.toLowerCase());
       }
@@ -401,6 +405,33 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
       expect(await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "verifyReceiptSettled", args: [signer, batch.header, receipt, proof] }), `receipt #${record.sequence}`).to.equal(true);
       const inflated = { ...receipt, cost: receipt.cost + 1n };
       expect(await run.client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "verifyReceiptSettled", args: [signer, batch.header, inflated, proof] }), `inflated receipt #${record.sequence}`).to.equal(false);
+    }
+
+    // The honest gateway and oracle cannot be slashed: every receipt they really issued agrees with the record
+    // and the leaf they settled, so each fraud proof is refused (simulated, as a buyer's client would first).
+    const settledBatches = new Map<bigint, UsageBatch>();
+    for (const batch of audit.batches) {
+      const tx = await run.client.getTransaction({ hash: batch.txHash });
+      const call = decodeFunctionData({ abi: tollgateAbi, data: tx.input });
+      expect(call.functionName).to.equal("settleBatch");
+      settledBatches.set(batch.firstSequence, (call.args as readonly [UsageBatch, Hex])[0]);
+    }
+    // eth_call straight to the in-process node: through the run's JSON-RPC server a reverting call takes ~1 s.
+    const refusal = async (functionName: "proveSettledRecordMismatch" | "proveContentMismatch" | "proveEquivocation", args: readonly unknown[]) => {
+      const data = encodeFunctionData({ abi: tollgateAbi, functionName, args } as never);
+      return run.hre.network.provider.request({ method: "eth_call", params: [{ to: tollgate, data }, "latest"] }).then(
+        () => "no revert",
+        (error: { data?: Hex | { data?: Hex } }) => decodeRevertData((typeof error.data === "object" ? error.data?.data : error.data) ?? "0x").name,
+      );
+    };
+    for (const record of records) {
+      const audited = batchOf(record.sequence);
+      const leaves = records.slice(Number(audited.firstSequence), Number(audited.firstSequence + audited.recordCount)).map((r) => r.receiptHash);
+      const receipt = usageReceiptOf(record);
+      const proof = merkleProof(leaves, Number(record.sequence - audited.firstSequence));
+      expect(await refusal("proveSettledRecordMismatch", [receipt, record.signature, settledBatches.get(audited.firstSequence)!]), `record #${record.sequence}`).to.equal("DisputeNoDiscrepancy");
+      expect(await refusal("proveContentMismatch", [receipt, record.signature, audited.header, receipt, proof]), `leaf #${record.sequence}`).to.equal("DisputeNoDiscrepancy");
+      expect(await refusal("proveEquivocation", [receipt, record.signature, receipt, record.signature]), `receipt #${record.sequence}`).to.equal("DisputeNoDiscrepancy");
     }
 
     // Every charge is the cost at the epoch in force when the call was served, read from the chain.

@@ -14,6 +14,9 @@ export const MAX_UINT96 = (1n << 96n) - 1n;
 export const MAX_LIMIT_PERIOD = 366 * 24 * 3600;
 export const MAX_ACCOUNT_BALANCE = (1n << 104n) - 1n;
 export const MAX_UINT256 = (1n << 256n) - 1n;
+export const BOND_WITHDRAWAL_DELAY = 15 * 24 * 3600;
+export const DISPUTE_WINDOW = 14 * 24 * 3600;
+export const DISPUTE_PENALTY_BPS = 1_000n;
 
 export interface Prices {
   input: bigint;
@@ -59,10 +62,18 @@ export interface LimitState {
   spent: bigint;
 }
 
+export interface BondState {
+  available: bigint;
+  pending: bigint;
+  withdrawableAt: number;
+}
+
 export interface SignerState {
   providerId: number;
   authorized: boolean;
   nextSequence: bigint;
+  /** Fraud by it was proven: unauthorized for good. */
+  compromised?: boolean;
 }
 
 /** A revert the model expects: the named custom error, raised by `on` (the ERC-1155 credits may live in Tollgate itself or in its own token). */
@@ -136,6 +147,9 @@ export class MarketModel {
   readonly plans = new Map<number, PlanInfo>();
   readonly limits = new Map<string, LimitState>();
   readonly signers = new Map<string, SignerState>();
+  readonly bonds = new Map<number, BondState>();
+  /** `signer:sequence` of every fraud proven. */
+  readonly proven = new Set<string>();
 
   constructor(
     readonly feeBps: bigint,
@@ -236,6 +250,94 @@ export class MarketModel {
     pulled();
     acct.balance += amount;
     return null;
+  }
+
+  // ---------- bonds and disputes ----------
+
+  bond(providerId: number): BondState {
+    let bond = this.bonds.get(providerId);
+    if (!bond) {
+      bond = { available: 0n, pending: 0n, withdrawableAt: 0 };
+      this.bonds.set(providerId, bond);
+    }
+    return bond;
+  }
+
+  private providerOwnedBy(caller: string, providerId: number): Revert | ProviderInfo {
+    const p = this.providers.get(providerId);
+    if (!p) return { on: "tollgate", error: "RegistryUnknownProvider" };
+    if (key(p.owner) !== key(caller)) return { on: "tollgate", error: "RegistryNotProviderOwner" };
+    return p;
+  }
+
+  postBond(payer: string, providerId: number, amount: bigint): Revert | null {
+    if (!this.providers.has(providerId)) return { on: "tollgate", error: "RegistryUnknownProvider" };
+    if (amount === 0n) return { on: "tollgate", error: "BondZeroAmount" };
+    const pulled = this.pull(payer, amount);
+    if (typeof pulled !== "function") return pulled;
+    const bond = this.bond(providerId);
+    if (bond.available + bond.pending + amount > MAX_ACCOUNT_BALANCE) return { on: "tollgate", error: "BondOverflow" };
+    pulled();
+    bond.available += amount;
+    return null;
+  }
+
+  requestBondWithdrawal(now: number, caller: string, providerId: number, amount: bigint): Revert | null {
+    const owned = this.providerOwnedBy(caller, providerId);
+    if ("error" in owned) return owned;
+    if (amount === 0n) return { on: "tollgate", error: "BondZeroAmount" };
+    const bond = this.bond(providerId);
+    if (amount > bond.available) return { on: "tollgate", error: "BondInsufficient" };
+    bond.available -= amount;
+    bond.pending += amount;
+    bond.withdrawableAt = now + BOND_WITHDRAWAL_DELAY;
+    return null;
+  }
+
+  cancelBondWithdrawal(caller: string, providerId: number): Revert | null {
+    const owned = this.providerOwnedBy(caller, providerId);
+    if ("error" in owned) return owned;
+    const bond = this.bond(providerId);
+    if (bond.withdrawableAt === 0) return { on: "tollgate", error: "BondNoPendingWithdrawal" };
+    bond.available += bond.pending;
+    bond.pending = 0n;
+    bond.withdrawableAt = 0;
+    return null;
+  }
+
+  withdrawBond(now: number, caller: string, providerId: number): Revert | bigint {
+    const owned = this.providerOwnedBy(caller, providerId);
+    if ("error" in owned) return owned;
+    const bond = this.bond(providerId);
+    if (bond.withdrawableAt === 0) return { on: "tollgate", error: "BondNoPendingWithdrawal" };
+    if (now < bond.withdrawableAt) return { on: "tollgate", error: "BondWithdrawalNotReady" };
+    const amount = bond.pending;
+    bond.pending = 0n;
+    bond.withdrawableAt = 0;
+    this.addWallet(owned.payout, amount);
+    return amount;
+  }
+
+  /**
+   * Two different receipts of `signer` for `sequence`, the later served at `servedAt`, proven at `now`: the
+   * penalty (10% of the bond) goes to `beneficiary`'s balance and the signer is compromised. Returns the penalty.
+   */
+  proveEquivocation(now: number, signer: string, sequence: bigint, servedAt: number, beneficiary: string): Revert | bigint {
+    const s = this.signer(signer);
+    if (s.providerId === 0) return { on: "tollgate", error: "DisputeUnknownSigner" };
+    if (now > servedAt + DISPUTE_WINDOW) return { on: "tollgate", error: "DisputeWindowClosed" };
+    if (this.proven.has(`${key(signer)}:${sequence}`)) return { on: "tollgate", error: "DisputeAlreadyProven" };
+    const bond = this.bond(s.providerId);
+    const penalty = ((bond.available + bond.pending) * DISPUTE_PENALTY_BPS) / BPS;
+    const acct = this.account(beneficiary);
+    if (acct.balance + penalty > MAX_ACCOUNT_BALANCE) return { on: "tollgate", error: "VaultBalanceOverflow" };
+    const fromAvailable = min(penalty, bond.available);
+    bond.available -= fromAvailable;
+    bond.pending -= penalty - fromAvailable;
+    acct.balance += penalty;
+    this.proven.add(`${key(signer)}:${sequence}`);
+    this.signers.set(key(signer), { ...s, authorized: false, compromised: true });
+    return penalty;
   }
 
   requestWithdrawal(now: number, buyer: string, amount: bigint): Revert | null {
@@ -404,7 +506,7 @@ export class MarketModel {
   ): Revert | SettlementResult {
     if (this.paused) return { on: "tollgate", error: "EnforcedPause" };
     const s = this.signer(signer);
-    if (!s.authorized) return { on: "tollgate", error: "SettlementUnauthorizedSigner" };
+    if (!s.authorized) return { on: "tollgate", error: s.compromised ? "SettlementSignerCompromised" : "SettlementUnauthorizedSigner" };
     if (firstSequence !== s.nextSequence) return { on: "tollgate", error: "SettlementSequenceMismatch" };
     if (records.length === 0) return { on: "tollgate", error: "SettlementMalformedSection" };
     const providerId = s.providerId;

@@ -222,6 +222,10 @@ export interface MarketState {
   vaultTokens: bigint;
   nextSequence: bigint;
   credits: bigint[];
+  /** The fixture provider's bond: available, pending, withdrawableAt. */
+  bond: bigint[];
+  /** The gateway key's standing: authorized, compromised. */
+  gatewayStanding: boolean[];
 }
 
 /** Everything a settlement could touch, for `addresses`, plus the gateway's next sequence and credits of `planIds`. */
@@ -243,7 +247,15 @@ export async function marketState(m: Marketplace, addresses: readonly string[], 
     vaultTokens: await m.token.balanceOf(await m.tollgate.getAddress()),
     nextSequence: await nextSequence(m.tollgate, m.gateway.address),
     credits,
+    bond: [...(await m.tollgate.bondOf(m.providerId))],
+    gatewayStanding: await signerStanding(m.tollgate, m.gateway.address),
   };
+}
+
+/** A signer's authorized and compromised flags. */
+export async function signerStanding(tollgate: Tollgate, signer: string): Promise<boolean[]> {
+  const state = await tollgate.signerOf(signer);
+  return [state.authorized, state.compromised];
 }
 
 /** Runs `expectation` (a revert assertion) and checks that nothing in `marketState` moved. */
@@ -259,7 +271,8 @@ export async function expectNothingChanged(
 
 /**
  * DESIGN invariant 1: the vault's tokens equal every account's balance and pending withdrawal, every
- * provider's earnings and the uncollected fees. `extra` adds accounts beyond the fixture's signers.
+ * provider's earnings and bond (available and pending) and the uncollected fees. `extra` adds accounts
+ * beyond the fixture's signers.
  */
 export async function expectConservation(m: Marketplace, extra: readonly string[] = []): Promise<void> {
   const everyone = [...m.buyers, ...m.others].map((s) => s.address).concat(extra);
@@ -269,7 +282,10 @@ export async function expectConservation(m: Marketplace, extra: readonly string[
     owed += a.balance + a.pendingWithdrawal;
   }
   const providers = await m.tollgate.providerCount();
-  for (let id = 1n; id <= providers; id++) owed += await m.tollgate.earningsOf(id);
+  for (let id = 1n; id <= providers; id++) {
+    const [available, pending] = await m.tollgate.bondOf(id);
+    owed += (await m.tollgate.earningsOf(id)) + available + pending;
+  }
   owed += await m.tollgate.protocolFeesAccrued();
   expect(await m.token.balanceOf(await m.tollgate.getAddress())).to.equal(owed);
 }

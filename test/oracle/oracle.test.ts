@@ -5,8 +5,9 @@
  */
 import { expect } from "chai";
 import { ethers } from "hardhat";
-import { getAddress } from "viem";
+import { getAddress, type Hex } from "viem";
 import { tollgateAbi } from "../../server/chain/abis";
+import { commitmentPrefix } from "../../server/chain/usage-batch";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 import { startOracleHarness } from "../helpers/oracle-harness";
 import { USD } from "../../scripts/lib/marketplace-fixtures";
@@ -46,13 +47,13 @@ describe("oracle: settles the gateway's records on-chain", function () {
       const batches = new Set(records.map((record) => record.settlement?.batchId));
       expect(batches.size).to.equal(3); // 3 + 3 + 1
       for (const record of records) {
-        const commitment = await client.readContract({
+        const [storedPrefix] = await client.readContract({
           address: harness.config.chain.deployment.tollgate,
           abi: tollgateAbi,
           functionName: "batchCommitmentOf",
           args: [harness.signer, record.sequence - (record.sequence % 3n)],
         });
-        expect(record.settlement!.batchId).to.equal(commitment);
+        expect(commitmentPrefix(record.settlement!.batchId as Hex)).to.equal(storedPrefix);
         const receipt = await client.getTransactionReceipt({ hash: record.settlement!.txHash });
         expect(receipt.status).to.equal("success");
       }
