@@ -21,6 +21,7 @@ import {
   getAddress,
   keccak256,
   toHex,
+  zeroHash,
   type AbiEvent,
   type Address,
   type Hash,
@@ -36,6 +37,10 @@ import {
   deposit,
   depositWithPermit,
   executeWithdrawal,
+  mintTestTokens,
+  postBond,
+  proveEquivocation,
+  requestBondWithdrawal,
   requestWithdrawal,
   scheduleModelPrice,
   setProtocolFee,
@@ -45,14 +50,15 @@ import {
   withdrawEarnings,
 } from "../../client";
 import { auditChain, type ChainAudit, type Finding, type FindingCode } from "../../client/audit/chain-audit";
-import { bondEventsAbi } from "../../client/audit/bond-events";
 import { batchKey, type ChainHistory, type ChainStateReader, type HistoryLog } from "../../client/audit/chain-history";
 import { loadChainHistory } from "../../client/audit/load-chain-history";
 import { rpcStateReader } from "../../client/audit/rpc-state-reader";
 import { deployMarketplace, LARGE_PRICES, PRICE_NOTICE, USD, WITHDRAWAL_DELAY, type Marketplace } from "../../scripts/lib/marketplace-fixtures";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
-import { signedUsageBatch, signUsageBatch } from "../../server/chain/sign-batch";
-import type { UsageRecord } from "../../server/chain/usage-batch";
+import { signedUsageBatch, signUsageBatch, signUsageReceipt } from "../../server/chain/sign-batch";
+import { hashReceipt, type UsageReceipt, type UsageRecord } from "../../server/chain/usage-batch";
+import { receiptToWire, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
+import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION } from "../../server/chain/eip712";
 
 interface Settled {
   hash: Hash;
@@ -413,49 +419,58 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
     }
   });
 
-  it("replays provider bonds and fraud refunds into the ledger and checks them against bondOf", async function () {
-    // The bond events are not in the contract yet (another branch adds them): appended here as the contract will
-    // emit them, with their token transfers, and the state the contract would then hold.
-    const history = copyOf(scenario.history);
-    const last = history.logs[history.logs.length - 1];
-    const { c, d } = scenario.buyers;
-    const providerId = Number(scenario.market.providerId);
-    const payout = getAddress(scenario.market.provider.address);
-    const tx = (label: string) => keccak256(toHex(label)) as Hash;
-    const token = history.paymentToken;
-    let index = last.logIndex + 1;
-    const post = tx("post a bond");
-    const withdraw = tx("withdraw part of it");
-    const fraud = tx("prove fraud");
-    history.logs.push(
-      synthetic(testUsdAbi, "Transfer", { from: payout, to: scenario.tollgate, value: 1_000n }, last, token, post, index++),
-      synthetic(bondEventsAbi, "BondPosted", { providerId, payer: payout, amount: 1_000n }, last, scenario.tollgate, post, index++),
-      synthetic(bondEventsAbi, "BondWithdrawalRequested", { providerId, amount: 400n, pending: 400n, withdrawableAt: 1n }, last, scenario.tollgate, tx("request"), index++),
-      synthetic(bondEventsAbi, "GatewayFraudProven", { signer: scenario.market.gateway.address, providerId, sequence: 3n, kind: 1, refundedBuyer: c, refund: 100n, penalizedTo: d, penalty: 50n }, last, scenario.tollgate, fraud, index++),
-      synthetic(bondEventsAbi, "BondWithdrawn", { providerId, payout, amount: 400n }, last, scenario.tollgate, withdraw, index++),
-      synthetic(testUsdAbi, "Transfer", { from: scenario.tollgate, to: payout, value: 400n }, last, token, withdraw, index++),
-    );
-    const real = rpcStateReader(scenario.market.clientOf(scenario.market.owner.address as Address).public, history);
-    const stateWithBonds = (available: bigint): ChainStateReader => ({
-      ...real,
-      blockNumber: real.blockNumber,
-      account: async (buyer) => {
-        const account = await real.account(buyer);
-        const credit = buyer === c ? 100n : buyer === d ? 50n : 0n;
-        return { ...account, balance: account.balance + credit };
-      },
-      vaultTokens: async () => (await real.vaultTokens()) + 600n,
-      bond: async () => ({ available, pending: 0n, withdrawableAt: 0n }),
-    });
-    const result = await auditChain(history, stateWithBonds(450n));
-    expect(result.findings, describe_(result)).to.deep.equal([]);
-    expect(result.ledger.providers.get(providerId)!.bond).to.deep.equal({ available: 450n, pending: 0n, withdrawableAt: 0n });
-    expect(result.conservation.bonds).to.equal(450n);
-    expect(result.ledger.buyers.get(c)!.balance).to.equal(clean.ledger.buyers.get(c)!.balance + 100n);
+  it("replays provider bonds and a proven fraud's penalty into the ledger and checks them against bondOf", async function () {
+    const snapshot = await hre.network.provider.send("evm_snapshot", []);
+    try {
+      const { market } = scenario;
+      const providerId = Number(market.providerId);
+      const seller = market.clientOf(getAddress(market.provider.address));
+      await mintTestTokens(seller, { amount: USD(1_000) });
+      await postBond(seller, { providerId, amount: USD(1_000) });
+      await requestBondWithdrawal(seller, { providerId, amount: USD(400) });
+      // The gateway key signs two different receipts for sequence 0: an equivocation anyone can prove.
+      const { d } = scenario.buyers;
+      const servedAt = (await ethers.provider.getBlock("latest"))!.timestamp - 10;
+      const receipt: UsageReceipt = {
+        sequence: 0n, buyer: d, modelId: Number(market.smallModel), inputTokens: 100, cachedInputTokens: 0, outputTokens: 10, servedAt,
+        inputPrice: 0n, cachedInputPrice: 0n, outputPrice: 0n, cost: 0n, contentHash: keccak256(toHex("one response")),
+      };
+      const envelope = async (r: UsageReceipt): Promise<ReceiptEnvelope> => ({
+        domain: { name: TOLLGATE_DOMAIN_NAME, version: TOLLGATE_DOMAIN_VERSION, chainId: Number(market.chainId), verifyingContract: scenario.tollgate },
+        signer: market.gateway.address,
+        primaryType: "UsageReceipt",
+        receipt: receiptToWire(r),
+        receiptHash: hashReceipt(r),
+        signature: await signUsageReceipt(market.gateway, { chainId: market.chainId, address: scenario.tollgate }, r),
+        content: { salt: zeroHash, requestHash: zeroHash, responseHash: zeroHash },
+        model: "small",
+        reasoningTokens: 0,
+        countSource: "upstream",
+      });
+      const proven = await proveEquivocation(market.clientOf(d), {
+        first: await envelope(receipt),
+        second: await envelope({ ...receipt, contentHash: keccak256(toHex("another response")) }),
+      });
+      expect(proven.penalty).to.be.greaterThan(0n);
 
-    const wrong = await auditChain(history, stateWithBonds(449n));
-    expect(codes(wrong), describe_(wrong)).to.deep.equal(["bond_mismatch", "not_conserved"]);
-    expect(only(wrong, "bond_mismatch")[0]).to.include({ expected: 450n, found: 449n });
+      const history = await load(scenario);
+      const result = await audit(scenario, history);
+      expect(result.findings, describe_(result)).to.deep.equal([]);
+      const bond = result.ledger.providers.get(providerId)!.bond;
+      // The penalty comes out of the available bond first; the requested withdrawal stays pending.
+      expect([bond.available, bond.pending]).to.deep.equal([USD(600) - proven.penalty, USD(400)]);
+      expect(result.conservation.bonds).to.equal(USD(1_000) - proven.penalty);
+      expect(result.ledger.buyers.get(d)!.balance).to.equal((clean.ledger.buyers.get(d)?.balance ?? 0n) + proven.penalty);
+
+      // A bond the contract reports otherwise than its events is named.
+      const real = rpcStateReader(market.clientOf(market.owner.address as Address).public, history);
+      const lying: ChainStateReader = { ...real, bond: async (id) => ({ ...(await real.bond!(id)), available: bond.available - 1n }) };
+      const wrong = await auditChain(history, lying);
+      expect(codes(wrong), describe_(wrong)).to.deep.include("bond_mismatch");
+      expect(only(wrong, "bond_mismatch")[0]).to.include({ expected: bond.available, found: bond.available - 1n });
+    } finally {
+      await hre.network.provider.send("evm_revert", [snapshot]);
+    }
   });
 
   it("names tokens sent to the vault that no deposit accounts for", async function () {

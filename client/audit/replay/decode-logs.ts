@@ -1,15 +1,13 @@
 /**
- * The logs of a history decoded with the ABIs the auditor trusts: Tollgate's (and the bond events until they
- * reach the generated ABI) for logs of Tollgate, the ERC-1155's for the credits token, ERC-20 `Transfer` for
- * the payment token. A log of an address the history does not name, or whose topic no ABI knows, decodes to
+ * The logs of a history decoded with the ABIs the auditor trusts: Tollgate's for logs of Tollgate, the
+ * ERC-1155's for the credits token, ERC-20 `Transfer` for the payment token. A log of an address the history does not name, or whose topic no ABI knows, decodes to
  * `undefined` and becomes a finding, never an exception.
  */
 import { decodeEventLog, getAddress, toEventSelector, type AbiEvent, type Address, type DecodeEventLogReturnType, type Hex } from "viem";
 import { testUsdAbi, tollgateAbi, tollgateCreditsAbi } from "../../../server/chain/abis";
-import { bondEventsAbi } from "../bond-events";
 import type { ChainHistory, HistoryLog } from "../chain-history";
 
-const auditAbi = [...tollgateAbi, ...bondEventsAbi, ...tollgateCreditsAbi, ...testUsdAbi] as const;
+const auditAbi = [...tollgateAbi, ...tollgateCreditsAbi, ...testUsdAbi] as const;
 
 export type AuditEvent = DecodeEventLogReturnType<typeof auditAbi>;
 
@@ -33,7 +31,7 @@ export interface LogDecoder {
 
 export function logDecoder(history: Pick<ChainHistory, "tollgate" | "credits" | "paymentToken">): LogDecoder {
   const byEmitter = new Map<Address, { emitter: Emitter; events: Map<Hex, readonly [AbiEvent]> }>([
-    [getAddress(history.tollgate), { emitter: "tollgate", events: eventsBySelector([...tollgateAbi, ...bondEventsAbi]) }],
+    [getAddress(history.tollgate), { emitter: "tollgate", events: eventsBySelector(tollgateAbi) }],
     [getAddress(history.credits), { emitter: "credits", events: eventsBySelector(tollgateCreditsAbi) }],
     [getAddress(history.paymentToken), { emitter: "token", events: eventsBySelector(testUsdAbi, ["Transfer"]) }],
   ]);
