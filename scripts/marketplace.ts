@@ -38,8 +38,11 @@ import {
   depositWithPermit,
   getBuyerPosition,
   getPaymentToken,
+  getUsage,
   listModel,
   mintTestTokens,
+  parseUsageExport,
+  reconcileReceipts,
   parseReceiptHeader,
   postBond,
   registerProvider,
@@ -91,11 +94,10 @@ const CREDIT_PLAN = { price: "0.009", value: "0.01", models: ["small-model"] };
 const BUYER_DEPOSIT = "25";
 const CREDITS_BOUGHT = 200n;
 /**
- * The demo provider's bond, in token units. "0" until the auditor's conservation check (client/audit/conservation.ts,
- * being rewritten elsewhere) counts bonds: with a bond posted, today's check would report the vault as not
- * conserved. Raise it (e.g. "100") when that lands; `providerBond` overrides it per run.
+ * The demo provider's bond, in token units: what a proof that its gateway key lied is paid from, so disputes
+ * are live in the demo. The audit counts it in conservation. `providerBond` overrides it per run ("0": none).
  */
-export const DEFAULT_PROVIDER_BOND = "0";
+export const DEFAULT_PROVIDER_BOND = "100";
 export const API_KEY_TAGS = ["team:research", "workflow:marketplace-demo"];
 /** Repeated across calls so the simulated upstream's prompt cache serves part of later prompts, as real ones do. */
 const SYSTEM_PROMPT =
@@ -454,10 +456,23 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
     );
 
     // 9. The audit: chain data alone against the receipts the buyer holds and the gateway's store.
+    // The buyer's own check, as `tollgate audit receipts` runs it: its usage export from the gateway (with each
+    // receipt's Merkle proof) reconciled with the chain, and every on-chain charge to it matched to a receipt.
+    const reconcileExport = async () => {
+      const exported = await getUsage(await as(buyer, "buyer"), { apiKey: apiKey.key, limit: 10_000 });
+      const reconciliation = await reconcileReceipts({
+        usageExport: parseUsageExport(JSON.stringify(exported)),
+        batches: audit.batches,
+        deployment: { chainId: deployment.chainId, tollgate: deployment.tollgate },
+        signer: gatewaySigner,
+      });
+      return reconciliation.findings.map((finding) => `usage export: ${finding.code}: ${finding.message}`);
+    };
     const problems = [
       ...audit.problems,
       ...(await auditStoreAgainstChain(local.client, audit, store, gatewaySigner, deployment)),
       ...(await auditReceipts(audit, calls.map((call) => call.receipt), { signer: gatewaySigner, deployment })),
+      ...(await reconcileExport()),
       ...calls
         .filter((call) => call.inputTokens !== Number(call.receipt.receipt.inputTokens) || call.outputTokens !== Number(call.receipt.receipt.outputTokens))
         .map((call) => `receipt #${call.sequence}: the response's usage (${call.inputTokens}/${call.outputTokens}) differs from its receipt (${call.receipt.receipt.inputTokens}/${call.receipt.receipt.outputTokens})`),
@@ -482,7 +497,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       9,
       `audit: ${auditedRecords} charges in ${audit.batches.length} batch${audit.batches.length === 1 ? "" : "es"} and the ledger of ${chainAudit.counts.buyers} buyer${chainAudit.counts.buyers === 1 ? "" : "s"} ` +
         `and ${chainAudit.counts.providers} provider${chainAudit.counts.providers === 1 ? "" : "s"} rebuilt from ${chainAudit.counts.logs} events and the batches' signed data, ` +
-        `compared with the contracts' state, ${calls.length} signed receipts and the usage store: ${problems.length === 0 ? "all match" : `${problems.length} PROBLEMS`}; ` +
+        `compared with the contracts' state, ${calls.length} signed receipts, the buyer's usage export (each receipt proven in its batch) and the usage store: ${problems.length === 0 ? "all match" : `${problems.length} PROBLEMS`}; ` +
         `vault holds ${amount(conservation.held)}, owes ${amount(conservation.owed)}: ${conservation.conserved ? "conserved" : "NOT CONSERVED"}`,
     );
     const summary: MarketplaceSummary = {

@@ -40,7 +40,7 @@ export function describeRun(run: MarketplaceRun): string[] {
         : `${s.audit.problems.length} PROBLEMS`),
     ...s.audit.problems.map((problem) => `    - ${problem}`),
     `  conservation    vault holds ${run.amount(s.conservation.held)} = balances ${run.amount(s.conservation.buyerBalances)} + pending withdrawals ${run.amount(s.conservation.pendingWithdrawals)} ` +
-      `+ provider earnings ${run.amount(s.conservation.providerEarnings)} + protocol fees ${run.amount(s.conservation.protocolFees)}: ${s.conservation.conserved ? "conserved" : `NOT CONSERVED (owes ${run.amount(s.conservation.owed)})`}`,
+      `+ provider earnings ${run.amount(s.conservation.providerEarnings)} + protocol fees ${run.amount(s.conservation.protocolFees)} + provider bonds ${run.amount(s.conservation.bonds)}: ${s.conservation.conserved ? "conserved" : `NOT CONSERVED (owes ${run.amount(s.conservation.owed)})`}`,
   );
   return lines;
 }
