@@ -59,3 +59,4 @@ export * from "./audit/receipts";
 export * from "./audit/usage-export";
 export * from "./audit/receipt-reconciliation";
 export * from "./audit/dispute-candidates";
+export * from "./audit/submit-disputes";

@@ -10,15 +10,21 @@
  */
 import fs from "node:fs";
 import { Command, CommanderError } from "commander";
-import { createPublicClient, http, type Address, type PublicClient } from "viem";
+import { createPublicClient, createWalletClient, http, type Address, type PublicClient } from "viem";
 import {
   auditSettlements,
+  createTollgateClient,
   disputeCandidates,
   parseUsageExport,
   reconcileReceipts,
+  submitDisputes,
   UsageExportError,
+  withWallet,
   type AuditedBatch,
+  type DisputeCandidate,
+  type DisputeOutcome,
   type ReceiptFinding,
+  type TollgateClient,
   type UsageExport,
 } from "../../client";
 import type { Deployment } from "../../server/chain/deployment-schema";
@@ -41,6 +47,7 @@ interface AuditReceiptsOptions {
   tokenToleranceBps: string;
   afterSequence?: string;
   throughSequence?: string;
+  dispute?: boolean;
 }
 
 function readExport(file: string): UsageExport {
@@ -59,17 +66,17 @@ function readExport(file: string): UsageExport {
 }
 
 /** The chain and the deployment: the deployment file's, or just `--tollgate` on the chain `--rpc` serves. */
-async function chainOf(ctx: CliContext, tollgate: Address | undefined): Promise<{ client: PublicClient; deployment: Deployment }> {
+async function chainOf(ctx: CliContext, tollgate: Address | undefined): Promise<{ client: PublicClient; deployment: Deployment; fromFile: boolean }> {
   if (!tollgate) {
     const { client, deployment } = await ctx.connect();
-    return { client, deployment };
+    return { client, deployment, fromFile: true };
   }
   const client = createPublicClient({ transport: http(ctx.options.rpc, { retryCount: 1, timeout: 20_000 }) }) as PublicClient;
   const chainId = await client.getChainId();
   const code = await client.getCode({ address: tollgate });
   if (!code || code === "0x") throw new CliError(`there is no contract at ${tollgate} on chain ${chainId} (${ctx.options.rpc})`, "check --tollgate and --rpc");
   // No deploy block known: the scan for settlements starts at genesis, which is slower but misses nothing.
-  return { client, deployment: { chainId, tollgate } };
+  return { client, deployment: { chainId, tollgate }, fromFile: false };
 }
 
 function where(finding: ReceiptFinding): string {
@@ -79,6 +86,43 @@ function where(finding: ReceiptFinding): string {
   if (w.txHash) parts.push(`tx ${w.txHash}`);
   if (w.batchFirstSequence !== undefined) parts.push(`batch from ${w.batchFirstSequence}`);
   return parts.join(", ");
+}
+
+/**
+ * `--dispute`: a fraud proof per candidate, signed with the key from the environment (anyone may prove; the
+ * refund goes to the charged buyer and the penalty to the receipt's buyer, whoever sends it). The key is
+ * loaded first, so a missing key is said before any transaction.
+ */
+async function submitCandidates(ctx: CliContext, chain: Awaited<ReturnType<typeof chainOf>>, candidates: DisputeCandidate[]) {
+  const account = await ctx.signer();
+  let client: TollgateClient;
+  if (chain.fromFile) client = await ctx.client();
+  else {
+    // Only --tollgate: the wallet talks to the chain --rpc serves.
+    const base = await createTollgateClient({ publicClient: chain.client, deployment: chain.deployment });
+    client = withWallet(base, createWalletClient({ account, transport: http(ctx.options.rpc) }), (progress) => {
+      if (progress.stage === "pending") ctx.out.say(`  ${progress.description}: tx ${progress.hash}`);
+    });
+  }
+  if (candidates.length > 0) ctx.out.warn(`submitting ${candidates.length} fraud proof${candidates.length === 1 ? "" : "s"} from ${account.address} …`);
+  return submitDisputes(client, { candidates });
+}
+
+function disputeLine(outcome: DisputeOutcome): string {
+  const at = `signer ${outcome.candidate.signer}, sequence ${outcome.candidate.sequence}`;
+  if (outcome.status === "proven") {
+    const f = outcome.fraud;
+    return `proven (${outcome.proof}) ${at}: tx ${f.hash}; refund ${f.refund} to ${f.refundedBuyer}, penalty ${f.penalty} to ${f.penalizedTo} (base units); the key is now compromised`;
+  }
+  if (outcome.status === "refused") return `refused (${outcome.proof}) ${at}: ${outcome.error}`;
+  return `not submitted ${at}: ${outcome.reason}`;
+}
+
+function disputeJson(outcome: DisputeOutcome) {
+  const base = { status: outcome.status, signer: outcome.candidate.signer, sequence: outcome.candidate.sequence, reason: outcome.candidate.reason };
+  if (outcome.status === "proven") return { ...base, proof: outcome.proof, fraud: outcome.fraud };
+  if (outcome.status === "refused") return { ...base, proof: outcome.proof, error: outcome.error, errorName: outcome.errorName };
+  return { ...base, why: outcome.reason };
 }
 
 /** A finding for `--json`: the receipts without their retained bytes, which the file already holds. */
@@ -105,7 +149,8 @@ async function auditReceipts(ctx: CliContext, file: string, options: AuditReceip
     throw new CliError(`${file} holds no receipts, so no gateway key to audit`, "name the gateway key with --signer to check the chain for records without receipt");
   }
 
-  const { client, deployment } = await chainOf(ctx, tollgate);
+  const chain = await chainOf(ctx, tollgate);
+  const { client, deployment } = chain;
   const batches: AuditedBatch[] = [];
   const chainProblems: string[] = [];
   for (const signer of signers) {
@@ -135,6 +180,7 @@ async function auditReceipts(ctx: CliContext, file: string, options: AuditReceip
     await counter?.close();
   }
   const candidates = disputeCandidates(result, usageExport, batches);
+  const disputes = options.dispute ? await submitCandidates(ctx, chain, candidates) : undefined;
   const discrepancies = result.findings.filter((f) => f.severity === "discrepancy");
   const pending = result.findings.filter((f) => f.severity === "pending");
   const exitCode = !result.agrees ? AUDIT_EXIT.discrepancies : !result.complete ? AUDIT_EXIT.pending : AUDIT_EXIT.agrees;
@@ -155,6 +201,7 @@ async function auditReceipts(ctx: CliContext, file: string, options: AuditReceip
     chainProblems,
     findings: result.findings.map(findingJson),
     disputeCandidates: candidates,
+    disputes: disputes?.map(disputeJson),
   });
 
   const c = result.counts;
@@ -174,7 +221,13 @@ async function auditReceipts(ctx: CliContext, file: string, options: AuditReceip
   };
   list("Discrepancies", discrepancies);
   list("Pending", pending);
-  if (candidates.length > 0) out.say(`Dispute candidates: ${candidates.length} (receipts, batch headers and proofs in the --json output)`);
+  if (candidates.length > 0 && !disputes) {
+    out.say(`Dispute candidates: ${candidates.length} (receipts, batch headers and proofs in the --json output; --dispute submits the proofs)`);
+  }
+  if (disputes) {
+    out.say(`Disputes (${disputes.length}):`);
+    for (const outcome of disputes) out.say(`  ${disputeLine(outcome)}`);
+  }
   out.say(
     exitCode === AUDIT_EXIT.agrees
       ? "Everything agrees: every receipt is settled as signed, and every on-chain charge has its receipt."
@@ -200,6 +253,7 @@ export function registerAuditReceipts(audit: Command, context: ContextFactory): 
     .option("--token-tolerance-bps <n>", "how far a recount of retained bytes may differ from the receipt, in basis points", "0")
     .option("--after-sequence <n>", "check for records without receipt only after this sequence (the export's own filter by default)")
     .option("--through-sequence <n>", "… and only up to this sequence (a CSV does not say where it ends)")
+    .option("--dispute", "submit an on-chain fraud proof for every signed receipt the chain contradicts (key from TOLLGATE_PRIVATE_KEY or a keystore)")
     .addHelpText(
       "after",
       `

@@ -8,15 +8,24 @@ import os from "node:os";
 import path from "node:path";
 import hre from "hardhat";
 import { expect } from "chai";
+import type { Address } from "viem";
+import { generatePrivateKey, privateKeyToAccount, privateKeyToAddress } from "viem/accounts";
+import { mintTestTokens, postBond } from "../../client";
 import { runCli } from "../../scripts/cli";
+import { USD } from "../../scripts/lib/marketplace-fixtures";
+import { tollgateAbi } from "../../server/chain/abis";
+import { tollgateDomain, usageReceiptTypes } from "../../server/chain/eip712";
+import { recordCost } from "../../server/chain/pricing";
+import { receiptToWire, usageReceiptFromEnvelope } from "../../server/chain/receipt-envelope";
+import { hashReceipt } from "../../server/chain/usage-batch";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import { startOracleHarness } from "../helpers/oracle-harness";
 import { startReceiptAuditFixture, type ReceiptAuditFixture } from "../helpers/receipt-audit-fixture";
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const code = await runCli(args, { env: {}, stdout: { write: (text: string) => (out += text) }, stderr: { write: (text: string) => (err += text) } });
+  const code = await runCli(args, { env, stdout: { write: (text: string) => (out += text) }, stderr: { write: (text: string) => (err += text) } });
   return { code, out, err };
 }
 
@@ -30,7 +39,10 @@ describe("tollgate audit receipts", function () {
     fs.writeFileSync(target, text);
     return target;
   };
-  const audit = (...args: string[]) => run(["--rpc", rpc.url, "--deployment", path.join(f.h.dir, "deployment.json"), "audit", "receipts", ...args]);
+  const audit = (...args: string[]) =>
+    run(["--rpc", rpc.url, "--deployment", path.join(f.h.dir, "deployment.json"), "audit", "receipts", ...args], disputerEnv);
+  /** The key `--dispute` signs with (none until the dispute test). */
+  let disputerEnv: Record<string, string> = {};
 
   before(async function () {
     f = await startReceiptAuditFixture({ retainContent: true, calls: 3 });
@@ -100,5 +112,60 @@ describe("tollgate audit receipts", function () {
     const missing = await audit(path.join(dir, "nope.json"));
     expect(missing.code).to.equal(2);
     expect(missing.err).to.contain("cannot read");
+  });
+  // Last: it compromises the fixture's gateway key.
+  it("--dispute proves on-chain a signed receipt the settled record contradicts: refund and penalty paid from the bond, the key compromised", async function () {
+    const { market } = f.h;
+    const providerId = Number(market.providerId);
+    const asProvider = market.clientOf(market.provider.address as Address);
+    await mintTestTokens(asProvider, { amount: USD(100) });
+    await postBond(asProvider, { providerId, amount: USD(100) });
+
+    // The gateway signs a receipt for fewer output tokens than it settled under the same sequence: an overcharge.
+    const body = JSON.parse(await f.exportText());
+    const row = body.data[1];
+    const original = usageReceiptFromEnvelope(row.receipt);
+    const outputTokens = original.outputTokens - 5;
+    const told = { ...original, outputTokens, cost: recordCost({ ...original, outputTokens }, { input: original.inputPrice, cachedInput: original.cachedInputPrice, output: original.outputPrice }) };
+    const signature = await privateKeyToAccount(f.h.signerKey).signTypedData({
+      domain: tollgateDomain(f.deployment.chainId, f.deployment.tollgate),
+      types: usageReceiptTypes,
+      primaryType: "UsageReceipt",
+      message: told,
+    });
+    row.receipt = { ...row.receipt, receipt: receiptToWire(told), receiptHash: hashReceipt(told), signature };
+    const target = file("overcharged.json", JSON.stringify(body));
+
+    const disputer = generatePrivateKey();
+    await hre.network.provider.send("hardhat_setBalance", [privateKeyToAddress(disputer), "0x56bc75e2d63100000"]);
+    const balanceOf = async () =>
+      (await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "accountOf", args: [f.buyer] })).balance;
+    const before = await balanceOf();
+
+    disputerEnv = { TOLLGATE_PRIVATE_KEY: disputer };
+    const result = await audit(target, "--dispute");
+    expect(result.code, result.out + result.err).to.equal(1);
+    expect(result.out).to.match(new RegExp(`proven \\(settled-record-mismatch\\) signer ${f.h.signer}, sequence 1: tx 0x[0-9a-f]{64}`));
+    // The charged buyer is the receipt's: refunded what it paid beyond the receipt, then paid the penalty,
+    // DISPUTE_PENALTY_BPS (10%) of what the bond holds after the refund.
+    const refund = original.cost - told.cost;
+    const penalty = ((USD(100) - refund) * 1_000n) / 10_000n;
+    expect(refund).to.be.greaterThan(0n);
+    const after = await balanceOf();
+    expect(after - before).to.equal(refund + penalty);
+    const [available] = await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "bondOf", args: [providerId] });
+    expect(available).to.equal(USD(100) - refund - penalty);
+    const proven = await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "isFraudProven", args: [f.h.signer, 1n] });
+    expect(proven).to.equal(true);
+    const signer = await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "signerOf", args: [f.h.signer] });
+    expect(signer.compromised).to.equal(true);
+
+    // The same proof again is refused by the contract, named, and changes nothing.
+    const again = await audit(target, "--dispute", "--json");
+    expect(again.code).to.equal(1);
+    const json = JSON.parse(again.out);
+    expect(json.disputes).to.have.length(1);
+    expect(json.disputes[0]).to.deep.include({ status: "refused", errorName: "DisputeAlreadyProven" });
+    expect(await balanceOf()).to.equal(after);
   });
 });
