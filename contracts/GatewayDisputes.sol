@@ -40,6 +40,15 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
     /// later ones an existing slot (~5,000).
     mapping(address signer => mapping(uint256 word => uint256 bits)) private _provenSequences;
 
+    /// @dev One slot per beneficiary: awards not yet claimed, and when they can be. Only `_award` credits it.
+    /// 224 bits hold more than any token's supply could put in one bucket in practice; the sum is checked anyway.
+    struct Award {
+        uint224 amount;
+        uint32 claimableAt;
+    }
+
+    mapping(address beneficiary => Award) private _awards;
+
     /// @inheritdoc IGatewayDisputes
     function proveSettledRecordMismatch(
         UsageTypes.UsageReceipt calldata receipt,
@@ -108,6 +117,25 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         _markProven(signer, sequence);
         if (hashA == hashB) revert DisputeNoDiscrepancy(signer, sequence);
         return _punish(signer, providerId, sequence, KIND_EQUIVOCATION, b.buyer, 0, a.buyer);
+    }
+
+    /// @inheritdoc IGatewayDisputes
+    function claimDisputeAwards() external returns (uint256 amount) {
+        Award storage award = _awards[msg.sender];
+        amount = award.amount;
+        if (amount == 0) revert DisputeNoAward(msg.sender);
+        uint256 claimableAt = award.claimableAt;
+        if (block.timestamp < claimableAt) revert DisputeAwardNotReady(msg.sender, claimableAt, block.timestamp);
+        // The bucket is emptied before the tokens move, so a reentrant claim finds nothing: no guard needed.
+        delete _awards[msg.sender];
+        emit DisputeAwardClaimed(msg.sender, amount);
+        _push(msg.sender, amount);
+    }
+
+    /// @inheritdoc IGatewayDisputes
+    function disputeAwardOf(address beneficiary) external view returns (uint256 amount, uint256 claimableAt) {
+        Award storage award = _awards[beneficiary];
+        return (award.amount, award.claimableAt);
     }
 
     /// @inheritdoc IGatewayDisputes
@@ -231,7 +259,7 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
     }
 
     /// @dev Pays a proven fraud from the bond (the refund first, then the penalty on what is left, both capped
-    /// at what the bond holds), credits both to buyers' balances, and compromises the signer.
+    /// at what the bond holds) into the beneficiaries' award buckets, and compromises the signer.
     function _punish(
         address signer,
         uint32 providerId,
@@ -242,9 +270,22 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         address penalizedTo
     ) private returns (uint256 refund, uint256 penalty) {
         (refund, penalty) = _slashBond(providerId, overcharge);
-        if (refund != 0) _creditBalance(refundedBuyer, refund);
-        if (penalty != 0) _creditBalance(penalizedTo, penalty);
         _compromiseSigner(signer);
         emit GatewayFraudProven(signer, providerId, sequence, kind, refundedBuyer, refund, penalizedTo, penalty);
+        if (refund != 0) _award(refundedBuyer, refund);
+        if (penalty != 0) _award(penalizedTo, penalty);
+    }
+
+    /// @dev The one door into the award buckets. Never a spendable balance: a provider can sign receipts naming
+    /// a buyer address it controls and prove its own fraud, so an award that could leave sooner than a bond
+    /// withdrawal would be a way around `BOND_WITHDRAWAL_DELAY`. Each award restarts the beneficiary's clock,
+    /// as each bond withdrawal request restarts the bond's.
+    function _award(address beneficiary, uint256 amount) private {
+        Award storage award = _awards[beneficiary];
+        // `amount` <= MAX_BOND < 2^104 fits the cast; the uint224 sum is checked arithmetic.
+        uint256 total = award.amount + uint224(amount);
+        uint256 claimableAt = block.timestamp + BOND_WITHDRAWAL_DELAY;
+        _awards[beneficiary] = Award({amount: uint224(total), claimableAt: uint32(claimableAt)});
+        emit DisputeAwarded(beneficiary, amount, total, claimableAt);
     }
 }

@@ -96,7 +96,7 @@ abstract contract ProviderBonds is IProviderBonds, UsageSettlement {
 
     /// @dev The one door through which a bond is slashed: takes `amount`, available bond first, then pending
     /// (still the provider's until withdrawn, so still answerable). Callers cap `amount` at `_bondHeld` and
-    /// credit exactly it to buyers, so the vault's tokens stay accounted for; more reverts (checked arithmetic).
+    /// award exactly it to buyers, so the vault's tokens stay accounted for; more reverts (checked arithmetic).
     function _debitBond(uint32 providerId, uint256 amount) internal {
         Bond storage bond = _bonds[providerId];
         uint256 available = bond.available;

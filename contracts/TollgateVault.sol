@@ -15,7 +15,8 @@ import {AccountPacking, PackedAccount} from "./libraries/AccountPacking.sol";
 /// @title Prepaid buyer balances, provider earnings and protocol fees, in one ERC-20.
 /// @dev Conservation (DESIGN invariant 1): token.balanceOf(this) == sum of buyer balances and pending
 /// withdrawals + sum of provider earnings + uncollected protocol fees + providers' bonds, available and
-/// pending (`ProviderBonds`; a proof of fraud moves bond into buyer balances). Tokens enter only through `_pull`,
+/// pending (`ProviderBonds`) + unclaimed dispute awards (`GatewayDisputes`; a proof of fraud moves bond into
+/// award buckets, never into buyer balances). Tokens enter only through `_pull`,
 /// leave only through `_push`, and every internal move debits exactly what it credits.
 /// One door per kind of change: a buyer's account changes only through `_writeAccount`, and provider earnings
 /// and protocol fees grow only through `_creditProvider`. Both mappings are private, so the compiler holds
@@ -228,16 +229,6 @@ abstract contract TollgateVault is ITollgateVault, ProviderRegistry, Ownable2Ste
         uint256 balance = account.balance();
         if (amount > balance) revert VaultInsufficientBalance(buyer, balance, amount);
         _writeAccount(slot, account.withBalance(balance - amount));
-    }
-
-    /// @dev Credits `amount` to `buyer`'s spendable balance (a dispute's refund or penalty), within the bound a
-    /// deposit keeps, so the account's arithmetic stays as proven for deposits.
-    function _creditBalance(address buyer, uint256 amount) internal {
-        Account storage slot = _accountSlot(buyer);
-        PackedAccount account = _readAccount(slot);
-        uint256 balance = account.balance();
-        if (balance + amount > MAX_ACCOUNT_BALANCE) revert VaultBalanceOverflow(buyer, balance, amount);
-        _writeAccount(slot, account.withBalance(balance + amount));
     }
 
     /// @dev Where `buyer`'s account lives. Settlement keeps the pointer for the whole batch, so it hashes

@@ -7,10 +7,15 @@ import {UsageTypes} from "../libraries/UsageTypes.sol";
 /// @notice A receipt is a gateway key's signed word on one call (EIP-712 `UsageReceipt` under the Tollgate
 /// domain). Anyone holding one can prove, within `DISPUTE_WINDOW` of the batch's settlement, that what the key
 /// settled under the receipt's sequence differs from it, or that the key signed two different receipts for
-/// one sequence. A valid proof refunds the overcharge to the buyer that was charged, pays a penalty of
+/// one sequence. A valid proof awards the overcharge (refund) to the buyer that was charged and a penalty of
 /// `DISPUTE_PENALTY_BPS` of what is left of the bond to the receipt's buyer, and marks the signer compromised
 /// (settlement refuses its batches from then on, and it cannot be authorized again). One proof per
 /// (signer, sequence); every other proof reverts with a `Dispute*` error and changes nothing.
+/// Awards are not spendable balance: they wait in the beneficiary's award bucket and are paid out in tokens by
+/// `claimDisputeAwards`, no sooner than `BOND_WITHDRAWAL_DELAY` (15 days) after the beneficiary's latest award.
+/// Why an honest buyer waits that long: a provider can sign receipts naming a buyer address it controls and
+/// prove its own fraud; if the award were spendable or withdrawable sooner, that would take bond money out
+/// faster than `requestBondWithdrawal` allows, ahead of proofs by the buyers the bond is there for.
 interface IGatewayDisputes {
     /// @notice The signature recovered to `signer`, which no provider ever authorized: a forged receipt, or one
     /// signed for another chain or contract.
@@ -33,10 +38,15 @@ interface IGatewayDisputes {
     error DisputeInvalidMerkleProof(bytes32 leaf, bytes32 contentRoot);
     /// @notice A Merkle proof of `length` hashes is longer than any batch's tree (`maxLength`).
     error DisputeProofTooLong(uint256 length, uint256 maxLength);
+    /// @notice `beneficiary` has no unclaimed dispute award.
+    error DisputeNoAward(address beneficiary);
+    /// @notice `beneficiary`'s dispute awards can be claimed from `claimableAt`; it is `nowTime`.
+    error DisputeAwardNotReady(address beneficiary, uint256 claimableAt, uint256 nowTime);
 
     /// @notice Fraud by `signer` (of provider `providerId`) at `sequence` was proven. `kind`: 0 a settled record
     /// differs from the receipt, 1 the batch's content root holds another receipt for the sequence, 2 two
-    /// receipts for one sequence. `refund` went to `refundedBuyer`'s vault balance, `penalty` to `penalizedTo`'s.
+    /// receipts for one sequence. `refund` was awarded to `refundedBuyer`, `penalty` to `penalizedTo`: each
+    /// nonzero one is credited to that address's award bucket by a `DisputeAwarded` right after this event.
     event GatewayFraudProven(
         address indexed signer,
         uint32 indexed providerId,
@@ -47,6 +57,11 @@ interface IGatewayDisputes {
         address penalizedTo,
         uint256 penalty
     );
+    /// @notice `amount` went into `beneficiary`'s award bucket, which now holds `total`, claimable from
+    /// `claimableAt` (this award restarted the clock for the whole bucket).
+    event DisputeAwarded(address indexed beneficiary, uint256 amount, uint256 total, uint256 claimableAt);
+    /// @notice `beneficiary` claimed its whole award bucket, `amount` tokens, paid to it.
+    event DisputeAwardClaimed(address indexed beneficiary, uint256 amount);
 
     /// @notice Seconds after a batch's settlement (or, for equivocation, after the later receipt was served)
     /// during which a proof is accepted: 14 days.
@@ -92,6 +107,13 @@ interface IGatewayDisputes {
         bytes calldata sigB
     ) external returns (uint256 refund, uint256 penalty);
 
-    /// @notice Whether fraud at `signer`'s `sequence` has been proven (and paid).
+    /// @notice Pays the caller its whole award bucket in tokens, once `BOND_WITHDRAWAL_DELAY` has passed since its
+    /// latest award; reverts `DisputeNoAward` or `DisputeAwardNotReady` otherwise. Works while paused.
+    function claimDisputeAwards() external returns (uint256 amount);
+
+    /// @notice `beneficiary`'s unclaimed dispute awards and when they can be claimed (both 0 when none).
+    function disputeAwardOf(address beneficiary) external view returns (uint256 amount, uint256 claimableAt);
+
+    /// @notice Whether fraud at `signer`'s `sequence` has been proven (and awarded).
     function isFraudProven(address signer, uint64 sequence) external view returns (bool);
 }

@@ -6,7 +6,7 @@ pragma solidity ^0.8.28;
 /// `BOND_WITHDRAWAL_DELAY` after asking, which is longer than the dispute window, so a bond cannot leave
 /// ahead of a proof of fraud against a batch settled before the request. Pending bond stays slashable.
 /// Bonds are part of the vault's conservation: tokens held == buyer balances + pending withdrawals +
-/// provider earnings + protocol fees + bonds (available + pending).
+/// provider earnings + protocol fees + bonds (available + pending) + unclaimed dispute awards.
 interface IProviderBonds {
     /// @notice The bond amount is zero where it must not be.
     error BondZeroAmount();
@@ -33,7 +33,7 @@ interface IProviderBonds {
     function BOND_WITHDRAWAL_DELAY() external view returns (uint256);
 
     /// @notice Largest bond (available + pending) one provider may hold, in token base units: the largest
-    /// account balance, so a slash credited to a buyer stays inside the account's arithmetic.
+    /// account balance, so one slash always fits an award bucket's arithmetic.
     function MAX_BOND() external view returns (uint256);
 
     /// @notice Pulls `amount` from the caller into provider `providerId`'s bond; credits what arrived.

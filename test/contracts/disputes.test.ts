@@ -1,8 +1,9 @@
 /**
  * Provider bonds and fraud proofs against a lying gateway (issue 10, part 3), on Hardhat's network with real
- * EIP-712 receipts signed by gateway keys: each kind of proof slashes once, pays the right buyer, compromises
+ * EIP-712 receipts signed by gateway keys: each kind of proof slashes once, awards the right buyer, compromises
  * the signer; every bad proof reverts with its named error and changes nothing; an honest gateway cannot be
- * slashed by any receipt it really issued.
+ * slashed by any receipt it really issued. Awards wait in a bucket for BOND_WITHDRAWAL_DELAY, so a provider that
+ * proves its own fraud to a buyer address it controls gets its bond out no sooner than by a bond withdrawal.
  */
 import { expect } from "chai";
 import { ethers } from "hardhat";
@@ -81,6 +82,9 @@ const bondOf = async (m: M) => {
   return { available, pending, withdrawableAt };
 };
 const balanceOf = async (m: M, who: string) => (await m.tollgate.accountOf(who)).balance;
+const awardOf = async (m: M, who: string) => (await m.tollgate.disputeAwardOf(who))[0];
+/** When an award made in the latest block can be claimed. */
+const claimableFromNow = async (m: M) => BigInt(await latestTime()) + (await m.tollgate.BOND_WITHDRAWAL_DELAY());
 
 /** The penalty the contract takes: 10% of what is left of the bond after the refund. */
 const penaltyOn = (bond: bigint, refund: bigint) => ((bond - (refund < bond ? refund : bond)) * 1_000n) / 10_000n;
@@ -206,7 +210,7 @@ describe("Provider bonds", function () {
 
 describe("Gateway fraud proofs", function () {
   describe("a settled record that differs from the receipt (kind 0)", function () {
-    it("refunds the overcharge and a 10% penalty to the buyer, compromises the signer, and emits GatewayFraudProven", async function () {
+    it("awards the overcharge and a 10% penalty to the buyer, compromises the signer, and emits GatewayFraudProven", async function () {
       const m = await loadFixture(bonded);
       const buyer = m.buyers[0].address;
       const { receipts, signatures, records } = await issue(m, await calls(m, buyer, 3));
@@ -224,7 +228,15 @@ describe("Gateway fraud proofs", function () {
         .withArgs(m.gateway.address, m.providerId, receipts[1].sequence, KIND.recordMismatch, buyer, refund, buyer, penalty)
         .and.to.emit(m.tollgate, "SignerAuthorizationChanged")
         .withArgs(m.gateway.address, m.providerId, false);
-      expect(await balanceOf(m, buyer)).to.equal(before + refund + penalty);
+      // Into the award bucket, not the spendable balance: one DisputeAwarded per award, the clock restarted.
+      const claimableAt = await claimableFromNow(m);
+      const proof = await m.tollgate.queryFilter(m.tollgate.filters.DisputeAwarded(buyer), "latest");
+      expect(proof.map((e) => [...e.args])).to.deep.equal([
+        [buyer, refund, refund, claimableAt],
+        [buyer, penalty, refund + penalty, claimableAt],
+      ]);
+      expect(await balanceOf(m, buyer)).to.equal(before);
+      expect(await m.tollgate.disputeAwardOf(buyer)).to.deep.equal([refund + penalty, claimableAt]);
       expect(await bondOf(m)).to.deep.equal({ available: BOND - refund - penalty, pending: 0n, withdrawableAt: 0n });
       expect(await m.tollgate.isFraudProven(m.gateway.address, receipts[1].sequence)).to.equal(true);
       await expectConservation(m);
@@ -272,12 +284,11 @@ describe("Gateway fraud proofs", function () {
       const [victim, holder] = [m.buyers[2].address, m.buyers[0].address];
       const { receipts, signatures, records } = await issue(m, await calls(m, holder, 1));
       const { batch } = await settle(m, records.map((r) => ({ ...r, buyer: victim as Address })));
-      const before = [await balanceOf(m, victim), await balanceOf(m, holder)];
       const penalty = penaltyOn(BOND, receipts[0].cost);
       await expect(m.tollgate.proveSettledRecordMismatch(receipts[0], signatures[0], batch))
         .to.emit(m.tollgate, "GatewayFraudProven")
         .withArgs(m.gateway.address, m.providerId, receipts[0].sequence, KIND.recordMismatch, victim, receipts[0].cost, holder, penalty);
-      expect([await balanceOf(m, victim), await balanceOf(m, holder)]).to.deep.equal([before[0] + receipts[0].cost, before[1] + penalty]);
+      expect([await awardOf(m, victim), await awardOf(m, holder)]).to.deep.equal([receipts[0].cost, penalty]);
       await expectConservation(m);
     });
 
@@ -309,12 +320,11 @@ describe("Gateway fraud proofs", function () {
       const swapped: UsageReceipt = { ...receipts[2], contentHash: keccak256(toHex("another response")) };
       const leaves = records.map((r, i) => (i === 2 ? hashReceipt(swapped) : r.receiptHash));
       const { batch } = await settle(m, records.map((r, i) => ({ ...r, receiptHash: leaves[i] })));
-      const before = await balanceOf(m, buyer);
       const penalty = penaltyOn(BOND, 0n);
       await expect(m.tollgate.proveContentMismatch(receipts[2], signatures[2], usageBatchHeader(batch), swapped, merkleProof(leaves, 2)))
         .to.emit(m.tollgate, "GatewayFraudProven")
         .withArgs(m.gateway.address, m.providerId, receipts[2].sequence, KIND.contentMismatch, buyer, 0n, buyer, penalty);
-      expect(await balanceOf(m, buyer)).to.equal(before + penalty);
+      expect(await awardOf(m, buyer)).to.equal(penalty);
       await expectConservation(m);
       await expectCompromised(m);
     });
@@ -364,11 +374,10 @@ describe("Gateway fraud proofs", function () {
       const twin: UsageReceipt = { ...receipts[0], buyer: m.buyers[3].address as Address, contentHash: keccak256(toHex("twin")) };
       const twinSignature = await sign(m, twin);
       const holder = m.buyers[0].address;
-      const before = await balanceOf(m, holder);
       await expect(m.tollgate.proveEquivocation(receipts[0], signatures[0], twin, twinSignature))
         .to.emit(m.tollgate, "GatewayFraudProven")
         .withArgs(m.gateway.address, m.providerId, receipts[0].sequence, KIND.equivocation, twin.buyer, 0n, holder, penaltyOn(BOND, 0n));
-      expect(await balanceOf(m, holder)).to.equal(before + penaltyOn(BOND, 0n));
+      expect(await awardOf(m, holder)).to.equal(penaltyOn(BOND, 0n));
       await expectConservation(m);
       await expectCompromised(m);
       // One proof per (signer, sequence), whatever its kind.
@@ -518,6 +527,118 @@ describe("Gateway fraud proofs", function () {
       await m.tollgate.connect(m.provider).setSignerAuthorization(m.providerId, m.gateway.address, false);
       await expect(m.tollgate.proveSettledRecordMismatch(receipts[0], signatures[0], batch)).to.emit(m.tollgate, "GatewayFraudProven");
       expect(await signerStanding(m.tollgate, m.gateway.address)).to.deep.equal([false, true]);
+    });
+  });
+
+  describe("dispute awards", function () {
+    /** Two different receipts by `signer` for `sequence`, naming `holder`, proven: the penalty goes to `holder`. */
+    async function equivocate(m: M, holder: string, sequence: bigint, signer: LocalAccount = m.gateway) {
+      const [served] = (await issue(m, await calls(m, holder, 1))).receipts;
+      const receipt: UsageReceipt = { ...served, sequence };
+      const twin: UsageReceipt = { ...receipt, contentHash: keccak256(toHex(`twin ${sequence}`)) };
+      const { available, pending } = await bondOf(m);
+      const penalty = penaltyOn(available + pending, 0n);
+      const [awarded] = await m.tollgate.disputeAwardOf(holder);
+      const tx = await m.tollgate.proveEquivocation(receipt, await sign(m, receipt, signer), twin, await sign(m, twin, signer));
+      await expect(tx)
+        .to.emit(m.tollgate, "DisputeAwarded")
+        .withArgs(holder, penalty, awarded + penalty, await claimableFromNow(m));
+      return penalty;
+    }
+
+    it("refuses a claim with no award, and one before the delay, changing nothing", async function () {
+      const m = await loadFixture(bonded);
+      const holder = m.buyers[0];
+      await expectRefused(m, () =>
+        expect(m.tollgate.connect(holder).claimDisputeAwards()).to.be.revertedWithCustomError(m.tollgate, "DisputeNoAward").withArgs(holder.address),
+      );
+      await equivocate(m, holder.address, 0n);
+      const [, claimableAt] = await m.tollgate.disputeAwardOf(holder.address);
+      await time.setNextBlockTimestamp(claimableAt - 1n);
+      await expectRefused(m, () =>
+        expect(m.tollgate.connect(holder).claimDisputeAwards())
+          .to.be.revertedWithCustomError(m.tollgate, "DisputeAwardNotReady")
+          .withArgs(holder.address, claimableAt, claimableAt - 1n),
+      );
+    });
+
+    it("pays the whole bucket in tokens after the delay, even while paused, and empties it", async function () {
+      const m = await loadFixture(bonded);
+      const holder = m.buyers[0];
+      const award = await equivocate(m, holder.address, 0n);
+      const [, claimableAt] = await m.tollgate.disputeAwardOf(holder.address);
+      await m.tollgate.connect(m.owner).pause();
+      await time.setNextBlockTimestamp(claimableAt);
+      const [wallet, balance] = [await m.token.balanceOf(holder.address), await balanceOf(m, holder.address)];
+      await expect(m.tollgate.connect(holder).claimDisputeAwards()).to.emit(m.tollgate, "DisputeAwardClaimed").withArgs(holder.address, award);
+      expect(await m.token.balanceOf(holder.address)).to.equal(wallet + award);
+      expect(await balanceOf(m, holder.address)).to.equal(balance);
+      expect(await m.tollgate.disputeAwardOf(holder.address)).to.deep.equal([0n, 0n]);
+      await expectConservation(m);
+      await expectRefused(m, () =>
+        expect(m.tollgate.connect(holder).claimDisputeAwards()).to.be.revertedWithCustomError(m.tollgate, "DisputeNoAward").withArgs(holder.address),
+      );
+    });
+
+    it("restarts a beneficiary's clock with each later award", async function () {
+      const m = await loadFixture(bonded);
+      const holder = m.buyers[0];
+      const first = await equivocate(m, holder.address, 0n);
+      const [, firstClaimableAt] = await m.tollgate.disputeAwardOf(holder.address);
+      await time.increase(10 * DAY);
+      // The compromised key is still answerable for another sequence it signed.
+      const second = await equivocate(m, holder.address, 1n);
+      const secondClaimableAt = await claimableFromNow(m);
+      expect(await m.tollgate.disputeAwardOf(holder.address)).to.deep.equal([first + second, secondClaimableAt]);
+      await time.setNextBlockTimestamp(firstClaimableAt);
+      await expectRefused(m, () =>
+        expect(m.tollgate.connect(holder).claimDisputeAwards())
+          .to.be.revertedWithCustomError(m.tollgate, "DisputeAwardNotReady")
+          .withArgs(holder.address, secondClaimableAt, firstClaimableAt),
+      );
+      await time.setNextBlockTimestamp(secondClaimableAt);
+      await expect(m.tollgate.connect(holder).claimDisputeAwards()).to.emit(m.tollgate, "DisputeAwardClaimed").withArgs(holder.address, first + second);
+      await expectConservation(m);
+    });
+
+    it("gives a provider proving its own fraud no bond money sooner than a bond withdrawal would", async function () {
+      const m = await loadFixture(bonded);
+      // A buyer address the provider controls, with nothing in the vault, and fresh gateway keys to burn. Had the
+      // provider asked for its bond back instead, at the start, it would have had it at start + delay.
+      const accomplice = m.others[0];
+      const delay = await m.tollgate.BOND_WITHDRAWAL_DELAY();
+      const start = BigInt(await latestTime());
+      let taken = 0n;
+      for (let i = 0; i < 3; i++) {
+        const key = privateKeyToAccount(generatePrivateKey());
+        await m.tollgate.connect(m.provider).setSignerAuthorization(m.providerId, key.address, true);
+        taken += await equivocate(m, accomplice.address, 0n, key);
+      }
+      const [award, claimableAt] = await m.tollgate.disputeAwardOf(accomplice.address);
+      expect(award).to.equal(taken);
+      expect(claimableAt).to.be.greaterThan(start + delay);
+      // Nothing spendable, nothing to withdraw, nothing to claim until then.
+      expect([...(await m.tollgate.accountOf(accomplice.address))]).to.deep.equal([0n, 0n, 0n]);
+      await expectNothingChanged(
+        m,
+        () =>
+          expect(m.tollgate.connect(accomplice).requestWithdrawal(1))
+            .to.be.revertedWithCustomError(m.tollgate, "VaultInsufficientBalance")
+            .withArgs(accomplice.address, 0n, 1n),
+        [accomplice.address],
+      );
+      await time.setNextBlockTimestamp(claimableAt - 1n);
+      await expectNothingChanged(
+        m,
+        () =>
+          expect(m.tollgate.connect(accomplice).claimDisputeAwards())
+            .to.be.revertedWithCustomError(m.tollgate, "DisputeAwardNotReady")
+            .withArgs(accomplice.address, claimableAt, claimableAt - 1n),
+        [accomplice.address],
+      );
+      await time.setNextBlockTimestamp(claimableAt);
+      await expect(m.tollgate.connect(accomplice).claimDisputeAwards()).to.emit(m.tollgate, "DisputeAwardClaimed").withArgs(accomplice.address, taken);
+      await expectConservation(m, [accomplice.address]);
     });
   });
 

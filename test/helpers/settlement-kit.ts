@@ -226,6 +226,8 @@ export interface MarketState {
   bond: bigint[];
   /** The gateway key's standing: authorized, compromised. */
   gatewayStanding: boolean[];
+  /** Each address's unclaimed dispute award: amount, claimableAt. */
+  awards: bigint[][];
 }
 
 /** Everything a settlement could touch, for `addresses`, plus the gateway's next sequence and credits of `planIds`. */
@@ -233,10 +235,12 @@ export async function marketState(m: Marketplace, addresses: readonly string[], 
   const accounts = [];
   const wallets = [];
   const credits = [];
+  const awards = [];
   for (const buyer of addresses) {
     const a = await m.tollgate.accountOf(buyer);
     accounts.push({ buyer, balance: a.balance, pending: a.pendingWithdrawal, withdrawableAt: a.withdrawableAt });
     wallets.push(await m.token.balanceOf(buyer));
+    awards.push([...(await m.tollgate.disputeAwardOf(buyer))]);
     for (const plan of planIds) credits.push(await (await creditsOf(m.tollgate)).balanceOf(buyer, plan));
   }
   return {
@@ -249,6 +253,7 @@ export async function marketState(m: Marketplace, addresses: readonly string[], 
     credits,
     bond: [...(await m.tollgate.bondOf(m.providerId))],
     gatewayStanding: await signerStanding(m.tollgate, m.gateway.address),
+    awards,
   };
 }
 
@@ -270,16 +275,17 @@ export async function expectNothingChanged(
 }
 
 /**
- * DESIGN invariant 1: the vault's tokens equal every account's balance and pending withdrawal, every
- * provider's earnings and bond (available and pending) and the uncollected fees. `extra` adds accounts
- * beyond the fixture's signers.
+ * DESIGN invariant 1: the vault's tokens equal every account's balance, pending withdrawal and unclaimed
+ * dispute award, every provider's earnings and bond (available and pending) and the uncollected fees.
+ * `extra` adds accounts beyond the fixture's signers.
  */
 export async function expectConservation(m: Marketplace, extra: readonly string[] = []): Promise<void> {
   const everyone = [...m.buyers, ...m.others].map((s) => s.address).concat(extra);
   let owed = 0n;
   for (const who of new Set(everyone)) {
     const a = await m.tollgate.accountOf(who);
-    owed += a.balance + a.pendingWithdrawal;
+    const [award] = await m.tollgate.disputeAwardOf(who);
+    owed += a.balance + a.pendingWithdrawal + award;
   }
   const providers = await m.tollgate.providerCount();
   for (let id = 1n; id <= providers; id++) {
