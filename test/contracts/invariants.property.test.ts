@@ -1,15 +1,16 @@
 /**
  * Property test: random sequences of buyer, provider, gateway and attacker operations against a fresh
  * marketplace, checking after every single step that
- *  - (invariant 1) the vault's token balance equals every buyer's balance + pending withdrawal, plus every
- *    provider's earnings and bond (available + pending), plus the uncollected protocol fees;
+ *  - (invariant 1) the vault's token balance equals every buyer's balance + pending withdrawal + unclaimed dispute
+ *    award, plus every provider's earnings and bond (available + pending), plus the uncollected protocol fees;
  *  - (invariant 5) a buyer's balance + pending only ever goes down by its own withdraw / credit purchase from
  *    balance, or by a settlement signed by an authorized gateway key; adversarial batches (unknown key,
  *    revoked key, replay, wrong first sequence, tampered, cross-provider) revert and change nothing;
  *  - every settlement's BatchSettled event balances (earnings + fee == what left buyers' accounts) and the
  *    signer's sequence advances by exactly the record count;
  *  - bonds are posted by anyone, leave only after their delay, and pay a proof of equivocation (a gateway key
- *    signing two receipts for one sequence) once, compromising the key;
+ *    signing two receipts for one sequence) once, compromising the key, into an award bucket that pays out in
+ *    tokens only BOND_WITHDRAWAL_DELAY after the beneficiary's latest award (never into a spendable balance);
  *  - the whole state (accounts, credits, earnings, fees, bonds, wallets, limits, sequences, signer standing) matches a
  *    TypeScript model of the NatSpec (`test/helpers/model.ts`), including which operations revert and why.
  */
@@ -25,7 +26,7 @@ import { deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, U
 import { commitmentPrefix, encodeUsageBatch, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
 import { signUsageBatch, signUsageReceipt } from "../../server/chain/sign-batch";
 import type { UsageReceipt } from "../../server/chain/usage-batch";
-import { BOND_WITHDRAWAL_DELAY, DISPUTE_WINDOW, MarketModel, type BondState, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";
+import { BOND_WITHDRAWAL_DELAY, DISPUTE_WINDOW, MarketModel, type AwardState, type BondState, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration
@@ -161,6 +162,7 @@ type Op =
   | { kind: "cancelBondWithdrawal"; provider: 1 | 2; byOwner: boolean }
   | { kind: "withdrawBond"; provider: 1 | 2; byOwner: boolean; wait: "none" | "delay" | "exact" | "justBefore" }
   | { kind: "equivocate"; caller: number; a: number; b: number; sequence: number; age: number; forged: boolean }
+  | { kind: "claimAwards"; caller: number; holder: boolean; wait: "none" | "delay" | "exact" | "justBefore" }
   | { kind: "advanceTime"; seconds: number };
 
 const smallAmount = fc.oneof(
@@ -410,6 +412,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.record({
+      kind: fc.constant("claimAwards" as const),
+      caller: who,
+      // Mostly a buyer holding an award (when one does), else anyone.
+      holder: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      wait: fc.constantFrom("none" as const, "delay" as const, "exact" as const, "justBefore" as const),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
       kind: fc.constant("advanceTime" as const),
       seconds: fc.oneof(
         fc.integer({ min: 1, max: 3600 }),
@@ -444,6 +456,8 @@ interface Snap {
   /** Each signer key's [authorized, compromised]. */
   standing: Record<string, [boolean, boolean]>;
   bonds: Record<number, BondState>;
+  /** Each buyer's unclaimed dispute award. */
+  awards: Record<string, AwardState>;
   paused: boolean;
 }
 
@@ -485,6 +499,7 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
     Promise.all(creditOwners.map((a, i) => tollgate.creditChangeOf(a, creditIds[i]))),
   ]);
   const bonds = await Promise.all([1, 2].map((p) => tollgate.bondOf(p)));
+  const awards = await Promise.all(addrs.map((a) => tollgate.disputeAwardOf(a)));
   const snap: Snap & { vault: bigint } = {
     accounts: {},
     credits: {},
@@ -497,9 +512,11 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
     sequences: {},
     standing: {},
     bonds: {},
+    awards: {},
     paused,
     vault,
   };
+  addrs.forEach((a, i) => (snap.awards[a] = { amount: awards[i][0], claimableAt: Number(awards[i][1]) }));
   bonds.forEach(([available, pending, withdrawableAt], i) => (snap.bonds[i + 1] = { available, pending, withdrawableAt: Number(withdrawableAt) }));
   addrs.forEach((a, i) => {
     snap.allowances[a] = allowances[i];
@@ -540,12 +557,14 @@ function modelSnap(ctx: Ctx): Snap {
     sequences: {},
     standing: {},
     bonds: { 1: { ...m.bond(1) }, 2: { ...m.bond(2) } },
+    awards: {},
     paused: m.paused,
   };
   for (const b of ctx.buyers) {
     const a = m.account(b.address);
     snap.accounts[b.address] = { balance: a.balance, pending: a.pending, withdrawableAt: a.withdrawableAt };
     snap.allowances[b.address] = m.allowanceOf(b.address);
+    snap.awards[b.address] = { ...m.awardOf(b.address) };
     for (const p of PLAN_IDS) snap.credits[`${b.address}:${p}`] = m.creditsOf(b.address, p);
     for (const p of PLAN_IDS) snap.creditChange[`${b.address}:${p}`] = m.creditChangeOf(b.address, p);
     for (const p of [1, 2]) snap.limits[`${b.address}:${p}`] = { ...m.limitOf(b.address, p) };
@@ -729,7 +748,7 @@ interface StepEffect {
   unchanged?: boolean;
 }
 
-const stats = { ops: 0, runs: 0, reverted: 0, settled: 0, attacks: 0, records: 0, shortfalls: 0, burns: 0, frauds: 0, bondsWithdrawn: 0 };
+const stats = { ops: 0, runs: 0, reverted: 0, settled: 0, attacks: 0, records: 0, shortfalls: 0, burns: 0, frauds: 0, bondsWithdrawn: 0, awardsClaimed: 0 };
 const kindCount: Record<string, number> = {};
 const traced: Record<string, number> = {};
 
@@ -1047,8 +1066,28 @@ async function step(ctx: Ctx, op: Op): Promise<StepEffect> {
       if (!rc) return reverted();
       const [ev] = eventsNamed(ctx, rc, "GatewayFraudProven");
       expect([ev.args.kind, ev.args.penalty, ev.args.penalizedTo], "GatewayFraudProven").to.deep.equal([2n, out, a.buyer]);
-      held.set(a.buyer, out as bigint);
+      // The penalty lands in the award bucket (checked against the model after the step), not in balance + pending.
+      const awarded = eventsNamed(ctx, rc, "DisputeAwarded").map((e) => [e.args.beneficiary, e.args.amount, e.args.total, Number(e.args.claimableAt)]);
+      const bucket = m.awardOf(a.buyer);
+      expect(awarded, "DisputeAwarded").to.deep.equal(out === 0n ? [] : [[a.buyer, out, bucket.amount, bucket.claimableAt]]);
       stats.frauds++;
+      return { held };
+    }
+    case "claimAwards": {
+      const holders = ctx.buyers.filter((b) => m.awardOf(b.address).amount !== 0n);
+      const caller = op.holder && holders.length > 0 ? holders[op.caller % holders.length] : actor(op.caller);
+      const claimableAt = m.awardOf(caller.address).claimableAt;
+      let at: number;
+      if (op.wait === "delay") at = await nextBlockAt(BOND_WITHDRAWAL_DELAY);
+      else if (op.wait === "exact" && claimableAt !== 0) at = await nextBlockAtLeast(claimableAt);
+      else if (op.wait === "justBefore" && claimableAt !== 0) at = await nextBlockAtLeast(claimableAt - 1);
+      else at = await nextBlockAt();
+      const out = m.claimDisputeAwards(at, caller.address);
+      const rc = await send(ctx, isRevert(out) ? out : null, at, () => tollgate.connect(caller).claimDisputeAwards());
+      if (!rc) return reverted();
+      const [ev] = eventsNamed(ctx, rc, "DisputeAwardClaimed");
+      expect([ev.args.beneficiary, ev.args.amount], "DisputeAwardClaimed pays the model's bucket").to.deep.equal([caller.address, out]);
+      stats.awardsClaimed++;
       return { held };
     }
     case "attack":
@@ -1200,8 +1239,9 @@ function checkStep(ctx: Ctx, label: string, before: Snap & { vault: bigint }, af
   // Invariant 1: conservation of the vault's tokens.
   const buyerMoney = Object.values(after.accounts).reduce((s, a) => s + a.balance + a.pending, 0n);
   const bonded = Object.values(after.bonds).reduce((s, b) => s + b.available + b.pending, 0n);
-  expect(after.vault, "invariant 1: vault tokens == buyers + earnings + fees + bonds").to.equal(
-    buyerMoney + after.earnings[1] + after.earnings[2] + after.fees + bonded,
+  const awarded = Object.values(after.awards).reduce((s, a) => s + a.amount, 0n);
+  expect(after.vault, "invariant 1: vault tokens == buyers + earnings + fees + bonds + unclaimed awards").to.equal(
+    buyerMoney + after.earnings[1] + after.earnings[2] + after.fees + bonded + awarded,
   );
 
   if (effect.unchanged) {
@@ -1361,8 +1401,8 @@ describe("Tollgate invariants (property)", function () {
     console.log(
       `      invariants: ${stats.ops} operations in ${stats.runs} runs (${((Date.now() - started) / 1000).toFixed(1)}s); ` +
         `${stats.settled} batches settled (${stats.records} records, ${stats.shortfalls} shortfalls, ` +
-        `${stats.burns} credit burns), ${stats.attacks} adversarial batches rejected, ${stats.frauds} equivocations proven and paid, ` +
-        `${stats.bondsWithdrawn} bond withdrawals paid, ${stats.reverted} ops reverted ` +
+        `${stats.burns} credit burns), ${stats.attacks} adversarial batches rejected, ${stats.frauds} equivocations proven and awarded, ` +
+        `${stats.bondsWithdrawn} bond withdrawals paid, ${stats.awardsClaimed} award claims paid, ${stats.reverted} ops reverted ` +
         `as predicted; settlement paths (per buyer): ${JSON.stringify(traced)}; ops by kind: ${JSON.stringify(kindCount)}`,
     );
   });

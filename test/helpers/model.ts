@@ -68,6 +68,12 @@ export interface BondState {
   withdrawableAt: number;
 }
 
+/** A beneficiary's unclaimed dispute awards (`disputeAwardOf`). */
+export interface AwardState {
+  amount: bigint;
+  claimableAt: number;
+}
+
 export interface SignerState {
   providerId: number;
   authorized: boolean;
@@ -148,6 +154,8 @@ export class MarketModel {
   readonly limits = new Map<string, LimitState>();
   readonly signers = new Map<string, SignerState>();
   readonly bonds = new Map<number, BondState>();
+  /** Unclaimed dispute awards per beneficiary. */
+  readonly awards = new Map<string, AwardState>();
   /** `signer:sequence` of every fraud proven. */
   readonly proven = new Set<string>();
 
@@ -320,7 +328,8 @@ export class MarketModel {
 
   /**
    * Two different receipts of `signer` for `sequence`, the later served at `servedAt`, proven at `now`: the
-   * penalty (10% of the bond) goes to `beneficiary`'s balance and the signer is compromised. Returns the penalty.
+   * penalty (10% of the bond) goes to `beneficiary`'s award bucket (claimable BOND_WITHDRAWAL_DELAY from now, the
+   * clock restarted) and the signer is compromised. Returns the penalty.
    */
   proveEquivocation(now: number, signer: string, sequence: bigint, servedAt: number, beneficiary: string): Revert | bigint {
     const s = this.signer(signer);
@@ -329,15 +338,28 @@ export class MarketModel {
     if (this.proven.has(`${key(signer)}:${sequence}`)) return { on: "tollgate", error: "DisputeAlreadyProven" };
     const bond = this.bond(s.providerId);
     const penalty = ((bond.available + bond.pending) * DISPUTE_PENALTY_BPS) / BPS;
-    const acct = this.account(beneficiary);
-    if (acct.balance + penalty > MAX_ACCOUNT_BALANCE) return { on: "tollgate", error: "VaultBalanceOverflow" };
     const fromAvailable = min(penalty, bond.available);
     bond.available -= fromAvailable;
     bond.pending -= penalty - fromAvailable;
-    acct.balance += penalty;
+    // A zero penalty (an empty bond) awards nothing, so it leaves the clock alone.
+    if (penalty !== 0n) this.awards.set(key(beneficiary), { amount: this.awardOf(beneficiary).amount + penalty, claimableAt: now + BOND_WITHDRAWAL_DELAY });
     this.proven.add(`${key(signer)}:${sequence}`);
     this.signers.set(key(signer), { ...s, authorized: false, compromised: true });
     return penalty;
+  }
+
+  awardOf(a: string): AwardState {
+    return this.awards.get(key(a)) ?? { amount: 0n, claimableAt: 0 };
+  }
+
+  /** Pays `caller` its whole award bucket in tokens once claimable (paused or not). Returns what it paid. */
+  claimDisputeAwards(now: number, caller: string): Revert | bigint {
+    const { amount, claimableAt } = this.awardOf(caller);
+    if (amount === 0n) return { on: "tollgate", error: "DisputeNoAward" };
+    if (now < claimableAt) return { on: "tollgate", error: "DisputeAwardNotReady" };
+    this.awards.delete(key(caller));
+    this.addWallet(caller, amount);
+    return amount;
   }
 
   requestWithdrawal(now: number, buyer: string, amount: bigint): Revert | null {
