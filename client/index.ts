@@ -39,6 +39,8 @@ export * from "./actions/update-provider";
 export * from "./actions/verify-receipt";
 export * from "./actions/withdraw-earnings";
 export * from "./actions/cancel-bond-withdrawal";
+export * from "./actions/claim-dispute-awards";
+export * from "./actions/get-dispute-award";
 export * from "./actions/get-bond";
 export * from "./actions/post-bond";
 export * from "./actions/prove-content-mismatch";

@@ -1,5 +1,5 @@
-/** What the three dispute actions report: the `GatewayFraudProven` event of their transaction. */
-import type { Address, Hash, TransactionReceipt } from "viem";
+/** What the three dispute actions report: the `GatewayFraudProven` event of their transaction, and its awards. */
+import { parseEventLogs, type Address, type Hash, type TransactionReceipt } from "viem";
 import { tollgateAbi } from "../../server/chain/abis";
 import { usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
 import type { UsageReceipt } from "../../server/chain/usage-batch";
@@ -16,12 +16,19 @@ export interface FraudProven {
   signer: Address;
   providerId: number;
   sequence: bigint;
-  /** Credited to `refundedBuyer`'s vault balance: what it was charged beyond the receipt. */
+  /** Awarded to `refundedBuyer`: what it was charged beyond the receipt. */
   refundedBuyer: Address;
   refund: bigint;
-  /** Credited to `penalizedTo`'s vault balance: a share of the provider's bond. */
+  /** Awarded to `penalizedTo`: a share of the provider's bond. */
   penalizedTo: Address;
   penalty: bigint;
+  /**
+   * When each beneficiary's award bucket (this award and any earlier unclaimed ones) can be claimed with
+   * `claimDisputeAwards`, unix seconds: BOND_WITHDRAWAL_DELAY after this proof. Awards are never spendable
+   * balance, so a provider proving its own fraud cannot take its bond out sooner than a bond withdrawal.
+   * Empty when the bond was empty and nothing was awarded.
+   */
+  awards: { beneficiary: Address; amount: bigint; total: bigint; claimableAt: bigint }[];
 }
 
 export function fraudProvenIn(hash: Hash, receipt: TransactionReceipt, tollgate: Address): FraudProven {
@@ -38,6 +45,9 @@ export function fraudProvenIn(hash: Hash, receipt: TransactionReceipt, tollgate:
     refund: args.refund,
     penalizedTo: args.penalizedTo,
     penalty: args.penalty,
+    awards: parseEventLogs({ abi: tollgateAbi, eventName: "DisputeAwarded", logs: receipt.logs.filter((log) => log.address.toLowerCase() === tollgate.toLowerCase()) }).map(
+      ({ args: a }) => ({ beneficiary: a.beneficiary, amount: a.amount, total: a.total, claimableAt: a.claimableAt }),
+    ),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The bond and dispute actions as a buyer's or provider's wallet runs them: receipts travel as the envelopes
- * the gateway hands out, a proof that would revert is decoded before anything is signed, and a valid proof
- * reports what the chain paid.
+ * the gateway hands out, a proof that would revert is decoded before anything is signed, a valid proof
+ * reports what the chain awarded, and the award is claimed in tokens once BOND_WITHDRAWAL_DELAY has passed.
  */
 import { expect } from "chai";
 import { ethers } from "hardhat";
@@ -9,7 +9,9 @@ import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { keccak256, toHex, type Address, type Hex } from "viem";
 import {
   cancelBondWithdrawal,
+  claimDisputeAwards,
   getBond,
+  getDisputeAward,
   postBond,
   proveContentMismatch,
   proveEquivocation,
@@ -98,16 +100,43 @@ describe("bond and dispute actions", function () {
     expect(events, "nothing was signed").to.deep.equal([]);
   });
 
-  it("proves a settled record wrong from the buyer's envelope and reports the refund and penalty", async function () {
+  it("proves a settled record wrong from the buyer's envelope, reports the awards, and claims them only after the delay", async function () {
     await postBond(provider(), { providerId, amount: USD(500) });
     const { batch, receipts, envelopes } = await settledWith((r) => ({ ...r, outputTokens: r.outputTokens + 10_000 }));
-    const before = (await m.tollgate.accountOf(m.buyers[0].address)).balance;
+    const holder = m.buyers[0].address as Address;
+    const before = (await m.tollgate.accountOf(holder)).balance;
     const proven = await proveSettledRecordMismatch(buyer(), { envelope: envelopes[0], batch });
     expect(proven.kind).to.equal("record-mismatch");
     expect([proven.signer, proven.providerId, proven.sequence]).to.deep.equal([m.gateway.address, providerId, receipts[0].sequence]);
     expect(proven.refund).to.equal(6_000n); // 10,000 more output tokens at $0.60 per million
     expect(proven.penalty).to.equal((USD(500) - proven.refund) / 10n);
-    expect((await m.tollgate.accountOf(m.buyers[0].address)).balance).to.equal(before + proven.refund + proven.penalty);
+    const total = proven.refund + proven.penalty;
+    const claimableAt = BigInt(await latestTime()) + (await m.tollgate.BOND_WITHDRAWAL_DELAY());
+    expect(proven.awards).to.deep.equal([
+      { beneficiary: holder, amount: proven.refund, total: proven.refund, claimableAt },
+      { beneficiary: holder, amount: proven.penalty, total, claimableAt },
+    ]);
+    // Nothing spendable: the award waits in its bucket.
+    expect((await m.tollgate.accountOf(holder)).balance).to.equal(before);
+    const award = await getDisputeAward(buyer(), { beneficiary: holder });
+    expect(award).to.deep.equal({ amount: total, claimableAt, claimDelay: await m.tollgate.BOND_WITHDRAWAL_DELAY() });
+
+    const events: TransactionProgress[] = [];
+    // The action simulates at the latest block, so the refusal is decoded before anything is signed.
+    const early = await claimDisputeAwards({ ...buyer(), onTransaction: (p) => events.push(p) }).catch((e: unknown) => e);
+    expect(revertOf(early)?.name).to.equal("DisputeAwardNotReady");
+    expect(revertOf(early)?.named).to.deep.include({ beneficiary: holder, claimableAt: String(claimableAt) });
+    expect(events, "nothing was signed").to.deep.equal([]);
+
+    await time.increaseTo(claimableAt);
+    const wallet = await m.token.balanceOf(holder);
+    const claimed = await claimDisputeAwards(buyer());
+    expect([claimed.amount, claimed.beneficiary]).to.deep.equal([total, holder]);
+    expect(await m.token.balanceOf(holder)).to.equal(wallet + total);
+    expect(await getDisputeAward(buyer(), { beneficiary: holder })).to.deep.include({ amount: 0n, claimableAt: 0n });
+    await expectConservation(m);
+    const again = await claimDisputeAwards(buyer()).catch((e: unknown) => e);
+    expect(revertOf(again)?.name).to.equal("DisputeNoAward");
   });
 
   it("proves a content mismatch from the buyer's envelope and the leaf the root holds", async function () {
