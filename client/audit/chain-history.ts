@@ -76,4 +76,6 @@ export interface ChainStateReader {
   signerNextSequence(signer: Address): Promise<bigint>;
   /** `bondOf(providerId)`, where the deployment has provider bonds; absent on one that does not. */
   bond?(providerId: number): Promise<{ available: bigint; pending: bigint; withdrawableAt: bigint }>;
+  /** `disputeAwardOf(beneficiary)`, where the deployment keeps dispute awards; absent on one that does not. */
+  disputeAward?(beneficiary: Address): Promise<{ amount: bigint; claimableAt: bigint }>;
 }

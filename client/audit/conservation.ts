@@ -17,7 +17,9 @@ export interface ConservationCheck {
   protocolFees: bigint;
   /** Provider bonds (0 on a deployment without them). */
   bonds: bigint;
-  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees + bonds */
+  /** Dispute awards not yet claimed (0 on a deployment without them). */
+  disputeAwards: bigint;
+  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees + bonds + disputeAwards */
   owed: bigint;
   /** Buyers holding money in the vault. */
   buyers: number;
@@ -35,6 +37,7 @@ export function conservationCheckOf(audit: ChainAudit): ConservationCheck {
     providerEarnings: conservation.providerEarnings,
     protocolFees: conservation.protocolFees,
     bonds: conservation.bonds,
+    disputeAwards: conservation.disputeAwards,
     owed: conservation.owed,
     buyers: [...ledger.buyers.values()].filter((buyer) => buyer.balance + buyer.pendingWithdrawal > 0n).length,
     providers: ledger.providers.size,

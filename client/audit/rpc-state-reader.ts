@@ -18,6 +18,8 @@ export interface RpcStateReaderOptions extends Pick<RpcCallerOptions, "retry" | 
    * with has `bondOf`.
    */
   bonds?: boolean;
+  /** Whether the deployment keeps dispute awards (`disputeAwardOf`). Default: when the Tollgate ABI has it. */
+  disputeAwards?: boolean;
 }
 
 export type RpcStateReader = ChainStateReader & {
@@ -39,7 +41,22 @@ const BOND_OF_ABI = [
   },
 ] as const;
 
-const abiHasBonds = (tollgateAbi as Abi).some((item) => item.type === "function" && item.name === "bondOf");
+const DISPUTE_AWARD_OF_ABI = [
+  {
+    type: "function",
+    name: "disputeAwardOf",
+    stateMutability: "view",
+    inputs: [{ name: "beneficiary", type: "address" }],
+    outputs: [
+      { name: "amount", type: "uint256" },
+      { name: "claimableAt", type: "uint256" },
+    ],
+  },
+] as const;
+
+const abiHas = (name: string) => (tollgateAbi as Abi).some((item) => item.type === "function" && item.name === name);
+const abiHasBonds = abiHas("bondOf");
+const abiHasDisputeAwards = abiHas("disputeAwardOf");
 
 export function rpcStateReader(
   client: PublicClient,
@@ -97,6 +114,12 @@ export function rpcStateReader(
     reader.bond = async (providerId) => {
       const [available, pending, withdrawableAt] = (await read(history.tollgate, BOND_OF_ABI, "bondOf", [providerId])) as readonly [bigint, bigint, bigint];
       return { available, pending, withdrawableAt };
+    };
+  }
+  if (options.disputeAwards ?? abiHasDisputeAwards) {
+    reader.disputeAward = async (beneficiary) => {
+      const [amount, claimableAt] = (await read(history.tollgate, DISPUTE_AWARD_OF_ABI, "disputeAwardOf", [beneficiary])) as readonly [bigint, bigint];
+      return { amount, claimableAt };
     };
   }
   return reader;

@@ -90,7 +90,7 @@ export function renderAuditText(audit: ChainAudit, facts: AuditRunFacts): string
   lines.push(`  vault holds       ${money(c.vaultTokens)}`);
   lines.push(`  token flow        ${money(c.tokenFlow)}  (payment-token transfers in minus out)`);
   lines.push(
-    `  owed              ${money(c.owed)}  = balances ${bare(c.buyerBalances)} + pending withdrawals ${bare(c.pendingWithdrawals)} + earnings ${bare(c.providerEarnings)} + protocol fees ${bare(c.protocolFees)} + bonds ${bare(c.bonds)}`,
+    `  owed              ${money(c.owed)}  = balances ${bare(c.buyerBalances)} + pending withdrawals ${bare(c.pendingWithdrawals)} + earnings ${bare(c.providerEarnings)} + protocol fees ${bare(c.protocolFees)} + bonds ${bare(c.bonds)} + unclaimed dispute awards ${bare(c.disputeAwards)}`,
   );
   const report = audit.report;
   const section = (title: string, first: string, rows: { key: string; totals: UsageTotals }[]) => {

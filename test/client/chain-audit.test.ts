@@ -39,6 +39,7 @@ import {
   executeWithdrawal,
   mintTestTokens,
   postBond,
+  claimDisputeAwards,
   proveEquivocation,
   requestBondWithdrawal,
   requestWithdrawal,
@@ -419,7 +420,7 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
     }
   });
 
-  it("replays provider bonds and a proven fraud's penalty into the ledger and checks them against bondOf", async function () {
+  it("replays provider bonds, a proven fraud's penalty into its award bucket, and its claim, checking them against bondOf and disputeAwardOf", async function () {
     const snapshot = await hre.network.provider.send("evm_snapshot", []);
     try {
       const { market } = scenario;
@@ -460,7 +461,11 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
       // The penalty comes out of the available bond first; the requested withdrawal stays pending.
       expect([bond.available, bond.pending]).to.deep.equal([USD(600) - proven.penalty, USD(400)]);
       expect(result.conservation.bonds).to.equal(USD(1_000) - proven.penalty);
-      expect(result.ledger.buyers.get(d)!.balance).to.equal((clean.ledger.buyers.get(d)?.balance ?? 0n) + proven.penalty);
+      // The penalty waits in d's award bucket, not its balance, and counts in conservation there.
+      expect(result.ledger.buyers.get(d)?.balance ?? 0n).to.equal(clean.ledger.buyers.get(d)?.balance ?? 0n);
+      const [awarded] = proven.awards;
+      expect(result.ledger.awards.get(d)).to.deep.equal({ amount: proven.penalty, claimableAt: awarded.claimableAt });
+      expect(result.conservation.disputeAwards).to.equal(proven.penalty);
 
       // A bond the contract reports otherwise than its events is named.
       const real = rpcStateReader(market.clientOf(market.owner.address as Address).public, history);
@@ -468,6 +473,21 @@ describe("auditChain: every charge rebuilt from chain data alone", function () {
       const wrong = await auditChain(history, lying);
       expect(codes(wrong), describe_(wrong)).to.deep.include("bond_mismatch");
       expect(only(wrong, "bond_mismatch")[0]).to.include({ expected: bond.available, found: bond.available - 1n });
+      // So is an award bucket that disagrees.
+      const lyingAward: ChainStateReader = { ...real, disputeAward: async (who) => ({ ...(await real.disputeAward!(who)), claimableAt: awarded.claimableAt + 1n }) };
+      const wrongAward = await auditChain(history, lyingAward);
+      expect(only(wrongAward, "award_mismatch"), describe_(wrongAward)).to.have.length(1);
+      expect(only(wrongAward, "award_mismatch")[0]).to.include({ expected: awarded.claimableAt, found: awarded.claimableAt + 1n });
+
+      // After BOND_WITHDRAWAL_DELAY, d claims: the tokens leave the vault to d's wallet, matched by DisputeAwardClaimed.
+      await time.increaseTo(awarded.claimableAt);
+      const claimed = await claimDisputeAwards(market.clientOf(d));
+      expect(claimed.amount).to.equal(proven.penalty);
+      const after = await audit(scenario, await load(scenario));
+      expect(after.findings, describe_(after)).to.deep.equal([]);
+      expect(after.ledger.awards.has(d)).to.equal(false);
+      expect(after.conservation.disputeAwards).to.equal(0n);
+      expect(after.conservation.vaultTokens).to.equal(result.conservation.vaultTokens - proven.penalty);
     } finally {
       await hre.network.provider.send("evm_revert", [snapshot]);
     }

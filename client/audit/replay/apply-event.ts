@@ -1,8 +1,8 @@
 /**
  * One decoded event applied to the ledger, as the contract that emitted it changed its state: the registry's
  * events build providers, models, price epochs, plans and signer authorizations; the vault's move balances,
- * withdrawals, earnings and fees; the credits token's move credits; the payment token's are counted into the
- * transaction's flows. `BatchSettled` is not here: `settleBatch` replays it.
+ * withdrawals, earnings, fees, bonds and dispute awards; the credits token's move credits; the payment token's
+ * are counted into the transaction's flows. `BatchSettled` is not here: `settleBatch` replays it.
  *
  * Credit purchases: `buyCredits` pulls the price from the payer's wallet, `buyCreditsWithBalance` debits the
  * payer's vault balance, and `CreditsPurchased` is the same for both. The rule: a purchase was paid from the
@@ -267,7 +267,8 @@ export function applyEvent(context: EventContext, event: AuditEvent, emitter: Em
       return;
     }
     case "GatewayFraudProven": {
-      // The refund and the penalty move from the provider's bond into vault balances: no tokens move.
+      // The refund and the penalty move from the provider's bond into award buckets, credited by the
+      // DisputeAwarded events that follow in the same transaction: no tokens move, no balance changes.
       const { providerId, refund, penalty } = event.args;
       const provider = providerOf(providerId, where);
       if (provider) {
@@ -278,8 +279,33 @@ export function applyEvent(context: EventContext, event: AuditEvent, emitter: Em
         if (owed > provider.bond.pending) findings.add("event_mismatch", `provider ${providerId}'s bond cannot pay a fraud refund and penalty of ${refund + penalty}`, { ...where, providerId }, { expected: provider.bond.available + provider.bond.pending, found: refund + penalty });
         provider.bond.pending -= owed;
       }
-      if (refund !== 0n) buyerOf(ledger, getAddress(event.args.refundedBuyer)).balance += refund;
-      if (penalty !== 0n) buyerOf(ledger, getAddress(event.args.penalizedTo)).balance += penalty;
+      const at = { ...where, providerId };
+      if (refund !== 0n) tx.expectedAwards.push({ party: getAddress(event.args.refundedBuyer), value: refund, what: `GatewayFraudProven refunded ${refund}`, where: at });
+      if (penalty !== 0n) tx.expectedAwards.push({ party: getAddress(event.args.penalizedTo), value: penalty, what: `GatewayFraudProven paid a penalty of ${penalty}`, where: at });
+      return;
+    }
+    case "DisputeAwarded": {
+      const { amount, total, claimableAt } = event.args;
+      const beneficiary = getAddress(event.args.beneficiary);
+      const at = { ...where, buyer: beneficiary };
+      if (!tx.claimAward(beneficiary, amount)) findings.add("event_mismatch", `DisputeAwarded of ${amount} to ${beneficiary} with no GatewayFraudProven paying it in its transaction`, at, { expected: 0n, found: amount });
+      const award = ledger.awards.get(beneficiary) ?? { amount: 0n, claimableAt: 0n };
+      findings.compare("event_mismatch", `${beneficiary}'s award bucket after an award of ${amount}`, at, award.amount + amount, total);
+      ledger.awards.set(beneficiary, { amount: award.amount + amount, claimableAt });
+      ledger.awardees.add(beneficiary);
+      return;
+    }
+    case "DisputeAwardClaimed": {
+      const { amount } = event.args;
+      const beneficiary = getAddress(event.args.beneficiary);
+      const at = { ...where, buyer: beneficiary };
+      const award = ledger.awards.get(beneficiary);
+      findings.compare("event_mismatch", `${beneficiary}'s claimed award bucket`, at, award?.amount ?? 0n, amount);
+      if (award && BigInt(time) < award.claimableAt) {
+        findings.add("event_mismatch", `${beneficiary} claimed its awards at ${time}, before they were claimable at ${award.claimableAt}`, at, { expected: award.claimableAt, found: BigInt(time) });
+      }
+      ledger.awards.delete(beneficiary);
+      tx.expectedOut.push({ party: beneficiary, value: amount, what: `DisputeAwardClaimed ${amount} by ${beneficiary}`, where: at });
       return;
     }
     default:

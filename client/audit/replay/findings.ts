@@ -44,6 +44,7 @@ export const FINDING_CODES = [
   "earnings_mismatch",
   "protocol_fees_mismatch",
   "bond_mismatch",
+  "award_mismatch",
   "next_sequence_mismatch",
   "not_conserved",
 ] as const;

@@ -71,8 +71,19 @@ export interface SignerState {
   history: SignerAuthorization[];
 }
 
+/** A beneficiary's unclaimed dispute awards (`disputeAwardOf`): refunds and penalties from provider bonds. */
+export interface AwardState {
+  amount: bigint;
+  /** When `claimDisputeAwards` pays it: BOND_WITHDRAWAL_DELAY after the latest award. */
+  claimableAt: bigint;
+}
+
 export interface Ledger {
   buyers: Map<Address, BuyerLedger>;
+  /** Unclaimed dispute awards by beneficiary (an address that may never have deposited); a claim removes it. */
+  awards: Map<Address, AwardState>;
+  /** Every address ever awarded, claimed or not: the state check reads each one's bucket. */
+  awardees: Set<Address>;
   providers: Map<number, ProviderLedger>;
   models: Map<number, ModelState>;
   plans: Map<bigint, CreditPlanTerms>;
@@ -92,6 +103,8 @@ export interface Ledger {
 export function emptyLedger(): Ledger {
   return {
     buyers: new Map(),
+    awards: new Map(),
+    awardees: new Set(),
     providers: new Map(),
     models: new Map(),
     plans: new Map(),
@@ -113,8 +126,16 @@ export function buyerOf(ledger: Ledger, buyer: Address): BuyerLedger {
   return found;
 }
 
-/** What the vault owes by the ledger: DESIGN invariant 1's right-hand side, bonds included. */
-export function ledgerOwed(ledger: Ledger): { buyerBalances: bigint; pendingWithdrawals: bigint; earnings: bigint; protocolFees: bigint; bonds: bigint; total: bigint } {
+/** What the vault owes by the ledger: DESIGN invariant 1's right-hand side, bonds and unclaimed dispute awards included. */
+export function ledgerOwed(ledger: Ledger): {
+  buyerBalances: bigint;
+  pendingWithdrawals: bigint;
+  earnings: bigint;
+  protocolFees: bigint;
+  bonds: bigint;
+  disputeAwards: bigint;
+  total: bigint;
+} {
   let buyerBalances = 0n;
   let pendingWithdrawals = 0n;
   for (const account of ledger.buyers.values()) {
@@ -127,6 +148,9 @@ export function ledgerOwed(ledger: Ledger): { buyerBalances: bigint; pendingWith
     earnings += provider.earnings;
     bonds += provider.bond.available + provider.bond.pending;
   }
+  let disputeAwards = 0n;
+  for (const award of ledger.awards.values()) disputeAwards += award.amount;
   const protocolFees = ledger.protocolFees;
-  return { buyerBalances, pendingWithdrawals, earnings, protocolFees, bonds, total: buyerBalances + pendingWithdrawals + earnings + protocolFees + bonds };
+  const total = buyerBalances + pendingWithdrawals + earnings + protocolFees + bonds + disputeAwards;
+  return { buyerBalances, pendingWithdrawals, earnings, protocolFees, bonds, disputeAwards, total };
 }

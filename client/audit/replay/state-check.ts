@@ -1,7 +1,8 @@
 /**
  * The rebuilt ledger against the contracts' state at the audit block: every buyer's account, credits, credit
- * change and spending window, every provider's earnings (and bond, where the deployment has bonds), the
- * protocol fees, every signer's next sequence; then DESIGN invariant 1 three ways (the tokens the vault
+ * change and spending window, every provider's earnings (and bond, where the deployment has bonds), every
+ * beneficiary's unclaimed dispute awards (where it keeps them), the protocol fees, every signer's next
+ * sequence; then DESIGN invariant 1 three ways (the tokens the vault
  * holds, what the ledger says it owes, the token flow in the Transfer logs). Reads go through the
  * `ChainStateReader`, all issued at once so a loader can batch them.
  */
@@ -26,7 +27,9 @@ export interface Conservation {
   providerEarnings: bigint;
   protocolFees: bigint;
   bonds: bigint;
-  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees + bonds (less unattributed draws), from the ledger. */
+  /** Unclaimed dispute awards (refunds and penalties waiting out BOND_WITHDRAWAL_DELAY). */
+  disputeAwards: bigint;
+  /** buyerBalances + pendingWithdrawals + providerEarnings + protocolFees + bonds + disputeAwards (less unattributed draws), from the ledger. */
   owed: bigint;
   conserved: boolean;
 }
@@ -90,6 +93,22 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
       );
     }
   }
+  if (state.disputeAward) {
+    const readAward = state.disputeAward;
+    // Every address the events ever awarded (a claimed bucket is still checked: it must read empty).
+    for (const beneficiary of ledger.awardees) {
+      if (scope.buyer !== undefined && scope.buyer !== beneficiary) continue;
+      const award = ledger.awards.get(beneficiary) ?? { amount: 0n, claimableAt: 0n };
+      const where = { ...at, buyer: beneficiary };
+      checks.push(
+        readAward(beneficiary).then((found) => {
+          read.owed += found.amount;
+          findings.compare("award_mismatch", `${beneficiary}'s unclaimed dispute awards, rebuilt from the events vs disputeAwardOf`, where, award.amount, found.amount);
+          findings.compare("award_mismatch", `when ${beneficiary}'s dispute awards can be claimed, rebuilt vs disputeAwardOf`, where, award.claimableAt, found.claimableAt);
+        }),
+      );
+    }
+  }
   for (const signer of ledger.signers.values()) {
     if (scope.signer !== undefined && scope.signer !== signer.signer) continue;
     if (scope.provider !== undefined && scope.provider !== signer.providerId) continue;
@@ -115,11 +134,11 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
   const owed = ledgerOwed(ledger);
   const owedTotal = owed.total - ledger.unattributedDraws;
   const tokenFlow = ledger.tokensIn - ledger.tokensOut;
-  findings.compare("not_conserved", `the vault's tokens vs what it owes by the rebuilt ledger (balances ${owed.buyerBalances} + pending ${owed.pendingWithdrawals} + earnings ${owed.earnings} + fees ${owed.protocolFees} + bonds ${owed.bonds}${ledger.unattributedDraws ? ` - unattributed draws ${ledger.unattributedDraws}` : ""})`, at, owedTotal, vaultTokens);
+  findings.compare("not_conserved", `the vault's tokens vs what it owes by the rebuilt ledger (balances ${owed.buyerBalances} + pending ${owed.pendingWithdrawals} + earnings ${owed.earnings} + fees ${owed.protocolFees} + bonds ${owed.bonds} + unclaimed dispute awards ${owed.disputeAwards}${ledger.unattributedDraws ? ` - unattributed draws ${ledger.unattributedDraws}` : ""})`, at, owedTotal, vaultTokens);
   findings.compare("not_conserved", "the vault's tokens vs the payment-token transfers into it minus those out of it", at, tokenFlow, vaultTokens);
   // Only an unfiltered audit reads every account; then the contracts' own numbers must add up too.
   if (scope.buyer === undefined && scope.provider === undefined) {
-    findings.compare("not_conserved", "the vault's tokens vs what the contracts' state says it owes (every account's balance and pending withdrawal, earnings, fees, bonds)", at, vaultTokens, read.owed);
+    findings.compare("not_conserved", "the vault's tokens vs what the contracts' state says it owes (every account's balance and pending withdrawal, earnings, fees, bonds, unclaimed dispute awards)", at, vaultTokens, read.owed);
   }
   return {
     vaultTokens,
@@ -129,6 +148,7 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
     providerEarnings: owed.earnings,
     protocolFees: owed.protocolFees,
     bonds: owed.bonds,
+    disputeAwards: owed.disputeAwards,
     owed: owedTotal,
     conserved: owedTotal === vaultTokens && tokenFlow === vaultTokens,
   };

@@ -1,6 +1,7 @@
 /**
  * What one transaction moved, matched up when it ends: payment-token transfers into and out of the vault
- * against the events that account for them, credits minted against purchases, and (until their batch's
+ * against the events that account for them, credits minted against purchases, a fraud proof's refund and
+ * penalty against the `DisputeAwarded` events that credit them, and (until their batch's
  * `BatchSettled`, which follows them) the credit burns and shortfalls settlement emitted. Anything left
  * unmatched at the end of the transaction is a finding.
  */
@@ -44,6 +45,8 @@ export class TransactionFlows {
   readonly expectedIn: ExpectedMove[] = [];
   readonly expectedOut: ExpectedMove[] = [];
   readonly expectedMints: ExpectedMove[] = [];
+  /** What `GatewayFraudProven` paid from a bond and a `DisputeAwarded` after it must credit. */
+  readonly expectedAwards: ExpectedMove[] = [];
   readonly mints: { holder: Address; planId: bigint; amount: bigint; log: HistoryLog }[] = [];
   /** Burns and shortfalls since the transaction's last `BatchSettled`: the next one claims them. */
   burns: CreditBurn[] = [];
@@ -64,6 +67,14 @@ export class TransactionFlows {
       }
     }
     return undefined;
+  }
+
+  /** The earliest award `GatewayFraudProven` announced to `party` of exactly `value`, not yet credited, claimed now. */
+  claimAward(party: Address, value: bigint): boolean {
+    const index = this.expectedAwards.findIndex((expected) => expected.party === party && expected.value === value);
+    if (index < 0) return false;
+    this.expectedAwards.splice(index, 1);
+    return true;
   }
 
   /** Matches what is left and names every transfer or event without its counterpart. */
@@ -89,6 +100,9 @@ export class TransactionFlows {
       const index = this.mints.findIndex((mint) => mint.holder === expected.party && mint.amount === expected.value && mint.planId === expected.where.planId);
       if (index >= 0) this.mints.splice(index, 1);
       else findings.add("event_mismatch", `${expected.what}, but no mint of ${expected.value} credits of plan ${expected.where.planId} to ${expected.party} followed`, expected.where, { expected: expected.value, found: 0n });
+    }
+    for (const expected of this.expectedAwards) {
+      findings.add("event_mismatch", `${expected.what}, but no DisputeAwarded of ${expected.value} to ${expected.party} followed`, expected.where, { expected: expected.value, found: 0n });
     }
     for (const mint of this.mints) {
       findings.add("event_mismatch", `${mint.amount} credits of plan ${mint.planId} minted to ${mint.holder} with no purchase`, where({ logIndex: mint.log.logIndex, planId: mint.planId, buyer: mint.holder }), { expected: 0n, found: mint.amount });
