@@ -29,7 +29,7 @@ import {
 } from "../../client";
 import type { Deployment } from "../../server/chain/deployment-schema";
 import { createCallRecount } from "../../server/gateway/metering/recount-call";
-import { MAX_UINT64, parseAddress, parseInteger } from "./arguments";
+import { formatTimestamp, MAX_UINT64, parseAddress, parseInteger } from "./arguments";
 import { examples, type CliContext, type ContextFactory } from "./context";
 import { CliError } from "./errors";
 import { auditCouldNotRun } from "./audit";
@@ -90,8 +90,10 @@ function where(finding: ReceiptFinding): string {
 
 /**
  * `--dispute`: a fraud proof per candidate, signed with the key from the environment (anyone may prove; the
- * refund goes to the charged buyer and the penalty to the receipt's buyer, whoever sends it). The key is
- * loaded first, so a missing key is said before any transaction.
+ * refund goes to the charged buyer and the penalty to the receipt's buyer, whoever sends it). Both are
+ * awarded, not credited: each beneficiary claims them with `tollgate buyer claim-awards` once BOND_WITHDRAWAL_DELAY
+ * has passed, so a provider proving its own fraud cannot get its bond out sooner. The key is loaded first, so a
+ * missing key is said before any transaction.
  */
 async function submitCandidates(ctx: CliContext, chain: Awaited<ReturnType<typeof chainOf>>, candidates: DisputeCandidate[]) {
   const account = await ctx.signer();
@@ -112,7 +114,9 @@ function disputeLine(outcome: DisputeOutcome): string {
   const at = `signer ${outcome.candidate.signer}, sequence ${outcome.candidate.sequence}`;
   if (outcome.status === "proven") {
     const f = outcome.fraud;
-    return `proven (${outcome.proof}) ${at}: tx ${f.hash}; refund ${f.refund} to ${f.refundedBuyer}, penalty ${f.penalty} to ${f.penalizedTo} (base units); the key is now compromised`;
+    const claimableAt = f.awards.reduce((latest, award) => (award.claimableAt > latest ? award.claimableAt : latest), 0n);
+    const claim = claimableAt === 0n ? "nothing awarded (the bond was empty)" : `awarded, claimable from ${formatTimestamp(claimableAt)} (unix ${claimableAt}) with \`tollgate buyer claim-awards\``;
+    return `proven (${outcome.proof}) ${at}: tx ${f.hash}; refund ${f.refund} to ${f.refundedBuyer}, penalty ${f.penalty} to ${f.penalizedTo} (base units), ${claim}; the key is now compromised`;
   }
   if (outcome.status === "refused") return `refused (${outcome.proof}) ${at}: ${outcome.error}`;
   return `not submitted ${at}: ${outcome.reason}`;

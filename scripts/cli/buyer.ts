@@ -1,6 +1,7 @@
 /**
  * `tollgate buyer …`: fund the vault (approve + deposit, or a permit), buy and move credits, cap what a
- * provider may charge, withdraw, see the balance, and manage gateway API keys (`buyer keys`, in buyer-keys.ts).
+ * provider may charge, withdraw, claim dispute awards, see the balance, and manage gateway API keys (`buyer keys`,
+ * in buyer-keys.ts).
  * Every transaction is a client action (client/actions/), signed by the key from the environment; what is
  * here is the checks that name the shortfall before anything is signed, and what the command prints.
  */
@@ -9,11 +10,13 @@ import type { Address, LocalAccount } from "viem";
 import {
   buyCredits as buyCreditsAction,
   cancelWithdrawal,
+  claimDisputeAwards,
   clearSpendingLimit as clearSpendingLimitAction,
   deposit as depositAction,
   depositWithPermit as depositWithPermitAction,
   executeWithdrawal,
   getBuyerPosition,
+  getDisputeAward,
   mintTestTokens,
   requestWithdrawal,
   setSpendingLimit as setSpendingLimitAction,
@@ -232,6 +235,22 @@ async function withdrawExecute(ctx: CliContext): Promise<void> {
   ctx.out.result({ action: "withdraw-execute", buyer: account.address, withdrawn: ctx.money(withdrawn), wallet: ctx.money(wallet), hash });
 }
 
+/** When an unclaimed dispute award can be claimed, in words. */
+function awardStatus(claimableAt: bigint, chainTime: bigint): string {
+  if (chainTime >= claimableAt) return "claimable now (`tollgate buyer claim-awards`)";
+  return `claimable at ${formatTimestamp(claimableAt)}, in ${formatDuration(claimableAt - chainTime)}`;
+}
+
+async function claimAwards(ctx: CliContext): Promise<void> {
+  const account = await ctx.signer();
+  const conn = await ctx.connect();
+  ctx.out.say(`claiming ${account.address}'s dispute awards (refunds and penalties from provider bonds) to the wallet`);
+  const { hash, amount } = await claimDisputeAwards(await ctx.client());
+  const { wallet } = await vaultPosition(conn, account.address);
+  ctx.out.say(`claimed ${await ctx.amount(amount)}; wallet now holds ${await ctx.amount(wallet)}`);
+  ctx.out.result({ action: "claim-awards", buyer: account.address, claimed: ctx.money(amount), wallet: ctx.money(wallet), hash });
+}
+
 async function balance(ctx: CliContext, options: { address?: string; provider?: string }): Promise<void> {
   let buyer: Address;
   if (options.address) {
@@ -248,13 +267,14 @@ async function balance(ctx: CliContext, options: { address?: string; provider?: 
   }
   const conn = await ctx.connect();
   const providerIds = options.provider ? [parseId(options.provider, "--provider")] : undefined;
-  const position = await getBuyerPosition(conn.tollgateClient, { buyer, providerIds });
+  const [position, award] = await Promise.all([getBuyerPosition(conn.tollgateClient, { buyer, providerIds }), getDisputeAward(conn.tollgateClient, { beneficiary: buyer })]);
 
   const fmt = (value: bigint) => ctx.amount(value);
   ctx.out.say(`account ${buyer} on chain ${conn.chain.id} (Tollgate ${conn.tollgate})`);
   ctx.out.say(`  wallet              ${await fmt(position.wallet)}`);
   ctx.out.say(`  vault balance       ${await fmt(position.balance)}`);
   ctx.out.say(`  pending withdrawal  ${await fmt(position.pendingWithdrawal)}${position.pendingWithdrawal > 0n ? `, ${withdrawalStatus(position)}` : ""}`);
+  if (award.amount > 0n) ctx.out.say(`  dispute award       ${await fmt(award.amount)}, ${awardStatus(award.claimableAt, position.chainTime)}; not spendable until claimed`);
   if (position.credits.length === 0) ctx.out.say("  credits             none");
   for (const holding of position.credits) {
     const expiry = holding.expiresAt === 0 ? "never expire" : `expire ${formatTimestamp(holding.expiresAt)}`;
@@ -295,6 +315,8 @@ async function balance(ctx: CliContext, options: { address?: string; provider?: 
     pendingWithdrawal: ctx.money(position.pendingWithdrawal),
     withdrawableAt: position.pendingWithdrawal > 0n ? position.withdrawableAt : null,
     withdrawableNow: position.withdrawableNow,
+    disputeAward: ctx.money(award.amount),
+    disputeAwardClaimableAt: award.amount > 0n ? award.claimableAt : null,
     credits: position.credits.map((holding) => ({
       planId: holding.planId,
       providerId: holding.providerId,
@@ -397,6 +419,12 @@ export function registerBuyer(program: Command, context: ContextFactory): void {
     .description("send what is left of the pending withdrawal to your wallet, once the delay has passed")
     .addHelpText("after", examples("tollgate buyer withdraw execute"))
     .action((_options: unknown, cmd: Command) => withdrawExecute(context(cmd)));
+
+  buyer
+    .command("claim-awards")
+    .description("send your dispute awards (refunds and penalties from a lying gateway's bond) to your wallet, 15 days after the latest award")
+    .addHelpText("after", examples("tollgate buyer claim-awards"))
+    .action((_options: unknown, cmd: Command) => claimAwards(context(cmd)));
 
   registerKeyCommands(buyer, context);
 

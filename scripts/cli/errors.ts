@@ -116,6 +116,10 @@ const HINTS: Record<string, Hint> = {
   DisputeNoDiscrepancy: (a) => `what ${a.signer} settled or signed for sequence ${a.sequence} agrees with the receipt: the gateway was honest there`,
   DisputeInvalidMerkleProof: () => "the settled receipt is not under the batch's content root by this proof; rebuild the proof from the batch's leaves",
   DisputeProofTooLong: (a) => `a Merkle proof has at most ${a.maxLength} hashes`,
+  DisputeNoAward: (a) => `${a.beneficiary} has no unclaimed dispute award; \`tollgate buyer balance\` shows awards and when they can be claimed`,
+  DisputeAwardNotReady: (a) =>
+    `${a.beneficiary}'s dispute awards can be claimed from ${when(a.claimableAt)}; chain time is ${when(a.nowTime)}. ` +
+    "Awards wait BOND_WITHDRAWAL_DELAY (15 days) after the latest one so a provider cannot take its bond out faster by proving its own fraud; run `tollgate buyer claim-awards` again after that",
   CreditsUnknownPlan: (a) => `no credit plan has id ${a.planId}; \`tollgate provider show <providerId>\` lists a provider's plans`,
   CreditsInvalidPlan: () => "a plan needs a value per credit above zero and at least one model (--models 1,2)",
   CreditsModelNotOfProvider: (a) => `model ${a.modelId} is not provider ${a.providerId}'s; a plan may cover only its provider's models`,

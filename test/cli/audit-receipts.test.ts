@@ -12,6 +12,7 @@ import type { Address } from "viem";
 import { generatePrivateKey, privateKeyToAccount, privateKeyToAddress } from "viem/accounts";
 import { mintTestTokens, postBond } from "../../client";
 import { runCli } from "../../scripts/cli";
+import { formatTimestamp } from "../../scripts/cli/arguments";
 import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { tollgateAbi } from "../../server/chain/abis";
 import { tollgateDomain, usageReceiptTypes } from "../../server/chain/eip712";
@@ -114,7 +115,7 @@ describe("tollgate audit receipts", function () {
     expect(missing.err).to.contain("cannot read");
   });
   // Last: it compromises the fixture's gateway key.
-  it("--dispute proves on-chain a signed receipt the settled record contradicts: refund and penalty paid from the bond, the key compromised", async function () {
+  it("--dispute proves on-chain a signed receipt the settled record contradicts: refund and penalty awarded from the bond, the key compromised", async function () {
     const { market } = f.h;
     const providerId = Number(market.providerId);
     const asProvider = market.clientOf(market.provider.address as Address);
@@ -141,18 +142,25 @@ describe("tollgate audit receipts", function () {
     const balanceOf = async () =>
       (await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "accountOf", args: [f.buyer] })).balance;
     const before = await balanceOf();
+    const awardOf = async () => f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "disputeAwardOf", args: [f.buyer] });
 
     disputerEnv = { TOLLGATE_PRIVATE_KEY: disputer };
     const result = await audit(target, "--dispute");
     expect(result.code, result.out + result.err).to.equal(1);
     expect(result.out).to.match(new RegExp(`proven \\(settled-record-mismatch\\) signer ${f.h.signer}, sequence 1: tx 0x[0-9a-f]{64}`));
-    // The charged buyer is the receipt's: refunded what it paid beyond the receipt, then paid the penalty,
-    // DISPUTE_PENALTY_BPS (10%) of what the bond holds after the refund.
+    // The charged buyer is the receipt's: awarded what it paid beyond the receipt, then the penalty,
+    // DISPUTE_PENALTY_BPS (10%) of what the bond holds after the refund. Into its award bucket, claimable
+    // BOND_WITHDRAWAL_DELAY after the proof, not into its spendable balance.
     const refund = original.cost - told.cost;
     const penalty = ((USD(100) - refund) * 1_000n) / 10_000n;
     expect(refund).to.be.greaterThan(0n);
     const after = await balanceOf();
-    expect(after - before).to.equal(refund + penalty);
+    expect(after).to.equal(before);
+    const [awarded, claimableAt] = await awardOf();
+    expect(awarded).to.equal(refund + penalty);
+    const proofTime = (await f.h.client.getBlock({ blockTag: "latest" })).timestamp;
+    expect(claimableAt).to.equal(proofTime + (await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "BOND_WITHDRAWAL_DELAY" })));
+    expect(result.out).to.include(`claimable from ${formatTimestamp(claimableAt)} (unix ${claimableAt}) with \`tollgate buyer claim-awards\``);
     const [available] = await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "bondOf", args: [providerId] });
     expect(available).to.equal(USD(100) - refund - penalty);
     const proven = await f.h.client.readContract({ address: f.deployment.tollgate, abi: tollgateAbi, functionName: "isFraudProven", args: [f.h.signer, 1n] });
@@ -167,5 +175,6 @@ describe("tollgate audit receipts", function () {
     expect(json.disputes).to.have.length(1);
     expect(json.disputes[0]).to.deep.include({ status: "refused", errorName: "DisputeAlreadyProven" });
     expect(await balanceOf()).to.equal(after);
+    expect(await awardOf()).to.deep.equal([awarded, claimableAt]);
   });
 });

@@ -10,11 +10,13 @@ import hre, { ethers } from "hardhat";
 import { expect } from "chai";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { ContractFunctionRevertedError, encodeErrorResult, getAddress, type Address, type Hex } from "viem";
-import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount, privateKeyToAddress } from "viem/accounts";
 import { runCli } from "../../scripts/cli";
 import { formatAmount, parseAmount } from "../../scripts/cli/amounts";
 import { CliError, describeError } from "../../scripts/cli/errors";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
+import { signUsageReceipt } from "../../server/chain/sign-batch";
+import type { UsageReceipt } from "../../server/chain/usage-batch";
 import { creditsOf, deployLocalTollgate, PRICE_NOTICE, USD, WITHDRAWAL_DELAY } from "../../scripts/lib/marketplace-fixtures";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
@@ -329,6 +331,46 @@ describe("tollgate CLI", function () {
         { planId: "1", providerId: 1, credits: "2", valuePerCredit: { units: "1000000", formatted: "1 tUSD" }, change: { units: "0", formatted: "0 tUSD" }, expiresAt: 0 },
       ]);
       expect(other.spendingLimits).to.deep.equal([]);
+    });
+
+    it("claim-awards: balance shows an award and when it can be claimed; too early is refused (decoded, nothing changed), after the delay it pays the wallet", async () => {
+      // A gateway key of provider 1 signs two receipts for one sequence naming the buyer: anyone may prove it.
+      const key = privateKeyToAccount(generatePrivateKey());
+      expectOk(await cli(["provider", "authorize-signer", "1", key.address], providerKey));
+      const receipt: UsageReceipt = {
+        sequence: 0n, buyer, modelId: 1, inputTokens: 10, cachedInputTokens: 0, outputTokens: 10, servedAt: await time.latest(),
+        inputPrice: 0n, cachedInputPrice: 0n, outputPrice: 0n, cost: 0n, contentHash: ethers.id("one response") as Hex,
+      };
+      const twin = { ...receipt, contentHash: ethers.id("another response") as Hex };
+      const deployment = { chainId: BigInt((await ethers.provider.getNetwork()).chainId), address: tollgateAddress };
+      const [bondAvailable, bondPending] = await tollgate.bondOf(1);
+      await tollgate.proveEquivocation(receipt, await signUsageReceipt(key, deployment, receipt), twin, await signUsageReceipt(key, deployment, twin));
+      const penalty = ((bondAvailable + bondPending) * 1_000n) / 10_000n;
+      const [awarded, claimableAt] = await tollgate.disputeAwardOf(buyer);
+      expect(awarded).to.equal(penalty);
+
+      const shown = expectOk(await cli(["buyer", "balance"], buyerKey));
+      expect(shown.out).to.match(new RegExp(`dispute award +${ethers.formatUnits(penalty, 6).replace(/\.0$/, "")} tUSD, claimable at .*; not spendable until claimed`));
+      const json = JSON.parse(expectOk(await cli(["buyer", "balance", "--json"], buyerKey)).out) as { disputeAward: { units: string }; disputeAwardClaimableAt: string };
+      expect([json.disputeAward.units, json.disputeAwardClaimableAt]).to.deep.equal([String(penalty), String(claimableAt)]);
+
+      const block = await ethers.provider.getBlockNumber();
+      const early = await cli(["buyer", "claim-awards"], buyerKey);
+      expect(early.code).to.equal(1);
+      expect(early.err).to.contain(`DisputeAwardNotReady(beneficiary: ${buyer}, claimableAt: ${claimableAt}`);
+      expect(early.err).to.match(/hint: .*claimed from .*BOND_WITHDRAWAL_DELAY.*buyer claim-awards/);
+      expect(await ethers.provider.getBlockNumber()).to.equal(block);
+      expect([...(await tollgate.disputeAwardOf(buyer))]).to.deep.equal([awarded, claimableAt]);
+
+      await time.increaseTo(claimableAt);
+      const wallet = await token.balanceOf(buyer);
+      const claimed = expectOk(await cli(["buyer", "claim-awards"], buyerKey));
+      expect(claimed.out).to.contain(`claimed ${ethers.formatUnits(penalty, 6).replace(/\.0$/, "")} tUSD`);
+      expect(await token.balanceOf(buyer)).to.equal(wallet + penalty);
+      expect([...(await tollgate.disputeAwardOf(buyer))]).to.deep.equal([0n, 0n]);
+      const none = await cli(["buyer", "claim-awards"], buyerKey);
+      expect(none.code).to.equal(1);
+      expect(none.err).to.contain(`DisputeNoAward(beneficiary: ${buyer})`);
     });
 
     for (const [amount, message] of [
