@@ -12,11 +12,12 @@ import fs from "node:fs";
 import { Command, CommanderError } from "commander";
 import { createPublicClient, createWalletClient, http, type Address, type PublicClient } from "viem";
 import {
-  auditSettlements,
+  auditDeployment,
   createTollgateClient,
   disputeCandidates,
   parseUsageExport,
   reconcileReceipts,
+  settlementAuditOf,
   submitDisputes,
   UsageExportError,
   withWallet,
@@ -157,12 +158,12 @@ async function auditReceipts(ctx: CliContext, file: string, options: AuditReceip
   const { client, deployment } = chain;
   const batches: AuditedBatch[] = [];
   const chainProblems: string[] = [];
-  for (const signer of signers) {
-    out.warn(`reading the batches ${signer} settled on chain ${deployment.chainId} …`);
-    const audit = await auditSettlements(client, deployment, { signer });
-    batches.push(...audit.batches);
-    chainProblems.push(...audit.problems);
-  }
+  // One chain audit, read once, for every gateway key in the export (its filter keeps one key's batches).
+  out.warn(`reading the batches ${signers.join(", ")} settled on chain ${deployment.chainId} …`);
+  const audit = settlementAuditOf(await auditDeployment(client, deployment, { signer: signers.length === 1 ? signers[0] : undefined }));
+  const ofSigners = new Set(signers.map((signer) => signer.toLowerCase()));
+  batches.push(...audit.batches.filter((batch) => ofSigners.has(batch.signer.toLowerCase())));
+  chainProblems.push(...audit.problems);
 
   const withContent = usageExport.receipts.filter((r) => r.retained).length;
   const counter = withContent > 0 ? createCallRecount() : undefined;

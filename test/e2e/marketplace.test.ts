@@ -34,7 +34,7 @@ import {
   type ConservationCheck,
   type ReceiptEnvelope,
 } from "../../client";
-import { runMarketplace, type MarketplaceRun } from "../../scripts/marketplace";
+import { DEFAULT_PROVIDER_BOND, runMarketplace, type MarketplaceRun } from "../../scripts/marketplace";
 import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
@@ -193,7 +193,9 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     expect(JSON.parse(fs.readFileSync(run.deploymentFile, "utf8")).tollgate).to.equal(run.deployment.tollgate);
     const check = await conserved();
     expect(check.buyers).to.equal(1);
-    expect(check.held).to.equal(amountOf("25"));
+    // The vault holds the buyer's 25 tUSD deposit and the provider's bond.
+    expect(check.bonds).to.equal(amountOf(DEFAULT_PROVIDER_BOND));
+    expect(check.held).to.equal(amountOf("25") + check.bonds);
   });
 
   it("invariant 4: a call the upstream fails (error status, reset, broken stream) costs nothing and leaves no record", async function () {
@@ -492,7 +494,8 @@ describe("marketplace end to end: scripts/marketplace.ts against DESIGN invarian
     await collectProtocolFees(asBuyer);
     const swept = await conserved();
     expect(swept.protocolFees).to.equal(0n);
-    expect(swept.held).to.equal(swept.buyerBalances + swept.pendingWithdrawals);
+    expect(swept.held).to.equal(swept.buyerBalances + swept.pendingWithdrawals + swept.bonds);
+    expect(swept.bonds).to.equal(amountOf(DEFAULT_PROVIDER_BOND));
     expect(getAddress(run.deployment.parameters.treasury)).to.equal(run.operator);
   });
 });
