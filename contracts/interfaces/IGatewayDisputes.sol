@@ -74,7 +74,7 @@ interface IGatewayDisputes {
     /// that differs from the receipt: another buyer, model, token count or serving time, or a price epoch whose
     /// prices are not the receipt's.
     /// @dev The refund is the record's cost at its named epoch, less the receipt's `cost` when the record's
-    /// buyer is the receipt's (floor 0), credited to the record's buyer. Gas grows with the batch only through
+    /// buyer is the receipt's (floor 0), awarded to the record's buyer. Gas grows with the batch only through
     /// its calldata and one hash over it, both of which settling the batch paid too, beside the per-record
     /// pricing and account writes a proof does not do: measured at 0.52 to 0.93 of the settlement's gas for
     /// batches of 1 to 1,000 records (`npm run bench:disputes`, table in bench/README.md).
@@ -87,7 +87,7 @@ interface IGatewayDisputes {
     /// @notice Proves that the content root of the batch `header` (settled by the receipt's signer) holds
     /// `settledReceipt`, another receipt for the same sequence (another content hash, buyer, count, ...).
     /// @dev The refund is `settledReceipt.cost`, less the receipt's cost when both name the same buyer (floor 0),
-    /// credited to `settledReceipt.buyer`. Gas is constant but for the proof, at most 24 hashes.
+    /// awarded to `settledReceipt.buyer`. Gas is constant but for the proof, at most 24 hashes.
     function proveContentMismatch(
         UsageTypes.UsageReceipt calldata receipt,
         bytes calldata receiptSignature,
