@@ -1,6 +1,7 @@
 /**
  * Gas of each fraud proof against a lying gateway, beside the gas of settling the batch it names, measured in
- * one run: proving a settled record wrong must cost less than settling its batch did, whatever its size.
+ * one run: proving a settled record wrong costs about what settling a one-record batch did (its award writes a
+ * fresh slot), and an ever smaller share of the settlement as the batch grows.
  *
  *   npm run bench:disputes
  */

@@ -76,8 +76,9 @@ interface IGatewayDisputes {
     /// @dev The refund is the record's cost at its named epoch, less the receipt's `cost` when the record's
     /// buyer is the receipt's (floor 0), awarded to the record's buyer. Gas grows with the batch only through
     /// its calldata and one hash over it, both of which settling the batch paid too, beside the per-record
-    /// pricing and account writes a proof does not do: measured at 0.52 to 0.93 of the settlement's gas for
-    /// batches of 1 to 1,000 records (`npm run bench:disputes`, table in bench/README.md).
+    /// pricing and account writes a proof does not do: measured at 0.52 to 1.15 of the settlement's gas for
+    /// batches of 1,000 down to 1 record, the first award to a beneficiary writing a fresh award slot (~22,100
+    /// gas; `npm run bench:disputes`, table in bench/README.md).
     function proveSettledRecordMismatch(
         UsageTypes.UsageReceipt calldata receipt,
         bytes calldata receiptSignature,
