@@ -39,6 +39,11 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
     /// sequence was proven. The first proof in a word of 256 sequences writes a fresh slot (~22,100 gas),
     /// later ones an existing slot (~5,000).
     mapping(address signer => mapping(uint256 word => uint256 bits)) private _provenSequences;
+    /// @dev The proofs a gateway key's owner can build alone, from receipts it signs (content root, equivocation),
+    /// are marked apart from the settled-record proof, whose refund is the charge the chain really made: so a
+    /// lying gateway cannot pre-empt a buyer's refund by proving a sequence against itself first. Each space
+    /// holds one proof per (signer, sequence).
+    uint256 private constant SIGNED_ONLY_PROOFS = 1 << 64;
 
     /// @dev One slot per beneficiary: awards not yet claimed, and when they can be. Only `_award` credits it.
     /// 224 bits hold more than any token's supply could put in one bucket in practice; the sum is checked anyway.
@@ -91,7 +96,7 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         if (!MerkleProof.verifyCalldata(proof, header.contentRoot, leaf)) {
             revert DisputeInvalidMerkleProof(leaf, header.contentRoot);
         }
-        _markProven(signer, sequence);
+        _markProven(signer, sequence | SIGNED_ONLY_PROOFS);
         if (leaf == receiptHash) revert DisputeNoDiscrepancy(signer, sequence);
         uint256 overcharge = _overcharge(settledReceipt.cost, settledReceipt.buyer, receipt);
         return _punish(
@@ -114,7 +119,7 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         uint64 sequence = a.sequence;
         if (b.sequence != sequence) revert DisputeSequenceMismatch(sequence, b.sequence);
         _checkWindow(a.servedAt > b.servedAt ? a.servedAt : b.servedAt);
-        _markProven(signer, sequence);
+        _markProven(signer, sequence | SIGNED_ONLY_PROOFS);
         if (hashA == hashB) revert DisputeNoDiscrepancy(signer, sequence);
         return _punish(signer, providerId, sequence, KIND_EQUIVOCATION, b.buyer, 0, a.buyer);
     }
@@ -170,11 +175,12 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         if (block.timestamp > closedAt) revert DisputeWindowClosed(closedAt, block.timestamp);
     }
 
-    function _markProven(address signer, uint64 sequence) private {
-        uint256 bit = uint256(1) << (sequence & 0xff);
-        uint256 bits = _provenSequences[signer][sequence >> 8];
-        if (bits & bit != 0) revert DisputeAlreadyProven(signer, sequence);
-        _provenSequences[signer][sequence >> 8] = bits | bit;
+    /// @dev `key` is the sequence, with `SIGNED_ONLY_PROOFS` set for the proofs built from receipts alone.
+    function _markProven(address signer, uint256 key) private {
+        uint256 bit = uint256(1) << (key & 0xff);
+        uint256 bits = _provenSequences[signer][key >> 8];
+        if (bits & bit != 0) revert DisputeAlreadyProven(signer, uint64(key));
+        _provenSequences[signer][key >> 8] = bits | bit;
     }
 
     /// @dev Record `index` of a settled batch, read as settlement read it (layout in `IUsageSettlement`), as the

@@ -9,8 +9,9 @@ import {UsageTypes} from "../libraries/UsageTypes.sol";
 /// settled under the receipt's sequence differs from it, or that the key signed two different receipts for
 /// one sequence. A valid proof awards the overcharge (refund) to the buyer that was charged and a penalty of
 /// `DISPUTE_PENALTY_BPS` of what is left of the bond to the receipt's buyer, and marks the signer compromised
-/// (settlement refuses its batches from then on, and it cannot be authorized again). One proof per
-/// (signer, sequence); every other proof reverts with a `Dispute*` error and changes nothing.
+/// (settlement refuses its batches from then on, and it cannot be authorized again). One settled-record proof and
+/// one proof from receipts alone per (signer, sequence), counted apart (see `isFraudProven`); every other proof
+/// reverts with a `Dispute*` error and changes nothing.
 /// Awards are not spendable balance: they wait in the beneficiary's award bucket and are paid out in tokens by
 /// `claimDisputeAwards`, no sooner than `BOND_WITHDRAWAL_DELAY` (15 days) after the beneficiary's latest award.
 /// Why an honest buyer waits that long: a provider can sign receipts naming a buyer address it controls and
@@ -115,6 +116,10 @@ interface IGatewayDisputes {
     /// @notice `beneficiary`'s unclaimed dispute awards and when they can be claimed (both 0 when none).
     function disputeAwardOf(address beneficiary) external view returns (uint256 amount, uint256 claimableAt);
 
-    /// @notice Whether fraud at `signer`'s `sequence` has been proven (and awarded).
+    /// @notice Whether the record `signer` settled at `sequence` has been proven to differ from a receipt
+    /// (`proveSettledRecordMismatch`, the proof whose refund is the charge the chain made). The proofs built from
+    /// receipts alone (`proveContentMismatch`, `proveEquivocation`) are marked apart, one per (signer, sequence),
+    /// so a gateway cannot pre-empt a buyer's refund by proving a sequence against itself first; they show in
+    /// `GatewayFraudProven`.
     function isFraudProven(address signer, uint64 sequence) external view returns (bool);
 }

@@ -380,7 +380,7 @@ describe("Gateway fraud proofs", function () {
       expect(await awardOf(m, holder)).to.equal(penaltyOn(BOND, 0n));
       await expectConservation(m);
       await expectCompromised(m);
-      // One proof per (signer, sequence), whatever its kind.
+      // One proof per (signer, sequence) among the proofs built from receipts alone.
       await expectRefused(
         m,
         () =>
@@ -388,6 +388,37 @@ describe("Gateway fraud proofs", function () {
             .to.be.revertedWithCustomError(m.tollgate, "DisputeAlreadyProven")
             .withArgs(m.gateway.address, receipts[0].sequence),
         [receipts[0].sequence],
+      );
+    });
+
+    it("cannot pre-empt a buyer's refund: the settled-record proof still pays after the gateway proves the sequence against itself", async function () {
+      const m = await loadFixture(bonded);
+      const { receipts, batch } = await honest(m, await calls(m, m.buyers[0].address, 2));
+      // The buyer was told fewer output tokens and a lower cost than the chain charged it.
+      const told: UsageReceipt = { ...receipts[0], outputTokens: receipts[0].outputTokens - 10, cost: receipts[0].cost - 5n };
+      const toldSignature = await sign(m, told);
+      // The lying gateway races the buyer with a proof only it can build: a second receipt for the sequence, to an
+      // address it controls.
+      const accomplice = m.others[1].address as Address;
+      const twin: UsageReceipt = { ...told, buyer: accomplice, contentHash: keccak256(toHex("pre-emption")) };
+      await m.tollgate.proveEquivocation(twin, await sign(m, twin), told, toldSignature);
+      const afterSelfProof = (await bondOf(m)).available;
+      expect(await m.tollgate.isFraudProven(m.gateway.address, told.sequence)).to.equal(false);
+
+      await expect(m.tollgate.connect(m.buyers[0]).proveSettledRecordMismatch(told, toldSignature, batch))
+        .to.emit(m.tollgate, "GatewayFraudProven")
+        .withArgs(m.gateway.address, m.providerId, told.sequence, KIND.recordMismatch, receipts[0].buyer, 5n, told.buyer, penaltyOn(afterSelfProof, 5n));
+      expect(await awardOf(m, receipts[0].buyer)).to.equal(5n + penaltyOn(afterSelfProof, 5n));
+      expect(await m.tollgate.isFraudProven(m.gateway.address, told.sequence)).to.equal(true);
+      await expectConservation(m);
+      // Each space still takes one proof per (signer, sequence).
+      await expectRefused(
+        m,
+        () =>
+          expect(m.tollgate.proveSettledRecordMismatch(told, toldSignature, batch))
+            .to.be.revertedWithCustomError(m.tollgate, "DisputeAlreadyProven")
+            .withArgs(m.gateway.address, told.sequence),
+        [told.sequence],
       );
     });
 
