@@ -14,12 +14,10 @@ import { RpcCaller, type RpcCallerOptions } from "./rpc/rpc-caller";
 
 export interface RpcStateReaderOptions extends Pick<RpcCallerOptions, "retry" | "sleep"> {
   /**
-   * Whether the deployment has provider bonds (`bondOf`). Default: when the Tollgate ABI this code was built
-   * with has `bondOf`.
+   * Whether the deployment has provider bonds and dispute awards (`bondOf`, `disputeAwardOf`). Default true;
+   * false for a deployment from before them, whose reads of those would revert.
    */
-  bonds?: boolean;
-  /** Whether the deployment keeps dispute awards (`disputeAwardOf`). Default: when the Tollgate ABI has it. */
-  disputeAwards?: boolean;
+  bondsAndAwards?: boolean;
 }
 
 export type RpcStateReader = ChainStateReader & {
@@ -27,36 +25,6 @@ export type RpcStateReader = ChainStateReader & {
   readonly requests: number;
 };
 
-const BOND_OF_ABI = [
-  {
-    type: "function",
-    name: "bondOf",
-    stateMutability: "view",
-    inputs: [{ name: "providerId", type: "uint32" }],
-    outputs: [
-      { name: "available", type: "uint256" },
-      { name: "pending", type: "uint256" },
-      { name: "withdrawableAt", type: "uint256" },
-    ],
-  },
-] as const;
-
-const DISPUTE_AWARD_OF_ABI = [
-  {
-    type: "function",
-    name: "disputeAwardOf",
-    stateMutability: "view",
-    inputs: [{ name: "beneficiary", type: "address" }],
-    outputs: [
-      { name: "amount", type: "uint256" },
-      { name: "claimableAt", type: "uint256" },
-    ],
-  },
-] as const;
-
-const abiHas = (name: string) => (tollgateAbi as Abi).some((item) => item.type === "function" && item.name === name);
-const abiHasBonds = abiHas("bondOf");
-const abiHasDisputeAwards = abiHas("disputeAwardOf");
 
 export function rpcStateReader(
   client: PublicClient,
@@ -110,15 +78,13 @@ export function rpcStateReader(
       return BigInt(state.nextSequence);
     },
   };
-  if (options.bonds ?? abiHasBonds) {
+  if (options.bondsAndAwards ?? true) {
     reader.bond = async (providerId) => {
-      const [available, pending, withdrawableAt] = (await read(history.tollgate, BOND_OF_ABI, "bondOf", [providerId])) as readonly [bigint, bigint, bigint];
+      const [available, pending, withdrawableAt] = (await read(history.tollgate, tollgateAbi, "bondOf", [providerId])) as readonly [bigint, bigint, bigint];
       return { available, pending, withdrawableAt };
     };
-  }
-  if (options.disputeAwards ?? abiHasDisputeAwards) {
     reader.disputeAward = async (beneficiary) => {
-      const [amount, claimableAt] = (await read(history.tollgate, DISPUTE_AWARD_OF_ABI, "disputeAwardOf", [beneficiary])) as readonly [bigint, bigint];
+      const [amount, claimableAt] = (await read(history.tollgate, tollgateAbi, "disputeAwardOf", [beneficiary])) as readonly [bigint, bigint];
       return { amount, claimableAt };
     };
   }
