@@ -1,0 +1,4 @@
+/** Provider: being built. */
+export function ProviderPage() {
+  return <p className="empty">Provider: coming in this release.</p>;
+}

@@ -1,0 +1,4 @@
+/** Usage: being built. */
+export function UsagePage() {
+  return <p className="empty">Usage: coming in this release.</p>;
+}
