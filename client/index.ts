@@ -20,6 +20,7 @@ export * from "./actions/execute-withdrawal";
 export * from "./actions/get-buyer-position";
 export * from "./actions/get-gateway-balance";
 export * from "./actions/get-payment-token";
+export * from "./actions/get-token-capabilities";
 export * from "./actions/get-usage";
 export * from "./actions/list-api-keys";
 export * from "./actions/list-model";
