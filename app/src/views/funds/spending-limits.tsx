@@ -46,7 +46,7 @@ export function SpendingLimits({ limits, catalog, now }: { limits: SpendingLimit
     const done = await action.run(
       `Limit provider ${providerId}`,
       (client) => setSpendingLimit(client, { providerId, limitPerPeriod: amount.value, periodSeconds: Number(seconds.value) }),
-      () => `Provider ${providerId} may now charge at most ${formatAmount(amount.value, token)} per ${formatPeriod(Number(seconds.value))}.`,
+      () => `Provider ${providerId} may now charge at most ${formatAmount(amount.value, token)} per ${formatPeriod(Number(seconds.value)).replace(/^1 /, "")}.`,
     );
     if (done) {
       setAmountText("");
