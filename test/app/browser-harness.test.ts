@@ -12,6 +12,7 @@ import { expect } from "chai";
 import type { Page } from "playwright-core";
 import {
   BaseError,
+  ContractFunctionRevertedError,
   createPublicClient,
   createWalletClient,
   custom,
@@ -19,6 +20,7 @@ import {
   erc20Abi,
   http as httpTransport,
   numberToHex,
+  parseAbi,
   recoverTypedDataAddress,
   UserRejectedRequestError,
   verifyMessage,
@@ -43,6 +45,11 @@ import {
   type ChromiumSession,
   type InjectedWallet,
 } from "../helpers/browser";
+
+const transferWithErrors = parseAbi([
+  "function transfer(address to, uint256 amount) returns (bool)",
+  "error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed)",
+]);
 
 const SECOND_WALLET = "Second Test Wallet";
 const OTHER_CHAIN = 11_155_111;
@@ -289,6 +296,24 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     // Reads the dapp makes through the wallet reach the node.
     expect(await resultFrom(page, DEFAULT_WALLET_NAME, "eth_getTransactionReceipt", [hash])).to.have.property("transactionHash", hash);
     assertNoPageErrors(page);
+  });
+
+  it("a reverting transaction reaches viem as the contract's decoded custom error, and nothing is sent", async function () {
+    const { page, wallet } = await openDapp({ connected: true });
+    const dapp = createWalletClient({ chain, account: first, transport: pageTransport(page, DEFAULT_WALLET_NAME) });
+    const balance = await reader.readContract({ address: token, abi: erc20Abi, functionName: "balanceOf", args: [first] });
+    const nonceBefore = await reader.getTransactionCount({ address: first });
+    const failure = await dapp
+      .writeContract({ address: token, abi: transferWithErrors, functionName: "transfer", args: [recipient, balance + 1n] })
+      .catch((error: unknown) => error);
+    const reverted = (failure as BaseError).walk((cause) => cause instanceof ContractFunctionRevertedError) as ContractFunctionRevertedError;
+    expect(reverted, String(failure)).to.be.instanceOf(ContractFunctionRevertedError);
+    expect(reverted.data?.errorName).to.equal("ERC20InsufficientBalance");
+    expect(reverted.data?.args).to.deep.equal([first, balance, balance + 1n]);
+    expect(await reader.getTransactionCount({ address: first })).to.equal(nonceBefore);
+    // The node's error crossed the wallet unchanged: its revert data is what viem decoded.
+    const failed = wallet.requests.find((request) => request.error);
+    expect(failed?.error?.data).to.have.property("data").that.matches(/^0xe450d38c/);
   });
 
   it("rejectNext: the transaction fails with 4001 (viem's UserRejectedRequestError) and nothing is sent", async function () {
