@@ -6,6 +6,7 @@
  */
 import fs from "node:fs";
 import http from "node:http";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import hre, { ethers } from "hardhat";
 import { expect } from "chai";
@@ -78,16 +79,30 @@ const CLEAN = `<!doctype html>
 /** The clean page with the label removed: axe's "label" rule (critical) must catch it. */
 const SEEDED = CLEAN.replace("<title>Clean form</title>", "<title>Seeded form</title>").replace('<label for="amount">Amount</label>', "");
 
+/** The app discovers wallets with mipd; its ES module build has no dependencies, so the page imports it as is. */
+const MIPD = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mipd discovery</title><link rel="icon" href="data:,"></head>
+<body><main><h1>mipd discovery</h1></main>
+<script type="module">
+  import { createStore } from "/mipd/index.js";
+  const store = createStore();
+  window.mipdProviders = () => store.getProviders().map((detail) => ({ ...detail.info, hasRequest: typeof detail.provider.request === "function" }));
+</script></body></html>`;
+const MIPD_DIR = path.dirname(require.resolve("mipd/package.json")) + "/dist/esm";
+
 interface Site {
   url: string;
   close(): Promise<void>;
 }
 
 async function startSite(): Promise<Site> {
-  const pages: Record<string, string> = { "/dapp": DAPP, "/clean": CLEAN, "/seeded": SEEDED };
+  const pages: Record<string, string> = { "/dapp": DAPP, "/clean": CLEAN, "/seeded": SEEDED, "/mipd": MIPD };
   const server = http.createServer((req, res) => {
     const body = pages[req.url ?? ""];
-    if (req.url === "/ping") {
+    const module = /^\/mipd\/([a-z]+\.js)$/.exec(req.url ?? "");
+    if (module && fs.existsSync(path.join(MIPD_DIR, module[1]))) {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(fs.readFileSync(path.join(MIPD_DIR, module[1])));
+    } else if (req.url === "/ping") {
       res.writeHead(200, { "content-type": "text/plain", "access-control-allow-origin": "*" }).end("pong");
     } else if (body) {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(body);
@@ -211,6 +226,19 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     ]);
     // The wallets' own lookups are not the page's requests.
     expect(wallet.requests).to.deep.equal([]);
+    assertNoPageErrors(page);
+  });
+
+  it("mipd, the app's discovery library, finds both wallets", async function () {
+    const page = await browser.newPage();
+    const wallet = await injectWallet(page, { privateKey: firstKey, rpcUrl: rpc.url });
+    const other = await injectWallet(page, { privateKey: secondKey, rpcUrl: rpc.url, info: { name: SECOND_WALLET, rdns: "dev.tollgate.second" } });
+    await page.goto(`${site.url}/mipd`);
+    await page.waitForFunction(() => typeof (window as any).mipdProviders === "function");
+    expect(await page.evaluate(() => (window as any).mipdProviders())).to.deep.equal([
+      { ...wallet.info, hasRequest: true },
+      { ...other.info, hasRequest: true },
+    ]);
     assertNoPageErrors(page);
   });
 
