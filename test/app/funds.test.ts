@@ -134,7 +134,7 @@ describe("web app: Funds page", function () {
     const before = sent(wallet);
     await gateway.getByRole("button", { name: "Sign in to the gateway" }).click();
     await gateway.getByText("Unsettled usage").waitFor({ timeout: 30_000 });
-    await gateway.getByText("usage served but not yet settled").waitFor();
+    await gateway.getByText("0 tUSD (usage served but not yet settled)").waitFor();
     await gateway.getByRole("cell", { name: market.run.models[0].name }).waitFor();
     expect(sent(wallet)).to.equal(before);
     market.expectNoConsoleErrors(page);
