@@ -113,6 +113,12 @@ describe("web app: Funds page", function () {
     expect(await creditsOf(friend)).to.equal(4n);
     expect(await creditsOf(account.address)).to.equal(6n);
 
+    // The local test token has a faucet, offered on the page.
+    const tokens = await walletTokens(account.address);
+    await region(page, "Deposit").getByRole("button", { name: "Get test tokens" }).click();
+    await statusOf(page, "Deposit", "Minted 1,000 tUSD to your wallet.");
+    expect(await walletTokens(account.address)).to.equal(tokens + units("1000"));
+
     const limits = region(page, "Spending limits");
     await limits.getByLabel("Provider").selectOption(String(market.run.providerId));
     await limits.getByLabel("Limit per period (tUSD)").fill("2.5");
