@@ -26,7 +26,15 @@ export function MarketPage() {
         <Card key={provider.providerId} title={`Provider ${provider.providerId}`}>
           <dl className="facts">
             <dt>Metadata</dt>
-            <dd className="break">{provider.metadataUri || "none"}</dd>
+            <dd className="break">
+              {/^https?:\/\//.test(provider.metadataUri) ? (
+                <a href={provider.metadataUri} target="_blank" rel="noreferrer">
+                  {provider.metadataUri}
+                </a>
+              ) : (
+                provider.metadataUri || "none"
+              )}
+            </dd>
             <dt>Paid to</dt>
             <dd>
               <ShortHex value={provider.payout} />
