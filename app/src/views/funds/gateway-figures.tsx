@@ -57,8 +57,7 @@ export function GatewayFigures() {
   return (
     <Card title="At the gateway">
       <p className="small">
-        The chain's figures lag behind what you have used: calls settle in batches. The gateway holds the rest: usage served but not yet settled, and reservations for
-        calls in flight, taken off what you can spend.
+        Calls settle on-chain in batches, so the chain's figures lag behind your usage. The gateway knows the rest, and takes it off what you can spend.
       </p>
       <SessionGate session={session} purpose="see your unsettled usage and what you can spend per model">
         {(token) => <Figures session={token} />}
