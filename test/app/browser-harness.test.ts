@@ -190,6 +190,10 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     await (await testUsd.mint(first, 1_000_000_000n)).wait();
   });
 
+  afterEach(async function () {
+    await browser?.closePages();
+  });
+
   after(async function () {
     await browser?.close();
     await site?.close();
@@ -476,13 +480,17 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     expect(pageErrors(quiet)).to.deep.equal([]);
   });
 
-  it("launchChromium says how to install a missing Chromium, and close() removes its profile directory", async function () {
+  it("launchChromium says how to install a missing Chromium; closePages() keeps the browser; close() removes its profile directory", async function () {
     const missing = await launchChromium({ executablePath: "/nonexistent/chromium" }).catch((error: unknown) => error);
     expect(missing).to.be.instanceOf(ChromiumNotFoundError);
     expect((missing as Error).message).to.contain("apt-get install chromium");
 
     const session = await launchChromium();
     expect(fs.existsSync(session.userDataDir)).to.equal(true);
+    const page = await session.newPage();
+    await session.closePages();
+    expect(page.isClosed()).to.equal(true);
+    expect((await session.newPage()).isClosed()).to.equal(false, "the browser outlives closePages()");
     await session.close();
     expect(fs.existsSync(session.userDataDir)).to.equal(false);
     await session.close();
