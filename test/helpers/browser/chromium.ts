@@ -16,7 +16,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext, type BrowserContextOptions, type Page, type Route, type WebSocketRoute } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type Route, type WebSocketRoute } from "playwright-core";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
 
@@ -111,23 +111,11 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
 
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-chromium-"));
   const blockedRequests: string[] = [];
-  let persistent: BrowserContext;
-  try {
-    persistent = await chromium.launchPersistentContext(userDataDir, {
-      executablePath,
-      headless: true,
-      args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
-      serviceWorkers: "block",
-    });
-  } catch (error) {
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-    throw error;
-  }
-  // The profile's own context gets the guard too: it holds the initial blank tab.
-  await guardLoopback(persistent, blockedRequests);
-  const browser = persistent.browser();
-  if (!browser) throw new Error("launchChromium: Playwright returned a persistent context without its browser");
+  const { profile, browser } = await openProfile(executablePath, userDataDir, [...CHROMIUM_ARGS, ...(options.args ?? [])], blockedRequests);
 
+  const closePages = async () => {
+    for (const context of browser.contexts()) if (context !== profile) await context.close();
+  };
   let closing: Promise<void> | undefined;
   return {
     blockedRequests,
@@ -140,14 +128,12 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
       collectErrors(page);
       return page;
     },
-    async closePages() {
-      for (const context of browser.contexts()) if (context !== persistent) await context.close();
-    },
+    closePages,
     close() {
       closing ??= (async () => {
         try {
-          for (const context of browser.contexts()) if (context !== persistent) await context.close();
-          await persistent.close();
+          await closePages();
+          await profile.close();
         } finally {
           fs.rmSync(userDataDir, { recursive: true, force: true });
         }
@@ -155,6 +141,23 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
       return closing;
     },
   };
+}
+
+/** Starts Chromium on the profile directory; on any failure nothing is left running and the directory is gone. */
+async function openProfile(executablePath: string, userDataDir: string, args: string[], blocked: string[]): Promise<{ profile: BrowserContext; browser: Browser }> {
+  let profile: BrowserContext | undefined;
+  try {
+    profile = await chromium.launchPersistentContext(userDataDir, { executablePath, headless: true, args, serviceWorkers: "block" });
+    // The profile's own context gets the guard too: it holds the initial blank tab.
+    await guardLoopback(profile, blocked);
+    const browser = profile.browser();
+    if (!browser) throw new Error("launchChromium: Playwright returned a persistent context without its browser");
+    return { profile, browser };
+  } catch (error) {
+    await profile?.close().catch(() => undefined);
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 async function guardLoopback(context: BrowserContext, blocked: string[]): Promise<void> {
