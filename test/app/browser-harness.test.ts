@@ -105,7 +105,9 @@ async function startSite(): Promise<Site> {
     } else if (req.url === "/ping") {
       res.writeHead(200, { "content-type": "text/plain", "access-control-allow-origin": "*" }).end("pong");
     } else if (body) {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(body);
+      // The form pages carry a CSP as strict as the app's: axe must run without an inline <script>.
+      const csp = body === CLEAN || body === SEEDED ? { "content-security-policy": "script-src 'self'" } : {};
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", ...csp }).end(body);
     } else {
       res.writeHead(404).end();
     }
@@ -416,7 +418,7 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     expect(connects).to.have.length(2, "one at load, one on reconnect");
   });
 
-  it("axe finds the seeded violation (an input without a label), naming it and its element, and none on the clean page", async function () {
+  it("axe, under a strict CSP, finds the seeded violation (an input without a label), naming it and its element, and none on the clean page", async function () {
     const page = await browser.newPage();
     await page.goto(`${site.url}/seeded`);
     const violations = await runAxe(page);

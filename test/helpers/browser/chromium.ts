@@ -112,6 +112,10 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-chromium-"));
   const blockedRequests: string[] = [];
   const { profile, browser } = await openProfile(executablePath, userDataDir, [...CHROMIUM_ARGS, ...(options.args ?? [])], blockedRequests);
+  // A run that ends without close() (killed, or a test that forgot) still leaves no profile behind:
+  // Playwright's own exit handler kills the browser first, being registered before this one.
+  const removeProfile = () => fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.once("exit", removeProfile);
 
   const closePages = async () => {
     for (const context of browser.contexts()) if (context !== profile) await context.close();
@@ -135,7 +139,8 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
           await closePages();
           await profile.close();
         } finally {
-          fs.rmSync(userDataDir, { recursive: true, force: true });
+          process.off("exit", removeProfile);
+          removeProfile();
         }
       })();
       return closing;
