@@ -24,6 +24,7 @@ export * from "./actions/get-gateway-balance";
 export * from "./actions/get-payment-token";
 export * from "./actions/get-provider-by-owner";
 export * from "./actions/get-provider-dashboard";
+export * from "./actions/get-token-capabilities";
 export * from "./actions/get-usage";
 export * from "./actions/list-api-keys";
 export * from "./actions/list-model";
