@@ -51,7 +51,7 @@ export function SignersCard({ dashboard }: { dashboard: ProviderDashboard }) {
               signer.compromised ? (
                 "none: replace it"
               ) : (
-                <button type="button" className={signer.authorized ? "danger" : "secondary"} disabled={action.busy} aria-label={`${signer.authorized ? "Revoke" : "Authorize"} ${signer.signer}`} onClick={() => void change(signer.signer, !signer.authorized)}>
+                <button type="button" className={signer.authorized ? "danger" : "secondary"} disabled={action.busy} aria-label={`${signer.authorized ? "Revoke" : "Authorize again"} ${signer.signer}`} onClick={() => void change(signer.signer, !signer.authorized)}>
                   {signer.authorized ? "Revoke" : "Authorize again"}
                 </button>
               ),
