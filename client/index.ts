@@ -22,6 +22,7 @@ export * from "./actions/get-gateway-balance";
 export * from "./actions/get-payment-token";
 export * from "./actions/get-usage";
 export * from "./actions/list-api-keys";
+export * from "./actions/list-gateway-models";
 export * from "./actions/list-model";
 export * from "./actions/mint-test-tokens";
 export * from "./actions/register-provider";
