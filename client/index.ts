@@ -10,6 +10,7 @@ export { gatewayRequest, toWireJson, GATEWAY_HINTS } from "./internal/gateway-re
 export * from "./actions/buy-credits";
 export * from "./actions/cancel-withdrawal";
 export * from "./actions/clear-spending-limit";
+export * from "./actions/close-session";
 export * from "./actions/collect-protocol-fees";
 export * from "./actions/create-api-key";
 export * from "./actions/define-credit-plan";
@@ -25,6 +26,7 @@ export * from "./actions/list-api-keys";
 export * from "./actions/list-gateway-models";
 export * from "./actions/list-model";
 export * from "./actions/mint-test-tokens";
+export * from "./actions/open-session";
 export * from "./actions/register-provider";
 export * from "./actions/request-withdrawal";
 export * from "./actions/revoke-api-key";

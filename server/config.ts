@@ -72,6 +72,8 @@ const fileSchema = z
         requestsPerMinute: z.number().int().min(0).default(600),
         /** Wallet signatures for key management are accepted this long after their `issuedAt`. */
         signatureMaxAgeSeconds: z.number().int().positive().default(300),
+        /** How long a wallet-signed read session (the web app's, `POST /v1/sessions`) lasts: 12 hours by default. */
+        sessionLifetimeSeconds: z.number().int().positive().max(30 * 24 * 3600).default(12 * 3600),
       })
       .prefault({}),
     tokenizer: z

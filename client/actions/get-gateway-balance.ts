@@ -1,5 +1,5 @@
-/** What the key's buyer can spend now at the gateway, and why (`GET /v1/balance`). */
-import { gatewayRequest } from "../internal/gateway-request";
+/** What the key's (or read session's) buyer can spend now at the gateway, and why (`GET /v1/balance`). */
+import { bearerOf, gatewayRequest, type ReadCredential } from "../internal/gateway-request";
 import type { TollgateGatewayClient } from "../tollgate-client";
 
 /** Amounts as the gateway sends them: base units as decimal strings. */
@@ -12,16 +12,16 @@ export interface GatewayBalance {
   unsettled_usage: string;
   open_reservations: string;
   spendable_by_model: { model: string; spendable: string }[];
-  key?: { id: string; spend_cap: string | null; spent: string };
+  /** The key asked with; null when asked with a read session. */
+  key?: { id: string; spend_cap: string | null; spent: string; remaining: string | null } | null;
   [more: string]: unknown;
 }
-export interface GetGatewayBalanceParameters {
-  apiKey: string;
-}
+/** An API key, or a read session (`openSession`). */
+export type GetGatewayBalanceParameters = ReadCredential;
 export type GetGatewayBalanceReturnType = GatewayBalance;
-/** GatewayRequestError: invalid_api_key (401), or unreachable. */
+/** GatewayRequestError: invalid_api_key (401: a dead key or session), or unreachable. */
 export type GetGatewayBalanceErrorType = Error;
 
-export async function getGatewayBalance(client: TollgateGatewayClient, { apiKey }: GetGatewayBalanceParameters): Promise<GetGatewayBalanceReturnType> {
-  return gatewayRequest<GatewayBalance>(client, "/v1/balance", { method: "GET", apiKey });
+export async function getGatewayBalance(client: TollgateGatewayClient, credential: GetGatewayBalanceParameters): Promise<GetGatewayBalanceReturnType> {
+  return gatewayRequest<GatewayBalance>(client, "/v1/balance", { method: "GET", apiKey: bearerOf(credential, "getGatewayBalance") });
 }

@@ -1,5 +1,5 @@
-/** The key's buyer's usage records with their receipts and settlement status (`GET /v1/usage`), or the CSV export. */
-import { gatewayRequest } from "../internal/gateway-request";
+/** The key's (or read session's) buyer's usage records with their receipts and settlement status (`GET /v1/usage`), or the CSV export. */
+import { bearerOf, gatewayRequest, type ReadCredential } from "../internal/gateway-request";
 import type { TollgateGatewayClient } from "../tollgate-client";
 import type { ReceiptEnvelope } from "../../server/chain/receipt-envelope";
 
@@ -14,11 +14,12 @@ export interface UsageFilters {
   after?: bigint;
   limit?: number;
 }
-export interface GetUsageParameters extends UsageFilters {
-  apiKey: string;
-  /** JSON only: each call's retained request and response bytes (base64), where the gateway keeps them. */
-  includeContent?: boolean;
-}
+/** With an API key or a read session (`openSession`): the records of all the buyer's keys either way. */
+export type GetUsageParameters = UsageFilters &
+  ReadCredential & {
+    /** JSON only: each call's retained request and response bytes (base64), where the gateway keeps them. */
+    includeContent?: boolean;
+  };
 export interface UsageRow {
   sequence: string;
   served_at: number;
@@ -52,12 +53,12 @@ function usageQuery(filters: UsageFilters, format: "json" | "csv"): string {
   return `/v1/usage?${query}`;
 }
 
-export async function getUsage(client: TollgateGatewayClient, { apiKey, includeContent, ...filters }: GetUsageParameters): Promise<GetUsageReturnType> {
+export async function getUsage(client: TollgateGatewayClient, { apiKey, session, includeContent, ...filters }: GetUsageParameters): Promise<GetUsageReturnType> {
   const path = usageQuery(filters, "json") + (includeContent ? "&include_content=true" : "");
-  return gatewayRequest<GetUsageReturnType>(client, path, { method: "GET", apiKey });
+  return gatewayRequest<GetUsageReturnType>(client, path, { method: "GET", apiKey: bearerOf({ apiKey, session }, "getUsage") });
 }
 
 /** The same records as CSV, one row per call. */
-export async function getUsageCsv(client: TollgateGatewayClient, { apiKey, includeContent: _jsonOnly, ...filters }: GetUsageParameters): Promise<string> {
-  return gatewayRequest<string>(client, usageQuery(filters, "csv"), { method: "GET", apiKey, text: true });
+export async function getUsageCsv(client: TollgateGatewayClient, { apiKey, session, includeContent: _jsonOnly, ...filters }: GetUsageParameters): Promise<string> {
+  return gatewayRequest<string>(client, usageQuery(filters, "csv"), { method: "GET", apiKey: bearerOf({ apiKey, session }, "getUsageCsv"), text: true });
 }

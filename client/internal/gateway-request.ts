@@ -12,13 +12,15 @@ export const GATEWAY_HINTS: Record<string, string> = {
   nonce_reused: "try again; each request signs with a fresh nonce",
   model_not_found: "GET <gateway>/v1/models lists the models on sale; name them as the gateway does",
   key_not_found: "list your keys to see which exist and which are revoked",
-  invalid_api_key: "the API key is not a live key of this gateway; create one",
+  invalid_api_key: "the API key (or read session) is not live at this gateway; create a key, or open a new session",
+  session_not_api_key: "a read session only reads; model calls need an API key (createApiKey)",
   invalid_value: "fix the value named above and try again",
 };
 
 export interface GatewayRequest {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   body?: unknown;
+  /** Sent as `Authorization: Bearer`: an API key (`tg_…`) or a read session token (`tgs_…`). */
   apiKey?: string;
   /** The raw text instead of parsed JSON (CSV exports). */
   text?: boolean;
@@ -68,4 +70,13 @@ export async function gatewayRequest<T>(client: TollgateGatewayClient, path: str
   if (init.text) return text as T;
   if (body === undefined) throw new GatewayRequestError(`the gateway at ${gateway.url} answered ${path} with something other than JSON`, { hint: "is this a Tollgate gateway?" });
   return body as T;
+}
+
+/** What a read action (usage, balance, keys) authenticates with: an API key, or a wallet-signed read session. */
+export type ReadCredential = { apiKey: string; session?: undefined } | { session: string; apiKey?: undefined };
+
+export function bearerOf(credential: { apiKey?: string; session?: string }, action: string): string {
+  const bearer = credential.apiKey ?? credential.session;
+  if (!bearer) throw new GatewayRequestError(`${action} needs an API key or a read session`, { hint: "pass { apiKey } or { session } (openSession opens one with the wallet)" });
+  return bearer;
 }

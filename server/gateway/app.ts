@@ -4,15 +4,16 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { errorHandler, GatewayError, sendGatewayError } from "./errors";
-import { authenticate } from "./middleware/authenticate";
+import { authenticate, authenticateReader, authenticateSession } from "./middleware/authenticate";
 import { rateLimit } from "./middleware/rate-limit";
 import { requestContext, routeLabel } from "./middleware/request-context";
-import { createKey, listKeys, revokeKey } from "./routes/api-keys";
+import { createKey, listKeys, listKeysOfReader, revokeKey } from "./routes/api-keys";
 import { balance } from "./routes/balance";
 import { chatCompletions } from "./routes/chat-completions";
 import type { GatewayContext } from "./context";
 import { embeddings } from "./routes/embeddings";
 import { getModel, listModels } from "./routes/models";
+import { closeSession, openSession } from "./routes/sessions";
 import { usage } from "./routes/usage";
 
 export interface AppOptions {
@@ -54,6 +55,7 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
     next();
   };
   const auth = authenticate(ctx.keys);
+  const reader = authenticateReader(ctx.keys, ctx.store);
   const limit = rateLimit(options.requestsPerMinute);
 
   app.use(requestContext(ctx.logger, ctx.metrics));
@@ -88,11 +90,14 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
 
   app.post("/v1/chat/completions", routeLabel("chat.completions"), drain, requireJson, json, auth, limit, handle(chatCompletions(ctx)));
   app.post("/v1/embeddings", routeLabel("embeddings"), drain, requireJson, json, auth, limit, handle(embeddings(ctx)));
-  app.get("/v1/balance", routeLabel("balance"), auth, handle(balance(ctx)));
-  app.get("/v1/usage", routeLabel("usage"), auth, handle(usage(ctx)));
+  app.get("/v1/balance", routeLabel("balance"), reader, handle(balance(ctx)));
+  app.get("/v1/usage", routeLabel("usage"), reader, handle(usage(ctx)));
+  app.get("/v1/keys", routeLabel("keys.read"), reader, handle(listKeysOfReader(ctx)));
   app.post("/v1/keys", routeLabel("keys.create"), requireJson, json, handle(createKey(ctx)));
   app.post("/v1/keys/list", routeLabel("keys.list"), requireJson, json, handle(listKeys(ctx)));
   app.post("/v1/keys/revoke", routeLabel("keys.revoke"), requireJson, json, handle(revokeKey(ctx)));
+  app.post("/v1/sessions", routeLabel("sessions.open"), requireJson, json, handle(openSession(ctx)));
+  app.delete("/v1/sessions/current", routeLabel("sessions.close"), authenticateSession(ctx.store), handle(closeSession(ctx)));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new GatewayError(404, "invalid_request_error", `Unknown request URL: ${req.method} ${req.path}. See the README for the gateway's endpoints.`, "unknown_url"));

@@ -25,5 +25,7 @@ export interface GatewayContext {
   logger: Logger;
   receiptDomain: ReceiptEnvelope["domain"];
   signatureMaxAgeSeconds: number;
+  /** How long a read session opened with `POST /v1/sessions` lasts. */
+  sessionLifetimeSeconds: number;
   upstreamFor(model: ModelOnSale): UpstreamAdapter;
 }

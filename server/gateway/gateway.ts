@@ -121,6 +121,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     receiptDomain,
     signatureMaxAgeSeconds: config.limits.signatureMaxAgeSeconds,
+    sessionLifetimeSeconds: config.limits.sessionLifetimeSeconds,
     upstreamFor: (model) => upstreams[model.config.upstream],
   };
 

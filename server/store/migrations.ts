@@ -115,6 +115,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX usage_by_batch ON usage_records (settled_batch, sequence) WHERE settled_batch IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    description: "wallet-signed read sessions",
+    // Only the token's SHA-256 is kept, as for API keys: a copy of the database opens no session. Kept in the
+    // store (not in memory) so a gateway restart does not sign every web app user out.
+    sql: `
+      CREATE TABLE read_sessions (
+        token_hash TEXT PRIMARY KEY,
+        buyer      TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX read_sessions_by_expiry ON read_sessions (expires_at);
+    `,
+  },
 ];
 
 export class SchemaTooNewError extends Error {

@@ -2,12 +2,13 @@
  * The gateway's durable usage store: one SQLite database (WAL) per gateway signer key. A facade over the
  * parts, each a file of its own: opening and its checks (open-store.ts), the usage records and their
  * settlement (usage-records.ts, over the table declared in usage-table.ts), API keys and signed-message
- * nonces (api-keys.ts). One object, so the gateway and the oracle hold one handle per database.
+ * nonces (api-keys.ts), read sessions (read-sessions.ts). One object, so the gateway and the oracle hold one handle per database.
  */
 import type Database from "better-sqlite3";
 import type { Address, Hex } from "viem";
 import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
 import { openStore, type UsageStoreOptions } from "./open-store";
+import { ReadSessionTable, type ReadSession } from "./read-sessions";
 import type { RetainedContent } from "./usage-content";
 import { UsageRecords, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 import type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
@@ -24,6 +25,7 @@ export {
 } from "./open-store";
 export { SettlementConflictError, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 export type { RetainedContent } from "./usage-content";
+export type { ReadSession } from "./read-sessions";
 export type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
 function unixNow(): number {
@@ -36,6 +38,7 @@ export class UsageStore {
   private readonly records: UsageRecords;
   private readonly keys: ApiKeyTable;
   private readonly nonces: NonceTable;
+  private readonly sessions: ReadSessionTable;
 
   static open(options: UsageStoreOptions): UsageStore {
     const { db, signer, next } = openStore(options);
@@ -47,6 +50,7 @@ export class UsageStore {
     this.signer = signer;
     this.keys = new ApiKeyTable(db);
     this.nonces = new NonceTable(db);
+    this.sessions = new ReadSessionTable(db);
     this.records = new UsageRecords(db, signer, next, this.keys);
   }
 
@@ -128,6 +132,20 @@ export class UsageStore {
    */
   consumeNonce(buyer: Address, nonce: Hex, expiresAt: number, now: number = unixNow()): boolean {
     return this.nonces.consume(buyer, nonce, expiresAt, now);
+  }
+
+  insertReadSession(session: ReadSession, now: number = unixNow()): void {
+    this.sessions.insert(session, now);
+  }
+
+  /** The live read session with this token hash, or undefined (unknown, ended or expired alike). */
+  findReadSession(tokenHash: Hex, now: number = unixNow()): ReadSession | undefined {
+    return this.sessions.find(tokenHash, now);
+  }
+
+  /** False when there was no such session. */
+  endReadSession(tokenHash: Hex): boolean {
+    return this.sessions.end(tokenHash);
   }
 
   /** Folds the WAL back into the database file, so the store is one self-contained file at rest. */

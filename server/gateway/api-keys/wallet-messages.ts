@@ -1,5 +1,5 @@
 /**
- * The EIP-712 messages a buyer signs with its wallet to manage API keys. The domain is bound to the
+ * The EIP-712 messages a buyer signs with its wallet to manage API keys and open read sessions. The domain is bound to the
  * chain and the Tollgate deployment, `issuedAt` must be recent and each `nonce` is accepted once, so a
  * captured signature cannot be replayed elsewhere or later.
  */
@@ -35,6 +35,12 @@ export const apiKeyMessageTypes = {
     { name: "issuedAt", type: "uint64" },
     { name: "nonce", type: "bytes32" },
   ],
+  /** Opens a read-only session (`POST /v1/sessions`): usage, balance and keys without a signature per page. */
+  OpenSession: [
+    { name: "buyer", type: "address" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "nonce", type: "bytes32" },
+  ],
 } as const;
 
 export type ApiKeyMessageType = keyof typeof apiKeyMessageTypes;
@@ -58,6 +64,7 @@ export const createApiKeyMessage = z.object({
 });
 export const listApiKeysMessage = z.object(common);
 export const revokeApiKeyMessage = z.object({ ...common, keyId: z.string().min(1).max(64) });
+export const openSessionMessage = z.object(common);
 
 export const signedRequest = <T extends z.ZodTypeAny>(message: T) =>
   z.object({ message, signature: z.string().regex(/^0x[0-9a-fA-F]+$/, "0x-prefixed hex") as z.ZodType<Hex> });

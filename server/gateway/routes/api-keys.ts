@@ -1,7 +1,8 @@
 /**
  * Key management, authorized by the buyer's wallet: each request carries an EIP-712 message and its
  * signature (see `api-keys/wallet-messages.ts`). `POST /v1/keys` creates a key and shows it once;
- * `POST /v1/keys/list` lists them (never the key itself); `POST /v1/keys/revoke` revokes one.
+ * `POST /v1/keys/list` lists them (never the key itself); `POST /v1/keys/revoke` revokes one. `GET /v1/keys`
+ * lists them for a read session (see `routes/sessions.ts`).
  */
 import type { Request, Response } from "express";
 import type { Address, Hex } from "viem";
@@ -20,10 +21,11 @@ import {
 import type { GatewayContext } from "../context";
 import { GatewayError, invalidRequest } from "../errors";
 import { parseBody } from "../http/parse-body";
+import { readerOf } from "../middleware/authenticate";
 
 const MAX_UINT64 = 2n ** 64n - 1n;
 
-function describeKey(ctx: GatewayContext, key: ApiKeyRecord) {
+export function describeKey(ctx: GatewayContext, key: ApiKeyRecord) {
   return {
     id: key.id,
     object: "api_key",
@@ -41,7 +43,7 @@ function describeKey(ctx: GatewayContext, key: ApiKeyRecord) {
 }
 
 /** Checks freshness, the signature and the nonce, in that order; consumes the nonce only if all pass. */
-async function authorize<M extends { buyer: Address; issuedAt: bigint; nonce: Hex }>(
+export async function authorize<M extends { buyer: Address; issuedAt: bigint; nonce: Hex }>(
   ctx: GatewayContext,
   primaryType: ApiKeyMessageType,
   signed: { message: M; signature: Hex },
@@ -63,7 +65,7 @@ async function authorize<M extends { buyer: Address; issuedAt: bigint; nonce: He
   }
 }
 
-function rawMessageOf(body: unknown): Record<string, unknown> {
+export function rawMessageOf(body: unknown): Record<string, unknown> {
   return ((body as { message?: Record<string, unknown> })?.message ?? {}) as Record<string, unknown>;
 }
 
@@ -103,6 +105,13 @@ export function listKeys(ctx: GatewayContext) {
     const signed = parseBody(schema, req.body) as { message: z.infer<typeof listApiKeysMessage>; signature: Hex };
     await authorize(ctx, "ListApiKeys", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
     res.json({ object: "list", data: ctx.store.listApiKeys(signed.message.buyer).map((key) => describeKey(ctx, key)) });
+  };
+}
+
+/** `GET /v1/keys` with a read session (or an API key): the same answer as `POST /v1/keys/list`, no signature. */
+export function listKeysOfReader(ctx: GatewayContext) {
+  return async (req: Request, res: Response): Promise<void> => {
+    res.json({ object: "list", data: ctx.store.listApiKeys(readerOf(req)).map((key) => describeKey(ctx, key)) });
   };
 }
 

@@ -1,16 +1,18 @@
 /**
- * `GET /v1/balance`: what the key's buyer can spend now, per model, and why: on-chain balance, credits,
+ * `GET /v1/balance`: what the key's (or read session's) buyer can spend now, per model, and why: on-chain balance, credits,
  * this gateway's unsettled usage, calls in flight, the pending withdrawal (not spendable here: it may
  * leave before settlement) and the on-chain spending limit. Amounts are base-unit strings.
  */
 import type { Request, Response } from "express";
 import { planCoversModel } from "../../chain/plan-eligibility";
 import type { GatewayContext } from "../context";
+import { readerOf } from "../middleware/authenticate";
 
 export function balance(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
-    const key = req.apiKey!;
-    const snapshot = await ctx.state.snapshot(key.buyer);
+    const key = req.apiKey;
+    const buyer = readerOf(req);
+    const snapshot = await ctx.state.snapshot(buyer);
     const now = ctx.state.now();
     const amount = (value: bigint) => value.toString();
     const models = ctx.state.models().map((model) => {
@@ -24,10 +26,10 @@ export function balance(ctx: GatewayContext) {
     });
     const any = ctx.state.models()[0];
     const summary = ctx.ledger.breakdown(snapshot, any.terms, now);
-    const keyRemaining = key.spendCap === null ? null : key.spendCap - key.spent;
+    const keyRemaining = key && key.spendCap !== null ? key.spendCap - key.spent : null;
     res.json({
       object: "balance",
-      buyer: key.buyer,
+      buyer,
       block_number: snapshot.blockNumber.toString(),
       token: ctx.state.token,
       balance: amount(snapshot.balance),
@@ -49,7 +51,8 @@ export function balance(ctx: GatewayContext) {
         summary.limitRemaining === null
           ? null
           : { limit_per_period: amount(snapshot.spendingLimit.limitPerPeriod), period_seconds: snapshot.spendingLimit.period, remaining: amount(summary.limitRemaining) },
-      key: { id: key.id, spend_cap: key.spendCap?.toString() ?? null, spent: amount(key.spent), remaining: keyRemaining === null ? null : amount(keyRemaining) },
+      // A read session is no key: it has no cap or spend of its own.
+      key: key ? { id: key.id, spend_cap: key.spendCap?.toString() ?? null, spent: amount(key.spent), remaining: keyRemaining === null ? null : amount(keyRemaining) } : null,
       spendable_by_model: models,
     });
   };

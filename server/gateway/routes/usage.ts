@@ -1,5 +1,5 @@
 /**
- * `GET /v1/usage`: the key's buyer's usage records with their signed receipts and settlement status,
+ * `GET /v1/usage`: the key's (or read session's) buyer's usage records with their signed receipts and settlement status,
  * filterable by key, tag, model and time, as JSON (default) or CSV (`format=csv`), for cost attribution
  * and audit. A record is settled once the chain's next sequence for this gateway key has passed it.
  *
@@ -16,6 +16,7 @@ import type { StoredUsageRecord, UsageStore } from "../../store/usage-store";
 import type { GatewayContext } from "../context";
 import { invalidRequest } from "../errors";
 import { receiptEnvelope } from "../metering/meter";
+import { readerOf } from "../middleware/authenticate";
 
 const MAX_LIMIT = 10_000;
 const query = z.object({
@@ -92,8 +93,9 @@ export function usage(ctx: GatewayContext) {
     if (q.include_content === "true" && q.format === "csv") {
       throw invalidRequest("include_content=true is available in the JSON export only: request format=json.", "include_content", "invalid_value");
     }
-    const key = req.apiKey!;
-    const records = ctx.store.recordsOf(key.buyer, {
+    // All the buyer's keys, whether asked with one of them or with a read session.
+    const buyer = readerOf(req);
+    const records = ctx.store.recordsOf(buyer, {
       keyId: q.key_id,
       tag: q.tag,
       modelName: q.model,
@@ -126,7 +128,7 @@ export function usage(ctx: GatewayContext) {
     }
     res.json({
       object: "list",
-      buyer: key.buyer,
+      buyer,
       total_cost: total.toString(),
       total_cost_formatted: ctx.state.formatAmount(total),
       has_more: records.length === q.limit,
