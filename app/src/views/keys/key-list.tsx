@@ -1,31 +1,44 @@
 /**
  * The wallet's keys as the gateway has them (never the secrets): label, id, tags, models, spent of the cap,
- * expiry, created, status in words. Reading them takes a wallet signature (`ListApiKeys`), so the list loads
- * when asked, not on every visit; a key created or revoked here updates the list from the gateway's answer.
- * Revoking asks for confirmation first, then the wallet's signature.
+ * expiry, created, and status in words. Read through the tab's read session (no signature per look);
+ * revoking asks for confirmation, then the wallet's signature (`RevokeApiKey`).
  */
-import { useState } from "react";
-import { revokeApiKey, type GatewayApiKey } from "../../../../client";
+import { useEffect, useState } from "react";
+import { listApiKeys, revokeApiKey, type GatewayApiKey } from "../../../../client";
 import { useApp } from "../../app-state";
 import { ActionStatus } from "../../components/action-status";
-import { Card } from "../../components/card";
 import { DataTable, type Column } from "../../components/data-table";
+import { LoadError } from "../../components/load-error";
 import { formatAmount } from "../../lib/amounts";
 import { formatTime } from "../../lib/time";
-import type { Action } from "../../lib/use-transaction";
+import { useLoad } from "../../lib/use-load";
 import { useAction } from "../../lib/use-transaction";
 import { keyStatus, STATUS_BADGE } from "./key-status";
 
-export function KeyList({ keys, load, loader, onRevoked }: { keys?: GatewayApiKey[]; load(): void; loader: Action; onRevoked(id: string, at: number): void }) {
-  const { token, canSign } = useApp();
+interface KeyListProps {
+  session: string;
+  /** Changes when a key was created or revoked on this page: read again. */
+  changes: number;
+  onChanged(): void;
+  onExpired(): void;
+  isExpired(error: unknown): boolean;
+}
+
+export function KeyList({ session, changes, onChanged, onExpired, isExpired }: KeyListProps) {
+  const { client, token, canSign } = useApp();
+  const keys = useLoad(async () => [...(await listApiKeys(client, { session }))].sort((a, b) => b.created_at - a.created_at), [session, changes]);
   const revoke = useAction();
   const [confirming, setConfirming] = useState<GatewayApiKey | undefined>();
   const now = Math.floor(Date.now() / 1000);
 
+  useEffect(() => {
+    if (keys.error !== undefined && isExpired(keys.error)) onExpired();
+  }, [keys.error, isExpired, onExpired]);
+
   async function confirmRevoke(key: GatewayApiKey) {
     const result = await revoke.run(`Revoke key ${key.id}`, (signing) => revokeApiKey(signing, { keyId: key.id }), () => `Key ${key.id}${key.label ? ` (“${key.label}”)` : ""} is revoked: the gateway refuses it from now on.`);
     setConfirming(undefined);
-    if (result?.revoked) onRevoked(key.id, Math.floor(Date.now() / 1000));
+    if (result) onChanged();
   }
 
   const columns: Column<GatewayApiKey>[] = [
@@ -59,17 +72,10 @@ export function KeyList({ keys, load, loader, onRevoked }: { keys?: GatewayApiKe
   ];
 
   return (
-    <Card
-      title="Your API keys"
-      actions={
-        <button type="button" className="secondary" onClick={load} disabled={!canSign || loader.busy}>
-          {keys ? "Reload (sign)" : "Sign to show my keys"}
-        </button>
-      }
-    >
-      {!keys && loader.state.status === "idle" && <p className="empty">The gateway shows your keys to your wallet's signature. Nothing is sent on-chain and nothing is spent.</p>}
-      <ActionStatus state={loader.state} />
-      {keys && <DataTable caption="API keys" columns={columns} rows={keys} rowKey={(key) => key.id} empty="You have no API keys yet. Create one above." />}
+    <>
+      {keys.error !== undefined && !isExpired(keys.error) && <LoadError error={keys.error} what="your API keys" retry={keys.reload} />}
+      {keys.loading && !keys.data && <p aria-busy="true">Loading your keys…</p>}
+      {keys.data && <DataTable caption="API keys" columns={columns} rows={keys.data} rowKey={(key) => key.id} empty="You have no API keys yet. Create one above." />}
       {confirming && (
         <div role="alertdialog" aria-labelledby="revoke-title" aria-describedby="revoke-detail" className="notice warning confirm">
           <p id="revoke-title" className="notice-title">
@@ -87,6 +93,6 @@ export function KeyList({ keys, load, loader, onRevoked }: { keys?: GatewayApiKe
         </div>
       )}
       <ActionStatus state={revoke.state} />
-    </Card>
+    </>
   );
 }
