@@ -36,7 +36,7 @@ export function CreateKeyForm({ models, onCreated }: { models: Loaded<GatewayMod
       setErrors(parsed.errors);
       return;
     }
-    const created = await action.run("Create the API key", (signing) => createApiKey(signing, parsed.value), (key) => `Key ${key.id} created. Copy its secret below: it is shown only once.`);
+    const created = await action.run("Create the API key", (signing) => createApiKey(signing, parsed.value), (key) => `Key ${key.id} created. Copy its secret above: it is shown only once.`);
     if (created) {
       setText(EMPTY);
       onCreated(created);
