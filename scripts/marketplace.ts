@@ -79,6 +79,7 @@ import { describeRun, describeServing } from "./lib/marketplace-report";
 import { DEMO_USAGE, parseDemoOptions } from "./lib/marketplace-options";
 import type { RpcServer } from "./lib/rpc-server";
 import { auditStoreAgainstChain } from "./lib/store-audit";
+import { ensureWebAppBuilt } from "./lib/web-app-build";
 
 export { MarketplaceSetupError, type RecordedTransaction };
 
@@ -215,6 +216,8 @@ export interface MarketplaceRun {
   deploymentFile: string;
   rpcUrl: string;
   gatewayUrl: string;
+  /** The web app the gateway serves: `<gatewayUrl>/app/`. */
+  appUrl: string;
   configFile: string;
   storePath: string;
   dataDir: string;
@@ -542,7 +545,11 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       })();
       return closing;
     };
-    if (options.serve) serveUntilSignal(oracle, audit.batches.at(-1)?.txHash, local.transactions, log, close, closers);
+    if (options.serve) {
+      // Only when serving: a run that stops after its checks has no browser to serve.
+      await ensureWebAppBuilt({ dir: services.gatewayConfig.app.dir, log });
+      serveUntilSignal(oracle, audit.batches.at(-1)?.txHash, local.transactions, log, close, closers);
+    }
 
     return {
       hre,
@@ -552,6 +559,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       deploymentFile,
       rpcUrl: local.rpc.url,
       gatewayUrl,
+      appUrl: `${gatewayUrl}/app/`,
       configFile: services.configFile,
       storePath: services.storePath,
       dataDir,

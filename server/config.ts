@@ -82,6 +82,21 @@ const fileSchema = z
         inlineLimitChars: z.number().int().positive().default(4_096),
       })
       .prefault({}),
+    /**
+     * The web app the gateway serves at `/app`: where its build is, and what the browser is told about the chain
+     * (`GET /app/config.json`). The browser reads the chain itself, so `publicRpcUrl` must be reachable from
+     * the user's machine (the gateway's own `chain.rpcUrl` may be a private node).
+     */
+    app: z
+      .object({
+        /** The Vite build output (default: `app/dist` in the repository). Relative paths are from the config file's folder. */
+        dir: z.string().min(1).optional(),
+        /** The JSON-RPC URL browsers use (default: `chain.rpcUrl`). Also allowed by the page's Content-Security-Policy. */
+        publicRpcUrl: z.url().optional(),
+        /** A block explorer's base URL for transaction links (e.g. https://etherscan.io), or null for none. */
+        explorerUrl: z.url().nullable().default(null),
+      })
+      .prefault({}),
     log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") }).prefault({}),
     shutdownTimeoutMs: z.number().int().positive().default(30_000),
   })
@@ -106,8 +121,19 @@ export type UpstreamConfig = z.infer<typeof upstreamSchema> & { apiKey?: string 
 
 export type DeploymentFile = Deployment;
 
-export interface GatewayConfig extends Omit<GatewayFileConfig, "upstreams" | "chain"> {
+/** Where `createApp` finds the web app's build and what it tells the browser; paths resolved, defaults applied. */
+export interface WebAppConfig {
+  dir: string;
+  publicRpcUrl: string;
+  explorerUrl: string | null;
+}
+
+/** The repository's own `app/dist`, wherever the process was started from. */
+export const DEFAULT_APP_DIR = path.resolve(__dirname, "..", "app", "dist");
+
+export interface GatewayConfig extends Omit<GatewayFileConfig, "upstreams" | "chain" | "app"> {
   chain: GatewayFileConfig["chain"] & { rpcUrl: string; deployment: DeploymentFile };
+  app: WebAppConfig;
   upstreams: Record<string, UpstreamConfig>;
   /** The gateway key: it signs receipts and batches, never pays gas. */
   signerKey: Hex;
@@ -186,6 +212,11 @@ export function parseGatewayConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir
     chain: { ...file.chain, rpcUrl: rpcUrl!, deployment: deployment! },
     store: { ...file.store, path: path.resolve(baseDir, env.TOLLGATE_STORE_PATH ?? file.store.path) },
     log: { level: logLevel as GatewayFileConfig["log"]["level"] },
+    app: {
+      dir: file.app.dir === undefined ? DEFAULT_APP_DIR : path.resolve(baseDir, file.app.dir),
+      publicRpcUrl: file.app.publicRpcUrl ?? rpcUrl!,
+      explorerUrl: file.app.explorerUrl,
+    },
     upstreams,
     signerKey: signerKey as Hex,
   };

@@ -15,12 +15,15 @@ import { embeddings } from "./routes/embeddings";
 import { getModel, listModels } from "./routes/models";
 import { closeSession, openSession } from "./routes/sessions";
 import { usage } from "./routes/usage";
+import { webApp, type WebAppOptions } from "./routes/web-app";
 
 export interface AppOptions {
   maxBodyBytes: number;
   requestsPerMinute: number;
   /** Flipped by graceful shutdown: new calls get 503 while in-flight ones finish. */
   isDraining?: () => boolean;
+  /** The web app served at `/app` (its build, the public RPC and explorer); without it `/app` is not served. */
+  app?: WebAppOptions;
 }
 
 /** Express 5 forwards rejected promises to the error handler; this keeps handler signatures uniform. */
@@ -80,6 +83,8 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
       res.send(await ctx.metrics.registry.metrics());
     }),
   );
+
+  if (options.app) app.use("/app", routeLabel("app"), webApp(ctx, options.app));
 
   app.get("/v1/models", routeLabel("models"), listModels(ctx));
   app.get("/v1/models/*id", routeLabel("model"), (req, res) => {

@@ -128,7 +128,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let draining = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
-  const app = createApp(ctx, { maxBodyBytes: config.limits.maxBodyBytes, requestsPerMinute: config.limits.requestsPerMinute, isDraining: () => draining });
+  const app = createApp(ctx, {
+    maxBodyBytes: config.limits.maxBodyBytes,
+    requestsPerMinute: config.limits.requestsPerMinute,
+    isDraining: () => draining,
+    app: { ...config.app, network: config.chain.deployment.network },
+  });
   const server = http.createServer((req, res) => {
     inFlight++;
     res.on("close", () => {

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { expect } from "chai";
-import { ConfigError, parseGatewayConfig } from "../../server/config";
+import { ConfigError, DEFAULT_APP_DIR, parseGatewayConfig } from "../../server/config";
 
 const SIGNER = `0x${"11".repeat(32)}`;
 
@@ -63,6 +63,34 @@ describe("gateway configuration", function () {
     expect(problems(valid(), { TOLLGATE_GATEWAY_SIGNER_KEY: "0x1234", PAID_KEY: "k" })).to.contain("32-byte private key");
     expect(problems(valid(), { TOLLGATE_GATEWAY_SIGNER_KEY: SIGNER })).to.contain("the variable PAID_KEY is not set");
     expect(problems({ ...valid(), chain: { rpcUrl: "http://x:1", deploymentFile: "missing.json" } })).to.contain("cannot read the deployment file");
+  });
+
+  it("serves the web app from the repository's app/dist by default, telling browsers the chain's RPC URL", function () {
+    const config = parse(valid());
+    expect(DEFAULT_APP_DIR).to.equal(path.resolve(__dirname, "..", "..", "app", "dist"));
+    expect(config.app).to.deep.equal({ dir: DEFAULT_APP_DIR, publicRpcUrl: "http://127.0.0.1:8545", explorerUrl: null });
+    expect(config.limits.sessionLifetimeSeconds).to.equal(12 * 3600);
+    // The RPC URL the environment gives the gateway is also the browsers' unless `app.publicRpcUrl` says otherwise.
+    const fromEnv = parse(valid(), { TOLLGATE_GATEWAY_SIGNER_KEY: SIGNER, PAID_KEY: "k", TOLLGATE_RPC_URL: "http://rpc.example:8545" });
+    expect(fromEnv.app.publicRpcUrl).to.equal("http://rpc.example:8545");
+  });
+
+  it("takes the web app's directory (from the file's folder), public RPC and explorer from the app section, and refuses bad URLs", function () {
+    const config = parse({ ...valid(), app: { dir: "web/build", publicRpcUrl: "https://rpc.example.org/v2/abc", explorerUrl: "https://explorer.example.org" } });
+    expect(config.app).to.deep.equal({ dir: path.join(dir, "web/build"), publicRpcUrl: "https://rpc.example.org/v2/abc", explorerUrl: "https://explorer.example.org" });
+    expect(problems({ ...valid(), app: { publicRpcUrl: "not a url" } })).to.contain("app.publicRpcUrl");
+    expect(problems({ ...valid(), app: { explorerUrl: "etherscan" } })).to.contain("app.explorerUrl");
+    expect(problems({ ...valid(), limits: { sessionLifetimeSeconds: 0 } })).to.contain("limits.sessionLifetimeSeconds");
+  });
+
+  it("accepts tollgate.config.example.json as shipped, web app section included", function () {
+    const root = path.resolve(__dirname, "..", "..");
+    const example = JSON.parse(fs.readFileSync(path.join(root, "tollgate.config.example.json"), "utf8")) as Record<string, unknown>;
+    const chain = example.chain as Record<string, unknown>;
+    // The example names deployments/localhost.json, which only a deploy writes: point it at this test's file.
+    const config = parseGatewayConfig({ ...example, chain: { ...chain, deploymentFile: path.join(dir, "deployment.json") } }, { TOLLGATE_GATEWAY_SIGNER_KEY: SIGNER, OPENAI_API_KEY: "k" }, root, "tollgate.config.example.json");
+    expect(config.app).to.deep.equal({ dir: path.join(root, "app", "dist"), publicRpcUrl: "http://127.0.0.1:8545", explorerUrl: null });
+    expect(config.limits.sessionLifetimeSeconds).to.equal(43_200);
   });
 
   it("stops the gateway process with the message and exit code 1", function () {
