@@ -1,6 +1,6 @@
 /** The gateway's CSV of the filtered usage, saved as a file named with the range it covers. */
 import { getUsageCsv, type TollgateGatewayClient } from "../../../../client";
-import { dayOf } from "./spend-chart";
+import { dayOf } from "./spend-by-day";
 import type { PageFilters } from "./usage-rows";
 
 /** The export's largest page: the whole filtered range up to the gateway's limit. */

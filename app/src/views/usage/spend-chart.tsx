@@ -3,31 +3,11 @@
  * of them (the hint says so), one with none under "(no tag)". Sums are bigints; only the bars are floats.
  */
 import { useMemo, useState } from "react";
-import { StackedBarChart, type StackedSeries } from "../../components/chart";
+import { StackedBarChart } from "../../components/chart";
 import { SelectField } from "../../components/field";
 import { useApp } from "../../app-state";
+import { spendByDay, type GroupBy } from "./spend-by-day";
 import type { ShownUsageRow } from "./usage-rows";
-
-type GroupBy = "model" | "key" | "tag";
-
-/** `YYYY-MM-DD` of a unix time in the reader's time zone. */
-export function dayOf(unixSeconds: number): string {
-  const date = new Date(unixSeconds * 1000);
-  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
-}
-
-export function spendByDay(rows: readonly ShownUsageRow[], groupBy: GroupBy, keyLabel: (id: string) => string): { labels: string[]; series: StackedSeries[] } {
-  const days = [...new Set(rows.map((row) => dayOf(row.served_at)))].sort();
-  const groups = new Map<string, bigint[]>();
-  for (const row of rows) {
-    const names = groupBy === "model" ? [row.model] : groupBy === "key" ? [keyLabel(row.key_id)] : row.tags.length ? row.tags : ["(no tag)"];
-    for (const name of names) {
-      if (!groups.has(name)) groups.set(name, days.map(() => 0n));
-      groups.get(name)![days.indexOf(dayOf(row.served_at))] += BigInt(row.cost);
-    }
-  }
-  return { labels: days, series: [...groups].sort(([a], [b]) => a.localeCompare(b)).map(([name, values]) => ({ name, values })) };
-}
 
 export function SpendChart({ rows, truncated, keyLabel }: { rows: readonly ShownUsageRow[]; truncated: boolean; keyLabel(id: string): string }) {
   const { token } = useApp();
@@ -35,6 +15,7 @@ export function SpendChart({ rows, truncated, keyLabel }: { rows: readonly Shown
   const { labels, series } = useMemo(() => spendByDay(rows, groupBy, keyLabel), [rows, groupBy, keyLabel]);
   return (
     <>
+      <div className="group-by">
       <SelectField
         label="Group spend by"
         value={groupBy}
@@ -46,6 +27,7 @@ export function SpendChart({ rows, truncated, keyLabel }: { rows: readonly Shown
         ]}
         hint={groupBy === "tag" ? "A call with several tags counts under each of them." : undefined}
       />
+      </div>
       {rows.length === 0 ? (
         <p className="empty">No spend in this range.</p>
       ) : (

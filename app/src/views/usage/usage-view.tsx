@@ -47,7 +47,7 @@ export function UsageView({ token: sessionToken, session }: { token: string; ses
   const keyLabel = useCallback(
     (id: string) => {
       const key = keys.data?.find((candidate) => candidate.id === id);
-      return key?.label ? `${key.label} (${id})` : id;
+      return key?.label || id;
     },
     [keys.data],
   );
