@@ -140,6 +140,8 @@ export interface MarketplaceOptions {
   upstream?: SimulatedUpstreamOptions;
   /** Wraps the upstream adapter the gateway calls: tests put failure injection in front of it. */
   wrapUpstream?: (adapter: UpstreamAdapter) => UpstreamAdapter;
+  /** The web app's build for the gateway to serve at /app (default: the repository's app/dist; tests build their own). */
+  appDir?: string;
   /** The gateway's and the oracle's JSON log level (default warn). */
   logLevel?: LogLevel;
   /**
@@ -409,6 +411,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       logLevel: options.logLevel ?? "warn",
       upstream: options.upstream,
       wrapUpstream: options.wrapUpstream,
+      appDir: options.appDir,
       log,
       closers,
     });
