@@ -19,6 +19,7 @@ describe("Usage page (#/usage)", function () {
   let market: AppMarket;
   let buyer: Awaited<ReturnType<AppMarket["newBuyer"]>>;
   let models: string[];
+  let apiKey: string;
 
   const records = () => market.run.gateway.ctx.store.recordsOf(buyer.account.address, {});
 
@@ -29,6 +30,7 @@ describe("Usage page (#/usage)", function () {
     const client = await market.run.as(buyer.key);
     await deposit(client, { amount: parseUnits("20", market.run.token.decimals) });
     const key = await createApiKey(client, { label: "usage bot", tags: ["team:search"] });
+    apiKey = key.key;
     models = market.run.models.map((model) => model.name).slice(0, 2);
     for (const model of models) await market.run.openai(key.key).chat.completions.create({ model, messages: [{ role: "user", content: `Hello ${model}` }], max_tokens: 16 });
     await market.run.settle();
@@ -124,5 +126,34 @@ describe("Usage page (#/usage)", function () {
     await page.getByRole("alert").getByText("Cannot reach the Tollgate gateway.").waitFor();
     expect(await page.getByRole("region", { name: "Calls" }).count()).to.equal(0);
     await market.expectNoA11yViolations(page, "usage: gateway unreachable");
+  });
+
+  it("a call the chain has not settled yet is pending settlement, then verified once the oracle settles it", async function () {
+    const provider = market.run.hre.network.provider;
+    // Blocks stop being mined: the oracle's settlement waits in the mempool while the page looks.
+    await provider.send("evm_setAutomine", [false]);
+    try {
+      await market.run.openai(apiKey).chat.completions.create({ model: models[0], messages: [{ role: "user", content: "Not settled yet" }], max_tokens: 16 });
+      const fresh = records().at(-1)!;
+      const { page } = await market.openApp({ path: "#/usage", account: buyer.key });
+      await page.getByRole("button", { name: "Sign in to the gateway" }).click();
+      const row = page.getByRole("region", { name: "Calls" }).getByRole("row", { name: new RegExp(`^${fresh.sequence} `) });
+      await row.getByText("unsettled").waitFor();
+      await row.getByRole("button", { name: `Verify call ${fresh.sequence} against the chain` }).click();
+      await row.getByText("pending settlement").waitFor();
+      expect(await row.textContent()).to.include("Not settled on-chain yet").and.not.to.match(/\bverified\b/);
+      await market.expectNoA11yViolations(page, "usage: pending settlement");
+
+      await provider.send("evm_setAutomine", [true]);
+      await provider.send("evm_mine", []);
+      await market.run.settle();
+      expect(records().at(-1)!.settlement, "settled on-chain").to.not.equal(null);
+      await page.reload();
+      await row.getByRole("button", { name: `Verify call ${fresh.sequence} against the chain` }).click();
+      await row.getByText("verified").waitFor();
+      market.expectNoConsoleErrors(page);
+    } finally {
+      await provider.send("evm_setAutomine", [true]);
+    }
   });
 });
