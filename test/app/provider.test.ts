@@ -6,7 +6,7 @@
  */
 import { expect } from "chai";
 import type { Locator, Page } from "playwright-core";
-import { erc20Abi, getAddress, type Address } from "viem";
+import { erc20Abi, getAddress, parseUnits, type Address } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { tollgateAbi } from "../../server/chain/abis";
 import { startAppMarket, type AppMarket } from "../helpers/browser/app-market";
@@ -100,14 +100,21 @@ describe("provider page (#/provider)", function () {
       expect(digits(cells[9]), "gas used").to.equal(receipt.gasUsed);
       expect(digits(cells[10]), "gas per record").to.equal(receipt.gasUsed / BigInt(log.args.recordCount!));
     }
-    // The usage chart's figures table sums to the tokens the batches settled.
-    await page.getByText("Show the figures as a table").click();
+    // The usage chart in value: its figures (per model and day, from the records rebuilt in the browser) add up
+    // to what the contract charged in those batches.
+    const usage = page.getByRole("region", { name: "Usage served" });
+    await usage.getByLabel("Show").selectOption("value");
+    await usage.getByText("Show the figures as a table").click();
+    const figures = await usage.locator("table tbody td").allInnerTexts();
+    const charted = figures.reduce((sum, text) => sum + parseUnits(text.replace(/[^\d.]/g, ""), run.token.decimals), 0n);
+    expect(charted).to.equal(ours.reduce((sum, log) => sum + log.args.totalCost!, 0n));
+    expect(await usage.locator("canvas").count()).to.equal(1);
     await market.expectNoA11yViolations(page, "provider dashboard, 390 px");
     await market.expectFitsWidth(page);
     expect(consoleErrors).to.deep.equal([]);
   });
 
-  it("lists a model, refuses a price above the contract's bound before signing, schedules a change at the notice period, defines a plan", async function () {
+  it("lists a model, pauses and resumes it, refuses a price above the contract's bound before signing, schedules a change at the notice period, defines a plan", async function () {
     const { page, wallet, consoleErrors } = await openAsProvider();
     const providerId = market.run.providerId;
     const name = `test-model-${Date.now() % 100_000}`;
@@ -124,7 +131,14 @@ describe("provider page (#/provider)", function () {
     expect(model.providerId).to.equal(providerId);
     const unit = 10n ** BigInt(market.run.token.decimals);
     expect(await read("priceEpochOf", [modelId, 0n])).to.include({ input: (125n * unit) / 100n, cachedInput: unit / 2n, output: 4n * unit });
-    await page.getByRole("button", { name: `Pause ${name}` }).waitFor();
+    // Pause and resume it: gateways stop serving a paused model.
+    const modelsCard = page.getByRole("region", { name: "Models", exact: true });
+    const paused = await act(modelsCard, () => page.getByRole("button", { name: `Pause ${name}` }).click());
+    expect(paused.status, paused.text).to.equal("done");
+    expect(await read("modelOf", [modelId])).to.include({ paused: true });
+    const resumed = await act(modelsCard, () => page.getByRole("button", { name: `Resume ${name}` }).click());
+    expect(resumed.status, resumed.text).to.equal("done");
+    expect(await read("modelOf", [modelId])).to.include({ paused: false });
 
     // A price the contract refuses is decoded before the wallet is asked: nothing sent, nothing changed.
     const scheduleForm = page.getByRole("form", { name: "Schedule a price change" });

@@ -8,7 +8,7 @@
  * registry part once they land; the usage per model and day stays on the audit's rebuilt records.
  */
 import { decodeEventLog, type Address, type Hash } from "viem";
-import { auditChain, getBond, loadChainHistory, rpcStateReader, type AuditedBatch, type GetBondReturnType, type TollgateClient } from "../../../../client";
+import { auditChain, getBond, loadChainHistory, rpcStateReader, type AuditedBatch, type GetBondReturnType, type ScanProgress, type TollgateClient } from "../../../../client";
 import { tollgateAbi } from "../../../../server/chain/abis";
 import { priceEpochAt, type CreditPlanTerms, type PriceEpoch } from "../../../../server/chain/marketplace-reader";
 
@@ -71,9 +71,18 @@ export interface ProviderDashboard {
 // The deploy block never changes; finding it costs a binary search over eth_getCode, so it is done once per tab.
 const deployBlocks = new Map<Address, bigint>();
 
-export async function loadProviderDashboard(client: Pick<TollgateClient, "public" | "contracts">, providerId: number): Promise<ProviderDashboard> {
+/** How far the read has come, in words: a long history on a real chain takes a while. */
+export type DashboardProgress = (message: string) => void;
+
+function describeScan(progress: ScanProgress): string {
+  if (progress.phase === "logs") return `Reading the chain's history: ${progress.scannedBlocks.toLocaleString()} of ${progress.totalBlocks.toLocaleString()} blocks, ${progress.logs.toLocaleString()} events so far…`;
+  return `Reading ${progress.step ?? "blocks"}: ${progress.blocksFetched ?? 0} of ${progress.blocksToFetch ?? 0} blocks…`;
+}
+
+export async function loadProviderDashboard(client: Pick<TollgateClient, "public" | "contracts">, providerId: number, onProgress?: DashboardProgress): Promise<ProviderDashboard> {
   const { tollgate } = client.contracts;
-  const history = await loadChainHistory(client.public, { tollgate, deployBlock: deployBlocks.get(tollgate) });
+  const history = await loadChainHistory(client.public, { tollgate, deployBlock: deployBlocks.get(tollgate) }, { onProgress: onProgress && ((progress) => onProgress(describeScan(progress))) });
+  onProgress?.(`Checking ${history.logs.length.toLocaleString()} events and the settled batches' signed data…`);
   deployBlocks.set(tollgate, history.deployBlock);
   const audit = await auditChain(history, rpcStateReader(client.public, history), { provider: providerId });
   const at = { address: tollgate, abi: tollgateAbi, blockNumber: history.auditBlock } as const;
