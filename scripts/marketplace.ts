@@ -79,6 +79,7 @@ import { describeRun, describeServing } from "./lib/marketplace-report";
 import { DEMO_USAGE, parseDemoOptions } from "./lib/marketplace-options";
 import type { RpcServer } from "./lib/rpc-server";
 import { auditStoreAgainstChain } from "./lib/store-audit";
+import { ensureWebAppBuilt } from "./lib/web-app-build";
 
 export { MarketplaceSetupError, type RecordedTransaction };
 
@@ -139,6 +140,8 @@ export interface MarketplaceOptions {
   upstream?: SimulatedUpstreamOptions;
   /** Wraps the upstream adapter the gateway calls: tests put failure injection in front of it. */
   wrapUpstream?: (adapter: UpstreamAdapter) => UpstreamAdapter;
+  /** The web app's build for the gateway to serve at /app (default: the repository's app/dist; tests build their own). */
+  appDir?: string;
   /** The gateway's and the oracle's JSON log level (default warn). */
   logLevel?: LogLevel;
   /**
@@ -215,6 +218,8 @@ export interface MarketplaceRun {
   deploymentFile: string;
   rpcUrl: string;
   gatewayUrl: string;
+  /** The web app the gateway serves: `<gatewayUrl>/app/`. */
+  appUrl: string;
   configFile: string;
   storePath: string;
   dataDir: string;
@@ -406,6 +411,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       logLevel: options.logLevel ?? "warn",
       upstream: options.upstream,
       wrapUpstream: options.wrapUpstream,
+      appDir: options.appDir,
       log,
       closers,
     });
@@ -542,7 +548,11 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       })();
       return closing;
     };
-    if (options.serve) serveUntilSignal(oracle, audit.batches.at(-1)?.txHash, local.transactions, log, close, closers);
+    if (options.serve) {
+      // Only when serving: a run that stops after its checks has no browser to serve.
+      await ensureWebAppBuilt({ dir: services.gatewayConfig.app.dir, log });
+      serveUntilSignal(oracle, audit.batches.at(-1)?.txHash, local.transactions, log, close, closers);
+    }
 
     return {
       hre,
@@ -552,6 +562,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       deploymentFile,
       rpcUrl: local.rpc.url,
       gatewayUrl,
+      appUrl: `${gatewayUrl}/app/`,
       configFile: services.configFile,
       storePath: services.storePath,
       dataDir,

@@ -201,6 +201,8 @@ export interface ProviderServicesOptions {
   upstream?: SimulatedUpstreamOptions;
   /** Wraps the upstream adapter the gateway calls: tests put failure injection in front of it. */
   wrapUpstream?: (adapter: UpstreamAdapter) => UpstreamAdapter;
+  /** The web app's build the gateway serves at /app (default: the repository's app/dist). */
+  appDir?: string;
   log: (line: string) => void;
   closers: Closers;
 }
@@ -237,6 +239,7 @@ export async function startProviderServices(options: ProviderServicesOptions): P
     upstreams: { simulated: { baseUrl: upstream.url, timeoutMs: 30_000 } },
     models: options.models.map(({ name, modelId, upstreamModel, maxOutputTokens }) => ({ name, modelId, upstream: "simulated", upstreamModel, maxOutputTokens })),
     log: { level: options.logLevel },
+    ...(options.appDir ? { app: { dir: options.appDir } } : {}),
     oracle: {
       listen: { host: HOST, port: 0 },
       batch: { maxRecords: 200, maxAgeMs: options.batchMaxAgeMs },

@@ -69,6 +69,8 @@ export function describeServing(run: MarketplaceRun): string[] {
     `  Python: OpenAI(base_url="${base}", api_key="${run.apiKey.key}")`,
     `  Node:   new OpenAI({ baseURL: "${base}", apiKey: "${run.apiKey.key}" })`,
     "",
+    `  web app: ${run.appUrl}   (connect a wallet on chain ${run.deployment.chainId}, or import the buyer's key below)`,
+    "",
     "The chain:",
     `  JSON-RPC     ${run.rpcUrl}   (chain id ${run.deployment.chainId}; add it to a wallet as a custom network)`,
     `  deployment   ${relDeployment}   (Tollgate ${run.deployment.tollgate}, ${run.token.symbol} ${run.token.address})`,

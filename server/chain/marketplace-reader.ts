@@ -82,8 +82,9 @@ export class MarketplaceReader {
     return { providerId: view.providerId, authorized: view.authorized, nextSequence: view.nextSequence };
   }
 
-  async modelTerms(modelId: number): Promise<ModelTerms> {
-    const view = await this.client.readContract({ address: this.tollgate, abi: tollgateAbi, functionName: "modelOf", args: [modelId] });
+  /** At `blockNumber` when given (a page reading several things at one block), else the latest. */
+  async modelTerms(modelId: number, blockNumber?: bigint): Promise<ModelTerms> {
+    const view = await this.client.readContract({ address: this.tollgate, abi: tollgateAbi, functionName: "modelOf", args: [modelId], blockNumber });
     const count = Number(view.epochCount);
     const epochs = await Promise.all(
       Array.from({ length: count }, async (_, index) => {
@@ -92,6 +93,7 @@ export class MarketplaceReader {
           abi: tollgateAbi,
           functionName: "priceEpochOf",
           args: [modelId, BigInt(index)],
+          blockNumber,
         });
         return { index, effectiveFrom: epoch.effectiveFrom, input: epoch.input, cachedInput: epoch.cachedInput, output: epoch.output };
       }),

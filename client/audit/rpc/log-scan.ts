@@ -14,7 +14,8 @@ import type { RpcCaller } from "./rpc-caller";
 
 export interface LogFilter {
   address: Address | Address[];
-  topics?: (Hex | null)[];
+  /** Per position: a topic, any of several (OR), or anything (null), as `eth_getLogs` takes them. */
+  topics?: (Hex | Hex[] | null)[];
 }
 
 /** The shape `eth_getLogs` answers with; some nodes add `blockTimestamp`. */

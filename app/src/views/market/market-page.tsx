@@ -1,4 +1,55 @@
-/** Market: being built. */
+/**
+ * The market, readable without a wallet: per provider, its payout and metadata, the models on sale with the
+ * prices in force now and every scheduled change, and its credit plans with a link to buy them.
+ */
+import { Card } from "../../components/card";
+import { LoadError } from "../../components/load-error";
+import { ShortHex } from "../../components/short-hex";
+import { useCatalog } from "../../lib/catalog";
+import { formatTime } from "../../lib/time";
+import { CreditPlans } from "./credit-plans";
+import { ModelPrices } from "./model-prices";
+
 export function MarketPage() {
-  return <p className="empty">Market: coming in this release.</p>;
+  const catalog = useCatalog();
+  if (catalog.error !== undefined && !catalog.data) return <LoadError error={catalog.error} what="the market" retry={catalog.reload} />;
+  if (!catalog.data) return <p aria-busy="true">Reading the market from the chain…</p>;
+  const { providers, models, plans, chainTime } = catalog.data;
+  return (
+    <>
+      <p className="small">
+        Prices are per million tokens, as of the chain's clock ({formatTime(chainTime)}). A price change takes effect only after the notice period, and every call is charged
+        the price in force when it was served.
+      </p>
+      {providers.length === 0 && <p className="empty">No provider is registered on this deployment yet.</p>}
+      {providers.map((provider) => (
+        <Card key={provider.providerId} title={`Provider ${provider.providerId}`}>
+          <dl className="facts">
+            <dt>Metadata</dt>
+            <dd className="break">
+              {/^https?:\/\//.test(provider.metadataUri) ? (
+                <a href={provider.metadataUri} target="_blank" rel="noreferrer">
+                  {provider.metadataUri}
+                </a>
+              ) : (
+                provider.metadataUri || "none"
+              )}
+            </dd>
+            <dt>Paid to</dt>
+            <dd>
+              <ShortHex value={provider.payout} />
+            </dd>
+            <dt>Owner</dt>
+            <dd>
+              <ShortHex value={provider.owner} />
+            </dd>
+          </dl>
+          <h3>Models</h3>
+          <ModelPrices providerId={provider.providerId} models={models.filter((model) => model.providerId === provider.providerId)} now={chainTime} />
+          <h3>Credit plans</h3>
+          <CreditPlans providerId={provider.providerId} plans={plans.filter((plan) => plan.providerId === provider.providerId)} models={models} now={chainTime} />
+        </Card>
+      ))}
+    </>
+  );
 }
