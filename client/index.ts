@@ -27,6 +27,7 @@ export * from "./actions/get-provider-dashboard";
 export * from "./actions/get-token-capabilities";
 export * from "./actions/get-usage";
 export * from "./actions/list-api-keys";
+export * from "./actions/list-gateway-models";
 export * from "./actions/list-model";
 export * from "./actions/mint-test-tokens";
 export * from "./actions/open-session";

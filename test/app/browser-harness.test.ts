@@ -105,7 +105,9 @@ async function startSite(): Promise<Site> {
     } else if (req.url === "/ping") {
       res.writeHead(200, { "content-type": "text/plain", "access-control-allow-origin": "*" }).end("pong");
     } else if (body) {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(body);
+      // The form pages carry a CSP as strict as the app's: axe must run without an inline <script>.
+      const csp = body === CLEAN || body === SEEDED ? { "content-security-policy": "script-src 'self'" } : {};
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", ...csp }).end(body);
     } else {
       res.writeHead(404).end();
     }
@@ -188,6 +190,10 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     const testUsd = await ethers.deployContract("TestUSD");
     token = (await testUsd.getAddress()) as Address;
     await (await testUsd.mint(first, 1_000_000_000n)).wait();
+  });
+
+  afterEach(async function () {
+    await browser?.closePages();
   });
 
   after(async function () {
@@ -412,7 +418,7 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     expect(connects).to.have.length(2, "one at load, one on reconnect");
   });
 
-  it("axe finds the seeded violation (an input without a label), naming it and its element, and none on the clean page", async function () {
+  it("axe, under a strict CSP, finds the seeded violation (an input without a label), naming it and its element, and none on the clean page", async function () {
     const page = await browser.newPage();
     await page.goto(`${site.url}/seeded`);
     const violations = await runAxe(page);
@@ -439,14 +445,15 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
         (error: Error) => `failed: ${error.message}`,
       );
       const local = await fetch(loopback).then((response) => response.text());
+      const byName = await fetch(loopback.replace("127.0.0.1", "localhost")).then((response) => response.text());
       const socket = await new Promise<string>((resolve) => {
         const ws = new WebSocket("wss://example.com/socket");
         ws.onopen = () => resolve("open");
         ws.onclose = () => resolve("closed");
       });
-      return { offsite, local, socket };
+      return { offsite, local, byName, socket };
     }, `${site.url}/ping`);
-    expect(outcome).to.deep.equal({ offsite: "failed: Failed to fetch", local: "pong", socket: "closed" });
+    expect(outcome).to.deep.equal({ offsite: "failed: Failed to fetch", local: "pong", byName: "pong", socket: "closed" });
     expect(browser.blockedRequests).to.include("http://example.com/tracker.js");
     expect(browser.blockedRequests).to.include("wss://example.com/socket");
     expect(browser.blockedRequests.filter((url) => url.startsWith(site.url))).to.deep.equal([]);
@@ -476,13 +483,17 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
     expect(pageErrors(quiet)).to.deep.equal([]);
   });
 
-  it("launchChromium says how to install a missing Chromium, and close() removes its profile directory", async function () {
+  it("launchChromium says how to install a missing Chromium; closePages() keeps the browser; close() removes its profile directory", async function () {
     const missing = await launchChromium({ executablePath: "/nonexistent/chromium" }).catch((error: unknown) => error);
     expect(missing).to.be.instanceOf(ChromiumNotFoundError);
     expect((missing as Error).message).to.contain("apt-get install chromium");
 
     const session = await launchChromium();
     expect(fs.existsSync(session.userDataDir)).to.equal(true);
+    const page = await session.newPage();
+    await session.closePages();
+    expect(page.isClosed()).to.equal(true);
+    expect((await session.newPage()).isClosed()).to.equal(false, "the browser outlives closePages()");
     await session.close();
     expect(fs.existsSync(session.userDataDir)).to.equal(false);
     await session.close();

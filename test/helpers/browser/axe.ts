@@ -2,8 +2,9 @@
  * Accessibility scans with axe-core, run inside the page as it is (after the test has put it in the state to
  * check), so every view and dialog the journey reaches can be scanned, not only the first paint.
  *
- * The script is the installed `axe-core/axe.min.js`, added to the page as an inline script tag: nothing is
- * fetched, which the loopback-only browser would refuse anyway. The issue's bar is "no serious or critical
+ * The script is the installed `axe-core/axe.min.js`, evaluated in the page through the DevTools protocol:
+ * nothing is fetched (the loopback-only browser would refuse it) and no inline <script> is added (the app's
+ * Content-Security-Policy refuses those, and a test must not weaken it to look). The issue's bar is "no serious or critical
  * violations": `assertNoSeriousAxeViolations` fails on those and lists, for each, the rule, its help text
  * and the elements that fail it, so the failure message alone says what to fix. Lesser findings are
  * returned by `runAxe` for whoever wants them.

@@ -16,11 +16,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext, type BrowserContextOptions, type Page, type Route, type WebSocketRoute } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type Route, type WebSocketRoute } from "playwright-core";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
 
-/** Without these Chromium keeps calling home; on this network each attempt is a failure to retry. */
+/** Without the first six Chromium keeps calling home; on this network each attempt is a failure to retry. */
 export const CHROMIUM_ARGS: readonly string[] = [
   "--no-sandbox",
   "--disable-gpu",
@@ -28,6 +28,9 @@ export const CHROMIUM_ARGS: readonly string[] = [
   "--disable-component-update",
   "--disable-sync",
   "--no-first-run",
+  // A second wall under the request routing below, for the browser's own traffic that no page route sees
+  // (DNS prefetch, preconnects): every host name but loopback fails to resolve.
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ];
 
 /** `/usr/bin/chromium` (or the path given) does not exist. */
@@ -52,6 +55,8 @@ export interface PageError {
 export interface ChromiumSession {
   /** Opens a page in a fresh browser context: loopback only, its errors collected (see `pageErrors`). */
   newPage(options?: BrowserContextOptions): Promise<Page>;
+  /** Closes every page opened so far with their contexts (an `afterEach` keeps memory flat); the browser stays. */
+  closePages(): Promise<void>;
   /** Every URL refused because its host was not loopback, in order, across all pages of this session. */
   readonly blockedRequests: readonly string[];
   /** The temp profile directory; gone after `close()`. */
@@ -106,23 +111,15 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
 
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-chromium-"));
   const blockedRequests: string[] = [];
-  let persistent: BrowserContext;
-  try {
-    persistent = await chromium.launchPersistentContext(userDataDir, {
-      executablePath,
-      headless: true,
-      args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
-      serviceWorkers: "block",
-    });
-  } catch (error) {
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-    throw error;
-  }
-  // The profile's own context gets the guard too: it holds the initial blank tab.
-  await guardLoopback(persistent, blockedRequests);
-  const browser = persistent.browser();
-  if (!browser) throw new Error("launchChromium: Playwright returned a persistent context without its browser");
+  const { profile, browser } = await openProfile(executablePath, userDataDir, [...CHROMIUM_ARGS, ...(options.args ?? [])], blockedRequests);
+  // A run that ends without close() (killed, or a test that forgot) still leaves no profile behind:
+  // Playwright's own exit handler kills the browser first, being registered before this one.
+  const removeProfile = () => fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.once("exit", removeProfile);
 
+  const closePages = async () => {
+    for (const context of browser.contexts()) if (context !== profile) await context.close();
+  };
   let closing: Promise<void> | undefined;
   return {
     blockedRequests,
@@ -135,18 +132,37 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
       collectErrors(page);
       return page;
     },
+    closePages,
     close() {
       closing ??= (async () => {
         try {
-          for (const context of browser.contexts()) if (context !== persistent) await context.close();
-          await persistent.close();
+          await closePages();
+          await profile.close();
         } finally {
-          fs.rmSync(userDataDir, { recursive: true, force: true });
+          process.off("exit", removeProfile);
+          removeProfile();
         }
       })();
       return closing;
     },
   };
+}
+
+/** Starts Chromium on the profile directory; on any failure nothing is left running and the directory is gone. */
+async function openProfile(executablePath: string, userDataDir: string, args: string[], blocked: string[]): Promise<{ profile: BrowserContext; browser: Browser }> {
+  let profile: BrowserContext | undefined;
+  try {
+    profile = await chromium.launchPersistentContext(userDataDir, { executablePath, headless: true, args, serviceWorkers: "block" });
+    // The profile's own context gets the guard too: it holds the initial blank tab.
+    await guardLoopback(profile, blocked);
+    const browser = profile.browser();
+    if (!browser) throw new Error("launchChromium: Playwright returned a persistent context without its browser");
+    return { profile, browser };
+  } catch (error) {
+    await profile?.close().catch(() => undefined);
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 async function guardLoopback(context: BrowserContext, blocked: string[]): Promise<void> {

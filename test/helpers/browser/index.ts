@@ -15,6 +15,7 @@
  *     rpc = await startRpcServer(hre.network.provider);  // the wallet and the app read the chain over HTTP
  *     browser = await launchChromium();                   // throws "install Debian's chromium" when missing
  *   });
+ *   afterEach(() => browser.closePages());                   // each test's contexts, not the browser
  *   after(async () => { await browser?.close(); await rpc?.close(); });
  *
  *   it("deposits", async () => {
