@@ -235,6 +235,8 @@ export interface MarketplaceRun {
   /** Hardhat's first account: deployer, owner and treasury. */
   operator: Address;
   provider: PrivateKeyAccount;
+  /** The provider's throwaway private key: a browser test's injected wallet signs with it on the provider page. */
+  providerKey: Hex;
   buyer: PrivateKeyAccount;
   /** The buyer's throwaway private key, for the CLI in serve mode. */
   buyerKey: Hex;
@@ -342,7 +344,8 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
     for (const line of deployLines) log(`      ${line.trim()}`);
 
     // 3. The provider: registers, lists two models, defines a credit plan, authorizes a fresh gateway key.
-    const provider = account(generatePrivateKey());
+    const providerKey = generatePrivateKey();
+    const provider = account(providerKey);
     const buyerKey = generatePrivateKey();
     const buyer = account(buyerKey);
     const gatewayKey = generatePrivateKey();
@@ -577,6 +580,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       planId,
       operator: local.operator,
       provider,
+      providerKey,
       buyer,
       buyerKey,
       gatewaySigner,

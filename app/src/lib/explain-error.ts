@@ -38,7 +38,6 @@ const REVERT_HINTS: Record<string, Hint> = {
   RegistrySignerUnchanged: (a) => `That key is already ${a.authorized ? "authorized" : "revoked"}: nothing to do.`,
   RegistrySignerCompromised: () => "Fraud by that key was proven on-chain, so it can never be authorized again. Generate a new gateway key.",
   RegistryPauseUnchanged: (a) => `The model is already ${a.paused ? "paused" : "active"}.`,
-  RegistryUnknownProvider: (a) => `There is no provider ${a.providerId}. Reload the page.`,
   RegistryUnknownModel: (a) => `There is no model ${a.modelId}. Reload the page.`,
   RegistryZeroAddress: () => "An address must not be the zero address (0x000…000). Enter a real one.",
   BondZeroAmount: () => "Enter a bond amount above zero.",

@@ -1,5 +1,4 @@
 /** The provider's credit plans (what a credit costs, what it pays for, which models, until when) and the form to define one. */
-import type { CreditPlanTerms } from "../../../../server/chain/marketplace-reader";
 import { useApp } from "../../app-state";
 import { Card } from "../../components/card";
 import { DataTable } from "../../components/data-table";
@@ -7,11 +6,10 @@ import { formatAmount } from "../../lib/amounts";
 import { formatTime } from "../../lib/time";
 import { DefinePlanForm } from "./define-plan-form";
 import type { ProviderDashboard } from "./load-provider-dashboard";
-import { formatBonus, modelsOfMask } from "./plan-terms";
+import { formatBonus } from "./plan-terms";
 
 export function PlansCard({ dashboard }: { dashboard: ProviderDashboard }) {
   const { token } = useApp();
-  const expired = (plan: CreditPlanTerms) => plan.expiresAt !== 0 && BigInt(plan.expiresAt) <= dashboard.chainTime;
   return (
     <Card title="Credit plans">
       <DataTable
@@ -24,8 +22,8 @@ export function PlansCard({ dashboard }: { dashboard: ProviderDashboard }) {
           { header: "Price per credit", numeric: true, cell: (plan) => formatAmount(plan.pricePerCredit, token) },
           { header: "Value per credit", numeric: true, cell: (plan) => formatAmount(plan.valuePerCredit, token) },
           { header: "Bonus", numeric: true, cell: (plan) => formatBonus(plan.pricePerCredit, plan.valuePerCredit) },
-          { header: "Models", cell: (plan) => modelsOfMask(plan.modelMask, dashboard.models).map((model) => model.name).join(", ") || "none" },
-          { header: "Expiry", cell: (plan) => (plan.expiresAt === 0 ? "never" : <>{formatTime(plan.expiresAt)} {expired(plan) && <span className="badge bad">expired</span>}</>) },
+          { header: "Models", cell: (plan) => plan.models.join(", ") || "none" },
+          { header: "Expiry", cell: (plan) => (plan.expiresAt === 0 ? "never" : <>{formatTime(plan.expiresAt)} {plan.expired && <span className="badge bad">expired</span>}</>) },
         ]}
       />
       {dashboard.models.length > 0 ? <DefinePlanForm dashboard={dashboard} /> : <p className="empty">List a model first: a plan covers some of your models.</p>}

@@ -1,4 +1,5 @@
 /** One provider's tools and record, from one read of the chain (see load-provider-dashboard.ts). */
+import { useState } from "react";
 import { useApp } from "../../app-state";
 import { LoadError } from "../../components/load-error";
 import { useLoad } from "../../lib/use-load";
@@ -14,9 +15,17 @@ import { UsageCard } from "./usage-card";
 
 export function ProviderDashboardView({ providerId }: { providerId: number }) {
   const { client } = useApp();
-  const loaded = useLoad(() => loadProviderDashboard(client, providerId), [client, providerId]);
+  const [progress, setProgress] = useState<string>();
+  const loaded = useLoad(() => loadProviderDashboard(client, providerId, setProgress), [client, providerId]);
   if (loaded.error !== undefined && !loaded.data) return <LoadError error={loaded.error} what={`provider #${providerId}`} retry={loaded.reload} />;
-  if (!loaded.data) return <p aria-busy="true">Reading provider #{providerId} from the chain and checking its settled batches…</p>;
+  if (!loaded.data) {
+    return (
+      <div aria-busy="true">
+        <p>Reading provider #{providerId} from the chain and checking its settled batches in this browser…</p>
+        {progress && <p className="field-hint">{progress}</p>}
+      </div>
+    );
+  }
   const dashboard = loaded.data;
   return (
     <div aria-busy={loaded.loading}>

@@ -4,12 +4,13 @@
  * served (usage per model and day, settled batches with their gas and any shortfall), all read from the chain.
  */
 import { useEffect, useState } from "react";
+import { getProviderByOwner } from "../../../../client";
 import { useApp } from "../../app-state";
 import { LoadError } from "../../components/load-error";
 import { RequireWallet } from "../../components/require-wallet";
 import { SelectField } from "../../components/field";
 import { useLoad } from "../../lib/use-load";
-import { findOwnedProviders } from "./find-owned-providers";
+import { knownDeployBlock } from "./load-provider-dashboard";
 import { ProviderDashboardView } from "./provider-dashboard";
 import { RegisterProviderForm } from "./register-provider-form";
 
@@ -23,7 +24,10 @@ export function ProviderPage() {
 
 function OwnedProviders() {
   const { client, account } = useApp();
-  const owned = useLoad(account ? () => findOwnedProviders(client, account) : undefined, [client, account]);
+  const owned = useLoad(
+    account ? async () => (await getProviderByOwner(client, { owner: account, fromBlock: knownDeployBlock(client.contracts.tollgate) }))?.providerIds ?? [] : undefined,
+    [client, account],
+  );
   const [chosen, setChosen] = useState<number>();
   const ids = owned.data ?? [];
   // A new account, or a provider just registered: follow what the chain says this wallet owns.

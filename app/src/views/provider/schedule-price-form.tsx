@@ -19,7 +19,7 @@ export function SchedulePriceForm({ dashboard }: { dashboard: ProviderDashboard 
   const action = useAction();
   const [modelId, setModelId] = useState(dashboard.models[0].modelId);
   const model = dashboard.models.find((entry) => entry.modelId === modelId) ?? dashboard.models[0];
-  const latest = model.scheduled.at(-1) ?? model.current;
+  const latest = model.scheduled.at(-1) ?? model.current ?? undefined;
   const [texts, setTexts] = useState(() => priceTextsOf(latest, token));
   const [errors, setErrors] = useState<ReturnType<typeof parsePrices>["errors"]>({});
   const earliest = dashboard.chainTime + dashboard.priceNoticePeriod;
@@ -27,7 +27,7 @@ export function SchedulePriceForm({ dashboard }: { dashboard: ProviderDashboard 
   const choose = (value: string) => {
     const next = dashboard.models.find((entry) => entry.modelId === Number(value)) ?? dashboard.models[0];
     setModelId(next.modelId);
-    setTexts(priceTextsOf(next.scheduled.at(-1) ?? next.current, token));
+    setTexts(priceTextsOf(next.scheduled.at(-1) ?? next.current ?? undefined, token));
     setErrors({});
   };
   const submit = (event: FormEvent) => {

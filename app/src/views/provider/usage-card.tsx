@@ -7,30 +7,30 @@ import { useApp } from "../../app-state";
 import { Card } from "../../components/card";
 import { StackedBarChart } from "../../components/chart";
 import { SelectField } from "../../components/field";
+import type { ModelDayUsage } from "../../../../client";
 import type { ProviderDashboard } from "./load-provider-dashboard";
 
 type Measure = "tokens" | "value";
 
-export function servedByModelAndDay(dashboard: ProviderDashboard, measure: Measure): { labels: string[]; series: { name: string; values: bigint[] }[] } {
-  const day = (servedAt: number) => new Date(servedAt * 1000).toISOString().slice(0, 10);
-  const labels = [...new Set(dashboard.served.map((record) => day(record.servedAt)))].sort();
-  const series = dashboard.models
-    .map((model) => {
-      const values = labels.map(() => 0n);
-      for (const record of dashboard.served) if (record.modelId === model.modelId) values[labels.indexOf(day(record.servedAt))] += measure === "tokens" ? record.tokens : record.cost;
-      return { name: model.name, values };
-    })
-    .filter((entry) => entry.values.some((value) => value > 0n));
-  return { labels, series };
+/** The chart's days and one series per model, in tokens (input + output) or in value, from the audit's rows per day and model. */
+export function servedByModelAndDay(usage: readonly ModelDayUsage[], measure: Measure): { labels: string[]; series: { name: string; values: bigint[] }[] } {
+  const labels = [...new Set(usage.map((row) => row.day))].sort();
+  const byModel = new Map<number, { name: string; values: bigint[] }>();
+  for (const row of usage) {
+    let entry = byModel.get(row.modelId);
+    if (!entry) byModel.set(row.modelId, (entry = { name: row.name, values: labels.map(() => 0n) }));
+    entry.values[labels.indexOf(row.day)] += measure === "tokens" ? row.inputTokens + row.outputTokens : row.cost;
+  }
+  return { labels, series: [...byModel.entries()].sort(([a], [b]) => a - b).map(([, entry]) => entry) };
 }
 
 export function UsageCard({ dashboard }: { dashboard: ProviderDashboard }) {
   const { token } = useApp();
   const [measure, setMeasure] = useState<Measure>("tokens");
-  const { labels, series } = useMemo(() => servedByModelAndDay(dashboard, measure), [dashboard, measure]);
+  const { labels, series } = useMemo(() => servedByModelAndDay(dashboard.usage, measure), [dashboard.usage, measure]);
   return (
     <Card title="Usage served">
-      {dashboard.served.length === 0 ? (
+      {dashboard.usage.length === 0 ? (
         <p className="empty">No usage settled yet. It appears here once your gateway's batches settle on the chain.</p>
       ) : (
         <>
