@@ -17,6 +17,8 @@ export const appConfigSchema = z.object({
   token: z.object({ symbol: z.string(), decimals: z.number().int().min(0).max(36) }),
   rpcUrl: z.string().url(),
   explorerUrl: z.string().url().nullable().optional(),
+  /** The block Tollgate was deployed in (null when the deployment file does not say): where log reads start. */
+  deployBlock: z.number().int().min(0).nullable().optional(),
 });
 export type AppConfig = z.infer<typeof appConfigSchema>;
 

@@ -132,7 +132,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     maxBodyBytes: config.limits.maxBodyBytes,
     requestsPerMinute: config.limits.requestsPerMinute,
     isDraining: () => draining,
-    app: { ...config.app, network: config.chain.deployment.network },
+    app: { ...config.app, network: config.chain.deployment.network, deployBlock: config.chain.deployment.deployBlock },
   });
   const server = http.createServer((req, res) => {
     inFlight++;

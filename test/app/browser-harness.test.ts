@@ -445,14 +445,15 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
         (error: Error) => `failed: ${error.message}`,
       );
       const local = await fetch(loopback).then((response) => response.text());
+      const byName = await fetch(loopback.replace("127.0.0.1", "localhost")).then((response) => response.text());
       const socket = await new Promise<string>((resolve) => {
         const ws = new WebSocket("wss://example.com/socket");
         ws.onopen = () => resolve("open");
         ws.onclose = () => resolve("closed");
       });
-      return { offsite, local, socket };
+      return { offsite, local, byName, socket };
     }, `${site.url}/ping`);
-    expect(outcome).to.deep.equal({ offsite: "failed: Failed to fetch", local: "pong", socket: "closed" });
+    expect(outcome).to.deep.equal({ offsite: "failed: Failed to fetch", local: "pong", byName: "pong", socket: "closed" });
     expect(browser.blockedRequests).to.include("http://example.com/tracker.js");
     expect(browser.blockedRequests).to.include("wss://example.com/socket");
     expect(browser.blockedRequests.filter((url) => url.startsWith(site.url))).to.deep.equal([]);

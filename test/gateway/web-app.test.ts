@@ -7,8 +7,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { getAddress } from "viem";
+import { createApp } from "../../server/gateway/app";
 import type { WebAppRuntimeConfig } from "../../server/gateway/routes/web-app";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
@@ -120,8 +123,22 @@ describe("gateway: the web app at /app", function () {
       token: { symbol: await h.market.token.symbol(), decimals: Number(await h.market.token.decimals()) },
       rpcUrl: PUBLIC_RPC,
       explorerUrl: "https://explorer.example.test",
+      // The harness's deployment file names no deploy block.
+      deployBlock: null,
     });
     expect(config.token.decimals).to.equal(6);
+  });
+
+  it("passes the deployment file's deploy block on in config.json, so the browser's log reads start there", async () => {
+    const app = createApp(h.gateway.ctx, { maxBodyBytes: 1024, requestsPerMinute: 0, app: { ...h.config.app, deployBlock: 7 } });
+    const server = http.createServer(app).listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/app/config.json`);
+      expect(((await response.json()) as WebAppRuntimeConfig).deployBlock).to.equal(7);
+    } finally {
+      server.close();
+    }
   });
 
   it("answers 503 with a page saying how to build when the build is missing; config.json still answers", async () => {

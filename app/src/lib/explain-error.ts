@@ -29,7 +29,6 @@ const REVERT_HINTS: Record<string, Hint> = {
   VaultNoPendingWithdrawal: () => "Request a withdrawal first.",
   VaultWithdrawalNotReady: (a) => `The withdrawal unlocks at ${formatTime(Number(a.withdrawableAt))}. Execute it after that.`,
   VaultTransferShortfall: (a, amount) => `The token delivered ${amount(a.received)} of ${amount(a.expected)}: it takes a fee on transfers, which the vault does not accept.`,
-  RegistryUnknownProvider: (a) => `There is no provider ${a.providerId}. Pick one from the market.`,
   VaultNoEarnings: () => "There are no earnings to withdraw yet: they accrue as usage settles.",
   RegistryNotProviderOwner: (a) => `This wallet does not own provider ${a.providerId}. Connect the provider's owner wallet.`,
   RegistryPriceTooHigh: (a, amount) => `A price per million tokens may be at most ${amount(a.maxPrice)}.`,

@@ -27,6 +27,8 @@ export interface WebAppRuntimeConfig {
   token: { symbol: string; decimals: number };
   rpcUrl: string;
   explorerUrl: string | null;
+  /** The block Tollgate was deployed in (from the deployment file), where log reads start; null when the file does not say. */
+  deployBlock: number | null;
 }
 
 const ONE_YEAR_SECONDS = 31_536_000;
@@ -79,6 +81,8 @@ function escapeHtml(text: string): string {
 export interface WebAppOptions extends WebAppConfig {
   /** The deployment file's network name, for the chain's name when viem does not know the chain id. */
   network?: string;
+  /** The deployment file's deploy block, passed on to the browser so its log reads need not search for it. */
+  deployBlock?: number;
 }
 
 export function webApp(ctx: GatewayContext, app: WebAppOptions): RequestHandler {
@@ -98,6 +102,7 @@ export function webApp(ctx: GatewayContext, app: WebAppOptions): RequestHandler 
         token: { symbol: ctx.state.token.symbol, decimals: ctx.state.token.decimals },
         rpcUrl: app.publicRpcUrl,
         explorerUrl: app.explorerUrl,
+        deployBlock: app.deployBlock ?? null,
       };
     })();
     // A failed chain read is retried by the next request rather than remembered.

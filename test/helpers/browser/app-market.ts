@@ -21,7 +21,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import type { BrowserContextOptions, Page } from "playwright-core";
 import { mintTestTokens } from "../../../client";
 import { runMarketplace, type MarketplaceOptions, type MarketplaceRun } from "../../../scripts/marketplace";
-import { assertNoPageErrors, assertNoSeriousAxeViolations, DEFAULT_WALLET_NAME, injectWallet, launchChromium, type ChromiumSession, type InjectedWallet } from "./index";
+import { assertNoPageErrors, assertNoSeriousAxeViolations, DEFAULT_WALLET_NAME, injectWallet, launchChromium, pageErrors, type ChromiumSession, type InjectedWallet, type PageError } from "./index";
 import { buildWebApp } from "./build-web-app";
 
 export interface OpenAppOptions {
@@ -38,6 +38,8 @@ export interface OpenAppOptions {
 
 export interface OpenedApp {
   page: Page;
+  /** The page's console errors and uncaught exceptions so far (a live array: it grows as they happen). */
+  consoleErrors: PageError[];
   wallet: InjectedWallet;
   account: PrivateKeyAccount;
   key: Hex;
@@ -110,7 +112,7 @@ export async function startAppMarket(options: Pick<MarketplaceOptions, "calls" |
         await page.getByRole("button", { name: DEFAULT_WALLET_NAME }).click();
         await page.getByRole("button", { name: "Disconnect" }).waitFor();
       }
-      return { page, wallet, account, key };
+      return { page, consoleErrors: pageErrors(page), wallet, account, key };
     },
     async expectNoA11yViolations(page, view) {
       await assertNoSeriousAxeViolations(page, { view });

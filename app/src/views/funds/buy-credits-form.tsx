@@ -9,7 +9,8 @@ import { ActionStatus } from "../../components/action-status";
 import { Card } from "../../components/card";
 import { Field, SelectField } from "../../components/field";
 import { formatAmount } from "../../lib/amounts";
-import { modelsOfPlan, planExpired, type Catalog } from "../../lib/catalog";
+import { allPlans, type Catalog } from "../../lib/catalog";
+import { expiredAt } from "./credit-value";
 import { formatTime } from "../../lib/time";
 import { useAction } from "../../lib/use-transaction";
 import { formatBonus } from "../market/plan-terms";
@@ -22,7 +23,7 @@ export function BuyCreditsForm({ catalog, wallet, balance, now }: { catalog?: Ca
   const { token } = useApp();
   const action = useAction();
   const wanted = useHashQuery("plan");
-  const onSale = (catalog?.plans ?? []).filter((plan) => !planExpired(plan, now));
+  const onSale = (catalog ? allPlans(catalog) : []).filter((plan) => !plan.expired && !expiredAt(plan.expiresAt, now));
   const [planText, setPlanText] = useState("");
   const [countText, setCountText] = useState("1");
   const [payFrom, setPayFrom] = useState<PayFrom>("balance");
@@ -75,7 +76,7 @@ export function BuyCreditsForm({ catalog, wallet, balance, now }: { catalog?: Ca
             value: entry.planId.toString(),
             label: `#${entry.planId} · provider ${entry.providerId} · ${formatAmount(entry.pricePerCredit, token)} per credit, worth ${formatAmount(entry.valuePerCredit, token)}`,
           }))}
-          hint={plan && catalog ? `Covers ${modelsOfPlan(catalog, plan).map((model) => model.name).join(", ") || "no listed model"}; ${plan.expiresAt === 0 ? "never expires" : `expires ${formatTime(plan.expiresAt)}`}.` : undefined}
+          hint={plan && catalog ? `Covers ${plan.models.join(", ") || "no listed model"}; ${plan.expiresAt === 0 ? "never expires" : `expires ${formatTime(plan.expiresAt)}`}.` : undefined}
         />
         <Field label="Number of credits" inputMode="numeric" autoComplete="off" value={countText} onChange={(event) => setCountText(event.target.value)} error={shownError(count, countText, submitted)} />
         <fieldset>

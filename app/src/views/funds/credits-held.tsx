@@ -4,15 +4,15 @@ import { useApp } from "../../app-state";
 import { Card } from "../../components/card";
 import { DataTable } from "../../components/data-table";
 import { formatAmount } from "../../lib/amounts";
-import { modelsOfPlan, planExpired, type Catalog } from "../../lib/catalog";
+import { allPlans, type Catalog } from "../../lib/catalog";
 import { formatRelative, formatTime } from "../../lib/time";
-import { creditValue } from "./credit-value";
+import { creditValue, expiredAt } from "./credit-value";
 
 export function CreditsHeld({ credits, catalog, now }: { credits: CreditHolding[]; catalog?: Catalog; now: bigint }) {
   const { token } = useApp();
   const models = (holding: CreditHolding) => {
-    const plan = catalog?.plans.find((entry) => entry.planId === holding.planId);
-    return plan && catalog ? modelsOfPlan(catalog, plan).map((model) => model.name).join(", ") || "—" : "…";
+    const plan = catalog && allPlans(catalog).find((entry) => entry.planId === holding.planId);
+    return plan ? plan.models.join(", ") || "—" : "…";
   };
   return (
     <Card title="Your credits">
@@ -37,7 +37,7 @@ export function CreditsHeld({ credits, catalog, now }: { credits: CreditHolding[
             cell: (holding) =>
               holding.expiresAt === 0 ? (
                 "never"
-              ) : planExpired(holding, now) ? (
+              ) : expiredAt(holding.expiresAt, now) ? (
                 <>
                   <span className="badge bad">Expired</span> {formatTime(holding.expiresAt)}
                 </>

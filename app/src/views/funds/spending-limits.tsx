@@ -98,7 +98,7 @@ export function SpendingLimits({ limits, catalog, now }: { limits: SpendingLimit
             label="Provider"
             value={String(providerId)}
             onChange={setProviderText}
-            options={providers.map((provider) => ({ value: String(provider.providerId), label: `Provider ${provider.providerId}${provider.metadataUri ? ` · ${provider.metadataUri}` : ""}` }))}
+            options={providers.map((provider) => ({ value: String(provider.providerId), label: `Provider ${provider.providerId}${provider.metadataURI ? ` · ${provider.metadataURI}` : ""}` }))}
           />
           <Field
             label={`Limit per period (${token.symbol})`}

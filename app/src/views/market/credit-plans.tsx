@@ -1,12 +1,12 @@
 /** One provider's credit plans: what a credit costs, what it is worth, the bonus that makes, what it covers, when it expires. */
+import type { CatalogPlan } from "../../../../client";
 import { useApp } from "../../app-state";
 import { DataTable } from "../../components/data-table";
-import { modelsOfPlan, planExpired, type CatalogModel, type CatalogPlan } from "../../lib/catalog";
 import { formatAmount } from "../../lib/amounts";
 import { formatRelative, formatTime } from "../../lib/time";
 import { formatBonus } from "./plan-terms";
 
-export function CreditPlans({ plans, models, now, providerId }: { plans: CatalogPlan[]; models: CatalogModel[]; now: bigint; providerId: number }) {
+export function CreditPlans({ plans, now, providerId }: { plans: CatalogPlan[]; now: number; providerId: number }) {
   const { token } = useApp();
   return (
     <DataTable
@@ -19,19 +19,13 @@ export function CreditPlans({ plans, models, now, providerId }: { plans: Catalog
         { header: "Price per credit", numeric: true, cell: (plan) => formatAmount(plan.pricePerCredit, token) },
         { header: "Value per credit", numeric: true, cell: (plan) => formatAmount(plan.valuePerCredit, token) },
         { header: "Bonus", numeric: true, cell: (plan) => formatBonus(plan.pricePerCredit, plan.valuePerCredit) },
-        {
-          header: "Models covered",
-          cell: (plan) =>
-            modelsOfPlan({ models }, plan)
-              .map((model) => model.name)
-              .join(", ") || "—",
-        },
+        { header: "Models covered", cell: (plan) => plan.models.join(", ") || "—" },
         {
           header: "Expires",
           cell: (plan) =>
             plan.expiresAt === 0 ? (
               "never"
-            ) : planExpired(plan, now) ? (
+            ) : plan.expired ? (
               <>
                 <span className="badge bad">Expired</span> {formatTime(plan.expiresAt)}
               </>
@@ -44,7 +38,7 @@ export function CreditPlans({ plans, models, now, providerId }: { plans: Catalog
         {
           header: "Buy",
           cell: (plan) =>
-            planExpired(plan, now) ? (
+            plan.expired ? (
               <span className="empty">no longer sold</span>
             ) : (
               <a href={`#/?plan=${plan.planId}`} aria-label={`Buy credits of plan ${plan.planId}`}>

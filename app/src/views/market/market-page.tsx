@@ -14,7 +14,7 @@ export function MarketPage() {
   const catalog = useCatalog();
   if (catalog.error !== undefined && !catalog.data) return <LoadError error={catalog.error} what="the market" retry={catalog.reload} />;
   if (!catalog.data) return <p aria-busy="true">Reading the market from the chain…</p>;
-  const { providers, models, plans, chainTime } = catalog.data;
+  const { providers, chainTime } = catalog.data;
   return (
     <>
       <p className="small">
@@ -27,12 +27,12 @@ export function MarketPage() {
           <dl className="facts">
             <dt>Metadata</dt>
             <dd className="break">
-              {/^https?:\/\//.test(provider.metadataUri) ? (
-                <a href={provider.metadataUri} target="_blank" rel="noreferrer">
-                  {provider.metadataUri}
+              {/^https?:\/\//.test(provider.metadataURI) ? (
+                <a href={provider.metadataURI} target="_blank" rel="noreferrer">
+                  {provider.metadataURI}
                 </a>
               ) : (
-                provider.metadataUri || "none"
+                provider.metadataURI || "none"
               )}
             </dd>
             <dt>Paid to</dt>
@@ -45,9 +45,9 @@ export function MarketPage() {
             </dd>
           </dl>
           <h3>Models</h3>
-          <ModelPrices providerId={provider.providerId} models={models.filter((model) => model.providerId === provider.providerId)} now={chainTime} />
+          <ModelPrices providerId={provider.providerId} models={provider.models} now={chainTime} />
           <h3>Credit plans</h3>
-          <CreditPlans providerId={provider.providerId} plans={plans.filter((plan) => plan.providerId === provider.providerId)} models={models} now={chainTime} />
+          <CreditPlans providerId={provider.providerId} plans={provider.plans} now={chainTime} />
         </Card>
       ))}
     </>

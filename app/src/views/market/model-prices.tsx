@@ -2,21 +2,18 @@
  * One provider's models with the prices in force now (per million tokens: input, cached input, output) and
  * every change scheduled after now, with when it takes effect by the chain's clock.
  */
+import type { CatalogModel } from "../../../../client";
 import { useApp } from "../../app-state";
 import { DataTable } from "../../components/data-table";
-import { pricesAt, type CatalogModel, type CatalogPriceEpoch } from "../../lib/catalog";
 import { formatPerMillion } from "../../lib/amounts";
 import { formatRelative, formatTime } from "../../lib/time";
 
-interface ScheduledChange {
-  model: CatalogModel;
-  epoch: CatalogPriceEpoch;
-}
+type Epoch = CatalogModel["epochs"][number];
 
-export function ModelPrices({ models, now, providerId }: { models: CatalogModel[]; now: bigint; providerId: number }) {
+export function ModelPrices({ models, now, providerId }: { models: CatalogModel[]; now: number; providerId: number }) {
   const { token } = useApp();
-  const price = (epoch: CatalogPriceEpoch | undefined, part: "input" | "cachedInput" | "output") => (epoch ? formatPerMillion(epoch[part], token) : "—");
-  const scheduled: ScheduledChange[] = models.flatMap((model) => pricesAt(model, now).scheduled.map((epoch) => ({ model, epoch })));
+  const price = (epoch: Epoch | null, part: "input" | "cachedInput" | "output") => (epoch ? formatPerMillion(epoch[part], token) : "—");
+  const scheduled = models.flatMap((model) => model.scheduled.map((epoch) => ({ model, epoch })));
   return (
     <>
       <DataTable
@@ -27,16 +24,10 @@ export function ModelPrices({ models, now, providerId }: { models: CatalogModel[
         columns={[
           { header: "Model", cell: (model) => <span className="mono">{model.name}</span> },
           { header: "Status", cell: (model) => (model.paused ? <span className="badge warn">Paused</span> : <span className="badge ok">On sale</span>) },
-          { header: "Input", numeric: true, cell: (model) => price(pricesAt(model, now).current, "input") },
-          { header: "Cached input", numeric: true, cell: (model) => price(pricesAt(model, now).current, "cachedInput") },
-          { header: "Output", numeric: true, cell: (model) => price(pricesAt(model, now).current, "output") },
-          {
-            header: "In force since",
-            cell: (model) => {
-              const current = pricesAt(model, now).current;
-              return current ? formatTime(current.effectiveFrom) : "not yet";
-            },
-          },
+          { header: "Input", numeric: true, cell: (model) => price(model.current, "input") },
+          { header: "Cached input", numeric: true, cell: (model) => price(model.current, "cachedInput") },
+          { header: "Output", numeric: true, cell: (model) => price(model.current, "output") },
+          { header: "In force since", cell: (model) => (model.current ? formatTime(model.current.effectiveFrom) : "not yet") },
         ]}
       />
       {scheduled.length > 0 && (
