@@ -2,13 +2,13 @@
  * Each usage row's receipt verified against the chain, in the browser, trusting neither the gateway nor the
  * oracle: the client's receipt reconciliation (client/audit/receipt-reconciliation.ts) recomputes the hash,
  * recovers the EIP-712 signature, finds the record the chain settled under the signer's sequence in the
- * batches rebuilt from chain data (`auditDeployment`), compares every settled figure with the receipt's and
+ * batches rebuilt from chain data (`loadChainHistory` and `auditChain`), compares every settled figure with the receipt's and
  * checks the Merkle proof against the batch's on-chain content root; `verifyReceipt` checks that the signer
  * is authorized on-chain for the model's provider. On top, the figures the gateway lists in the row must be
  * the ones it signed. The verdict per row: verified, a mismatch naming the field, or pending settlement.
  */
 import type { Address, Hash } from "viem";
-import { auditDeployment, parseUsageExport, reconcileReceipts, settlementAuditOf, verifyReceipt, type AuditedBatch, type TollgateClient } from "../../../../client";
+import { auditChain, loadChainHistory, parseUsageExport, reconcileReceipts, rpcStateReader, verifyReceipt, type AuditedBatch, type TollgateClient } from "../../../../client";
 import type { ShownUsage, ShownUsageRow } from "./usage-rows";
 
 export type RowVerdict =
@@ -35,15 +35,20 @@ function listedAgainstSigned(row: ShownUsageRow): { field: string; message: stri
   return undefined;
 }
 
-/** The settled batches, rebuilt from chain data; read again only when a row's sequence is past them. */
+/**
+ * The settled batches, rebuilt from chain data; read again only when a row's sequence is past them. The
+ * deploy block is found once (a binary search over eth_getCode) and reused by every later read.
+ */
 export function batchSource(client: TollgateClient) {
   let cached: AuditedBatch[] | undefined;
+  let deployBlock: bigint | undefined;
   const covers = (batches: AuditedBatch[], signer: string, sequence: bigint) =>
     batches.some((b) => b.signer.toLowerCase() === signer.toLowerCase() && sequence >= b.firstSequence && sequence < b.firstSequence + b.recordCount);
   return async (needed: { signer: string; sequence: bigint }[]): Promise<AuditedBatch[]> => {
     if (cached && needed.every((n) => covers(cached!, n.signer, n.sequence))) return cached;
-    const audit = await auditDeployment(client.public, { tollgate: client.contracts.tollgate });
-    cached = settlementAuditOf(audit).batches;
+    const history = await loadChainHistory(client.public, { tollgate: client.contracts.tollgate, deployBlock });
+    deployBlock = history.deployBlock;
+    cached = (await auditChain(history, rpcStateReader(client.public, history))).batches;
     return cached;
   };
 }
