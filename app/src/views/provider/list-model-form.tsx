@@ -6,7 +6,8 @@ import { ActionStatus } from "../../components/action-status";
 import { Field } from "../../components/field";
 import { useAction } from "../../lib/use-transaction";
 import type { ProviderDashboard } from "./load-provider-dashboard";
-import { parsePrices, PriceFields, type PriceTexts } from "./price-fields";
+import { PriceFields } from "./price-fields";
+import { parsePrices, type PriceTexts } from "./price-texts";
 
 const EMPTY: PriceTexts = { input: "", cachedInput: "", output: "" };
 /** The contract's bound on a model name, in UTF-8 bytes. */

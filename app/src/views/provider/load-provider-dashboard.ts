@@ -52,9 +52,12 @@ export interface ProviderDashboard {
 // The deploy block never changes; finding it costs a binary search over eth_getCode, so it is done once per tab.
 const deployBlocks = new Map<Address, bigint>();
 
-/** Where this tab found the deployment's first block, once a read has: later reads start their log scans there. */
-export function knownDeployBlock(tollgate: Address): bigint | undefined {
-  return deployBlocks.get(tollgate);
+/**
+ * Where log scans start: the deployment block config.json names, or the one this tab found by its first read;
+ * undefined lets the first read search for it.
+ */
+export function knownDeployBlock(tollgate: Address, configured?: number | null): bigint | undefined {
+  return configured != null ? BigInt(configured) : deployBlocks.get(tollgate);
 }
 
 /** How far the read has come, in words: a long history on a real chain takes a while. */
@@ -65,9 +68,14 @@ function describeScan(progress: ScanProgress): string {
   return `Reading ${progress.step ?? "blocks"}: ${progress.blocksFetched ?? 0} of ${progress.blocksToFetch ?? 0} blocks…`;
 }
 
-export async function loadProviderDashboard(client: Pick<TollgateClient, "public" | "contracts">, providerId: number, onProgress?: DashboardProgress): Promise<ProviderDashboard> {
+export async function loadProviderDashboard(
+  client: Pick<TollgateClient, "public" | "contracts">,
+  providerId: number,
+  options: { deployBlock?: bigint; onProgress?: DashboardProgress } = {},
+): Promise<ProviderDashboard> {
   const { tollgate } = client.contracts;
-  const history = await loadChainHistory(client.public, { tollgate, deployBlock: deployBlocks.get(tollgate) }, { onProgress: onProgress && ((progress) => onProgress(describeScan(progress))) });
+  const { onProgress } = options;
+  const history = await loadChainHistory(client.public, { tollgate, deployBlock: options.deployBlock ?? deployBlocks.get(tollgate) }, { onProgress: onProgress && ((progress) => onProgress(describeScan(progress))) });
   deployBlocks.set(tollgate, history.deployBlock);
   onProgress?.(`Checking ${history.logs.length.toLocaleString()} events and the settled batches' signed data…`);
   const range = { fromBlock: history.deployBlock, toBlock: history.auditBlock };

@@ -6,7 +6,7 @@ import { useLoad } from "../../lib/use-load";
 import { BatchesCard } from "./batches-card";
 import { EarningsCard } from "./earnings-card";
 import { BondCard } from "./bond-card";
-import { loadProviderDashboard } from "./load-provider-dashboard";
+import { knownDeployBlock, loadProviderDashboard } from "./load-provider-dashboard";
 import { ModelsCard } from "./models-card";
 import { PlansCard } from "./plans-card";
 import { ProfileCard } from "./profile-card";
@@ -14,9 +14,9 @@ import { SignersCard } from "./signers-card";
 import { UsageCard } from "./usage-card";
 
 export function ProviderDashboardView({ providerId }: { providerId: number }) {
-  const { client } = useApp();
+  const { client, config } = useApp();
   const [progress, setProgress] = useState<string>();
-  const loaded = useLoad(() => loadProviderDashboard(client, providerId, setProgress), [client, providerId]);
+  const loaded = useLoad(() => loadProviderDashboard(client, providerId, { deployBlock: knownDeployBlock(config.tollgate, config.deployBlock), onProgress: setProgress }), [client, providerId]);
   if (loaded.error !== undefined && !loaded.data) return <LoadError error={loaded.error} what={`provider #${providerId}`} retry={loaded.reload} />;
   if (!loaded.data) {
     return (

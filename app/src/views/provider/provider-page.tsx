@@ -23,9 +23,9 @@ export function ProviderPage() {
 }
 
 function OwnedProviders() {
-  const { client, account } = useApp();
+  const { client, account, config } = useApp();
   const owned = useLoad(
-    account ? async () => (await getProviderByOwner(client, { owner: account, fromBlock: knownDeployBlock(client.contracts.tollgate) }))?.providerIds ?? [] : undefined,
+    account ? async () => (await getProviderByOwner(client, { owner: account, fromBlock: knownDeployBlock(config.tollgate, config.deployBlock) }))?.providerIds ?? [] : undefined,
     [client, account],
   );
   const [chosen, setChosen] = useState<number>();

@@ -12,7 +12,8 @@ import { SelectField } from "../../components/field";
 import { formatTime, formatPeriod } from "../../lib/time";
 import { useAction } from "../../lib/use-transaction";
 import type { ProviderDashboard } from "./load-provider-dashboard";
-import { parsePrices, PriceFields, priceTextsOf } from "./price-fields";
+import { PriceFields } from "./price-fields";
+import { parsePrices, priceTextsOf } from "./price-texts";
 
 export function SchedulePriceForm({ dashboard }: { dashboard: ProviderDashboard }) {
   const { token } = useApp();

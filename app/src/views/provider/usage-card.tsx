@@ -7,22 +7,8 @@ import { useApp } from "../../app-state";
 import { Card } from "../../components/card";
 import { StackedBarChart } from "../../components/chart";
 import { SelectField } from "../../components/field";
-import type { ModelDayUsage } from "../../../../client";
 import type { ProviderDashboard } from "./load-provider-dashboard";
-
-type Measure = "tokens" | "value";
-
-/** The chart's days and one series per model, in tokens (input + output) or in value, from the audit's rows per day and model. */
-export function servedByModelAndDay(usage: readonly ModelDayUsage[], measure: Measure): { labels: string[]; series: { name: string; values: bigint[] }[] } {
-  const labels = [...new Set(usage.map((row) => row.day))].sort();
-  const byModel = new Map<number, { name: string; values: bigint[] }>();
-  for (const row of usage) {
-    let entry = byModel.get(row.modelId);
-    if (!entry) byModel.set(row.modelId, (entry = { name: row.name, values: labels.map(() => 0n) }));
-    entry.values[labels.indexOf(row.day)] += measure === "tokens" ? row.inputTokens + row.outputTokens : row.cost;
-  }
-  return { labels, series: [...byModel.entries()].sort(([a], [b]) => a - b).map(([, entry]) => entry) };
-}
+import { servedByModelAndDay, type Measure } from "./usage-series";
 
 export function UsageCard({ dashboard }: { dashboard: ProviderDashboard }) {
   const { token } = useApp();
