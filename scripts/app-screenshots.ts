@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseUnits } from "viem";
-import { buyCredits, createApiKey, deposit } from "../client";
+import { buyCredits, createApiKey, deposit, scheduleModelPrice } from "../client";
 import { startAppMarket } from "../test/helpers/browser/app-market";
 
 const OUT = path.resolve(__dirname, "..", "docs", "screenshots");
@@ -29,7 +29,10 @@ async function main(): Promise<void> {
       await run.openai(key.key).chat.completions.create({ model, messages: [{ role: "user", content: `Question ${i}: why settle usage on-chain?` }], max_tokens: 40 + i * 10 });
     }
     await run.settle();
-    console.log("buyer history ready: deposit, credits, a key, 4 settled calls");
+    // A price change announced for tomorrow, so the market shows one.
+    const small = run.models[0];
+    await scheduleModelPrice(await run.as(run.providerKey, "provider"), { modelId: small.modelId, prices: { ...small.prices, output: (small.prices.output * 9n) / 10n } });
+    console.log("history ready: a deposit, credits, a key, 4 settled calls, a scheduled price change");
 
     for (const [size, viewport] of Object.entries(SIZES)) {
       const shoot = async (name: string, page: import("playwright-core").Page) => {
@@ -42,8 +45,7 @@ async function main(): Promise<void> {
       await page.waitForLoadState("networkidle");
       await shoot("funds", page);
       await page.getByRole("link", { name: "Market" }).click();
-      await page.getByRole("heading", { level: 1, name: "Market" }).waitFor();
-      await page.waitForLoadState("networkidle");
+      await page.getByRole("table", { name: `Scheduled price changes of provider ${run.providerId}` }).waitFor({ timeout: 60_000 });
       await shoot("market", page);
       await page.getByRole("link", { name: "Usage" }).click();
       await page.getByRole("button", { name: "Sign in to the gateway" }).click();
