@@ -29,15 +29,40 @@ export interface EnsureWebAppBuiltOptions {
   log: (line: string) => void;
 }
 
+/** The newest modification time under `paths` (files and folders, recursively); 0 when none exists. */
+function newestMtime(paths: readonly string[]): number {
+  let newest = 0;
+  const visit = (entry: string) => {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(entry);
+    } catch {
+      return;
+    }
+    if (stat.isDirectory()) for (const name of fs.readdirSync(entry)) visit(path.join(entry, name));
+    else newest = Math.max(newest, stat.mtimeMs);
+  };
+  paths.forEach(visit);
+  return newest;
+}
+
 export async function ensureWebAppBuilt({ dir, appRoot = path.join(REPO_ROOT, "app"), log }: EnsureWebAppBuiltOptions): Promise<WebAppBuildOutcome> {
-  if (fs.existsSync(path.join(dir, "index.html"))) return { status: "present", dir };
+  const index = path.join(dir, "index.html");
+  if (fs.existsSync(index)) {
+    // A build older than the sources (the app's, and the client and chain code it bundles) would serve yesterday's
+    // pages: rebuild it. A build without sources beside it (an installed copy) is served as it is.
+    const sources = [path.join(appRoot, "src"), path.join(appRoot, "index.html"), path.join(REPO_ROOT, "client"), path.join(REPO_ROOT, "server", "chain")];
+    const newestSource = fs.existsSync(path.join(appRoot, "src")) ? newestMtime(sources) : 0;
+    if (newestSource <= fs.statSync(index).mtimeMs) return { status: "present", dir };
+    log(`web app: ${path.relative(REPO_ROOT, dir) || dir} is older than the app's sources; rebuilding it`);
+  }
   const candidates = CONFIG_NAMES.map((name) => path.join(appRoot, name));
   const configFile = candidates.find((file) => fs.existsSync(file));
   if (!configFile) {
     log(`web app: not built and no Vite config (${candidates.map((file) => path.relative(REPO_ROOT, file)).join(" or ")}): serving without it; /app/ says how to build it`);
     return { status: "no-config", looked: candidates };
   }
-  log(`web app: ${path.relative(REPO_ROOT, dir) || dir}/index.html is missing; building it with Vite (${path.relative(REPO_ROOT, configFile)}), once...`);
+  if (!fs.existsSync(index)) log(`web app: ${path.relative(REPO_ROOT, dir) || dir}/index.html is missing; building it with Vite (${path.relative(REPO_ROOT, configFile)}), once...`);
   const started = Date.now();
   try {
     // Vite's types need the "bundler" or "node16" module resolution; this repository's Node code uses "node".

@@ -56,4 +56,31 @@ describe("demo: the web app is built when serving finds no build", function () {
     expect(script, index).to.not.equal(null);
     expect(fs.readFileSync(path.join(dist, "assets", script![1]), "utf8")).to.include("built by vite");
   });
+
+  it("rebuilds a build older than the app's sources, so the demo never serves yesterday's pages", async function () {
+    this.timeout(120_000);
+    fs.mkdirSync(path.join(root, "src"));
+    fs.writeFileSync(path.join(root, "index.html"), '<!doctype html><html><head><script type="module" src="./src/main.ts"></script></head><body></body></html>\n');
+    fs.writeFileSync(path.join(root, "src", "main.ts"), 'document.body.textContent = "first";\n');
+    fs.writeFileSync(
+      path.join(root, "vite.config.mts"),
+      'import { fileURLToPath } from "node:url";\nimport { defineConfig } from "vite";\nexport default defineConfig({ root: fileURLToPath(new URL(".", import.meta.url)), base: "/app/", publicDir: false, build: { outDir: "dist", emptyOutDir: true } });\n',
+    );
+    fs.symlinkSync(path.resolve(__dirname, "..", "..", "node_modules"), path.join(root, "node_modules"), "dir");
+    const dist = path.join(root, "dist");
+    expect((await ensureWebAppBuilt({ dir: dist, appRoot: root, log })).status).to.equal("built");
+    expect((await ensureWebAppBuilt({ dir: dist, appRoot: root, log })).status, "an up-to-date build is left alone").to.equal("present");
+
+    // The source changes after the build (its clock a minute ahead, so file systems with coarse times agree).
+    const source = path.join(root, "src", "main.ts");
+    fs.writeFileSync(source, 'document.body.textContent = "second";\n');
+    const later = new Date(Date.now() + 60_000);
+    fs.utimesSync(source, later, later);
+    lines.length = 0;
+    expect((await ensureWebAppBuilt({ dir: dist, appRoot: root, log })).status).to.equal("built");
+    expect(lines[0]).to.match(/is older than the app's sources; rebuilding it/);
+    const index = fs.readFileSync(path.join(dist, "index.html"), "utf8");
+    const script = /src="\/app\/assets\/([\w.-]+\.js)"/.exec(index)!;
+    expect(fs.readFileSync(path.join(dist, "assets", script[1]), "utf8")).to.include("second");
+  });
 });
