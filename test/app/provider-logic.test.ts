@@ -4,7 +4,7 @@
  */
 import { expect } from "chai";
 import type { ModelDayUsage } from "../../client";
-import { formatBonus } from "../../app/src/views/provider/plan-terms";
+import { formatBonus } from "../../app/src/lib/plan-bonus";
 import { parsePrices, priceTextsOf } from "../../app/src/views/provider/price-texts";
 import { servedByModelAndDay } from "../../app/src/views/provider/usage-series";
 
@@ -33,6 +33,9 @@ describe("provider page logic", function () {
     expect(formatBonus(10n, 9n)).to.equal("−10%");
     expect(formatBonus(5n, 5n)).to.equal("0%");
     expect(formatBonus(0n, 5n)).to.equal("free credits");
+    // Truncated toward zero, never rounded up: 33.333...% is +33.33%.
+    expect(formatBonus(3n, 4n)).to.equal("+33.33%");
+    expect(formatBonus(10_000n, 9_999n)).to.equal("−0.01%");
   });
 
   it("the chart has one bar per day in order and one series per model, zero where a model served nothing that day", function () {

@@ -13,7 +13,7 @@ import { allPlans, type Catalog } from "../../lib/catalog";
 import { expiredAt } from "./credit-value";
 import { formatTime } from "../../lib/time";
 import { useAction } from "../../lib/use-transaction";
-import { formatBonus } from "../market/plan-terms";
+import { formatBonus } from "../../lib/plan-bonus";
 import { useHashQuery } from "./use-hash-query";
 import { creditsUpTo, shownError } from "./validate";
 

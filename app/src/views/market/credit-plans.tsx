@@ -4,7 +4,7 @@ import { useApp } from "../../app-state";
 import { DataTable } from "../../components/data-table";
 import { formatAmount } from "../../lib/amounts";
 import { formatRelative, formatTime } from "../../lib/time";
-import { formatBonus } from "./plan-terms";
+import { formatBonus } from "../../lib/plan-bonus";
 
 export function CreditPlans({ plans, now, providerId }: { plans: CatalogPlan[]; now: number; providerId: number }) {
   const { token } = useApp();

@@ -8,7 +8,7 @@ import { parseAmount } from "../../lib/amounts";
 import { formatTime } from "../../lib/time";
 import { useAction } from "../../lib/use-transaction";
 import type { ProviderDashboard } from "./load-provider-dashboard";
-import { formatBonus } from "./plan-terms";
+import { formatBonus } from "../../lib/plan-bonus";
 
 export function DefinePlanForm({ dashboard }: { dashboard: ProviderDashboard }) {
   const { token } = useApp();

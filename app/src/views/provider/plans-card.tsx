@@ -6,7 +6,7 @@ import { formatAmount } from "../../lib/amounts";
 import { formatTime } from "../../lib/time";
 import { DefinePlanForm } from "./define-plan-form";
 import type { ProviderDashboard } from "./load-provider-dashboard";
-import { formatBonus } from "./plan-terms";
+import { formatBonus } from "../../lib/plan-bonus";
 
 export function PlansCard({ dashboard }: { dashboard: ProviderDashboard }) {
   const { token } = useApp();

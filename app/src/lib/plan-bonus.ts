@@ -1,6 +1,9 @@
-/** A plan's terms as the page says them: the bonus a credit gives over paying per call. */
+/** A credit plan's terms as every page says them: the bonus of a credit's usage value over its price. */
 
-/** "+25%" for a credit worth 1.25 and costing 1: the bonus a buyer gets over paying per call. Exact to 0.01 %, from bigints. */
+/**
+ * "+25%" for a credit worth 1.25 that costs 1; "−10%" when it is worth less than it costs; "0%"; "free credits".
+ * Exact to 0.01 % from bigints, truncated toward zero, so a bonus is never overstated.
+ */
 export function formatBonus(pricePerCredit: bigint, valuePerCredit: bigint): string {
   if (pricePerCredit === 0n) return "free credits";
   const basisPoints = ((valuePerCredit - pricePerCredit) * 10_000n) / pricePerCredit;
