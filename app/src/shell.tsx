@@ -1,16 +1,19 @@
 /** The frame of every page: deployment, wallet, network warning, navigation, and the page the hash names. */
-import { useEffect, useRef } from "react";
+import { lazy, Suspense, useEffect, useRef } from "react";
 import { useApp } from "./app-state";
 import { ShortHex } from "./components/short-hex";
 import { ROUTES, useRoute } from "./routes";
-import { FundsPage } from "./views/funds/funds-page";
-import { KeysPage } from "./views/keys/keys-page";
-import { MarketPage } from "./views/market/market-page";
-import { ProviderPage } from "./views/provider/provider-page";
-import { TransactionPage } from "./views/transaction/transaction-page";
-import { UsagePage } from "./views/usage/usage-page";
 import { ConnectButton } from "./wallet/connect-button";
 import { NetworkBanner } from "./wallet/network-banner";
+
+// Each page is its own chunk, loaded when first visited: the usage and provider pages carry the chain audit
+// (log scanning, replay, Merkle proofs), which the funds page a buyer opens first does not need.
+const FundsPage = lazy(() => import("./views/funds/funds-page").then((module) => ({ default: module.FundsPage })));
+const MarketPage = lazy(() => import("./views/market/market-page").then((module) => ({ default: module.MarketPage })));
+const KeysPage = lazy(() => import("./views/keys/keys-page").then((module) => ({ default: module.KeysPage })));
+const UsagePage = lazy(() => import("./views/usage/usage-page").then((module) => ({ default: module.UsagePage })));
+const ProviderPage = lazy(() => import("./views/provider/provider-page").then((module) => ({ default: module.ProviderPage })));
+const TransactionPage = lazy(() => import("./views/transaction/transaction-page").then((module) => ({ default: module.TransactionPage })));
 
 function Page({ path, rest }: { path: string; rest: string[] }) {
   switch (path) {
@@ -76,7 +79,9 @@ export function Shell() {
         <h1 ref={heading} tabIndex={-1}>
           {current?.label ?? "Not found"}
         </h1>
-        <Page path={path} rest={rest} />
+        <Suspense fallback={<p aria-busy="true">Loading the page…</p>}>
+          <Page path={path} rest={rest} />
+        </Suspense>
       </main>
     </>
   );
