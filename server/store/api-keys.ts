@@ -86,7 +86,8 @@ export class ApiKeyTable {
       INSERT INTO api_keys (id, buyer, key_hash, label, spend_cap, models, tags, expires_at, created_at)
       VALUES (@id, @buyer, @keyHash, @label, @spendCap, @models, @tags, @expiresAt, @createdAt)`);
     this.byHashStmt = db.prepare("SELECT * FROM api_keys WHERE key_hash = ?");
-    this.byBuyerStmt = db.prepare("SELECT * FROM api_keys WHERE buyer = ? ORDER BY created_at, id");
+    // rowid after created_at: keys made in the same second list in the order they were made (ids are random).
+    this.byBuyerStmt = db.prepare("SELECT * FROM api_keys WHERE buyer = ? ORDER BY created_at, rowid");
     this.revokeStmt = db.prepare(
       "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND buyer = ? AND revoked_at IS NULL",
     );

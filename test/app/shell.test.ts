@@ -89,6 +89,39 @@ describe("web app: the shell", function () {
     await market.expectNoA11yViolations(page, "transaction page");
   });
 
+  it("works from the keyboard alone: skip link, connecting, the navigation, and focus on each new page's heading", async () => {
+    const { page } = await market.openApp({ path: "#/", connect: false });
+    /** Presses Tab until the focused element's accessible text is `name` (fails after 40 presses: not reachable). */
+    const tabTo = async (name: string) => {
+      for (let presses = 0; presses < 40; presses++) {
+        await page.keyboard.press("Tab");
+        const focused = await page.evaluate(() => {
+          const element = document.activeElement as HTMLElement | null;
+          return element ? (element.getAttribute("aria-label") ?? element.innerText ?? "").trim() : "";
+        });
+        if (focused === name) return;
+      }
+      throw new Error(`"${name}" cannot be reached with the Tab key`);
+    };
+    await page.getByRole("button", { name: "Connect wallet" }).waitFor();
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).to.equal("Skip to content");
+    await page.keyboard.press("Enter");
+    expect(await page.evaluate(() => document.activeElement?.id)).to.equal("main");
+
+    await page.locator("body").focus();
+    await tabTo("Connect wallet");
+    await page.keyboard.press("Enter");
+    await tabTo("Tollgate Test Wallet");
+    await page.keyboard.press("Enter");
+    await page.getByRole("button", { name: "Disconnect" }).waitFor();
+
+    await tabTo("Market");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement?.tagName === "H1" && document.activeElement.textContent === "Market");
+    market.expectNoConsoleErrors(page);
+  });
+
   it("fits a 390-pixel screen", async () => {
     const { page } = await market.openApp({ path: "#/", viewport: { width: 390, height: 844 } });
     await market.expectFitsWidth(page);
