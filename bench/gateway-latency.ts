@@ -1,8 +1,9 @@
 /**
  * Gateway latency and throughput: `npx hardhat run bench/gateway-latency.ts` (npm run bench:gateway).
  *
- * The same load, in one run, against the simulated upstream directly and through the metered gateway,
- * loopback only. The simulated upstream (`server/upstream/simulated-main.ts`, no added latency) and the
+ * The same load, in one run, against the simulated upstream directly, through a bare Node proxy
+ * (bench/bare-proxy-main.ts: node:http in, an undici pool out, JSON parsed and re-serialised, nothing else: the
+ * floor any Node gateway pays) and through the metered gateway, loopback only. The simulated upstream (`server/upstream/simulated-main.ts`, no added latency) and the
  * gateway (`server/gateway/main.ts`) each run in their own child process; the chain is this process's
  * Hardhat network served over JSON-RPC; the load generator runs on a worker thread of this process, so
  * neither the chain nor the servers share its event loop.
@@ -43,7 +44,7 @@ import { createApiKey, deposit, setSignerAuthorization } from "../client";
 import { MarketplaceReader } from "../server/chain/marketplace-reader";
 import { UsageStore } from "../server/store/usage-store";
 import { deployMarketplace, USD, type Marketplace } from "../scripts/lib/marketplace-fixtures";
-import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess } from "../scripts/lib/processes";
+import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUpstreamProcess } from "../scripts/lib/processes";
 import { startRpcServer } from "../scripts/lib/rpc-server";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
 import { printCpuProfile } from "./lib/cpu-profile";
@@ -99,9 +100,11 @@ const us = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v
 const log = (line: string) => console.log(`[bench] ${line}`);
 
 interface Target {
-  name: "direct" | "gateway";
+  name: "direct" | "bare" | "gateway";
   origin: string;
   requests: LoadJob["requests"];
+  /** The process in front of the upstream (the bare proxy or the gateway), whose CPU per call is measured. */
+  pid?: number;
 }
 
 async function main(): Promise<void> {
@@ -152,7 +155,13 @@ async function main(): Promise<void> {
       rpcUrl: rpc.url,
       nodeArgs: CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
     });
-    log(`simulated upstream ${sim.url} (pid ${sim.pid}); gateway ${gateway.url} (pid ${gateway.pid}, signer ${signer})`);
+    const bare = await spawnTsProcess({
+      script: "bench/bare-proxy-main.ts",
+      name: "bare proxy",
+      args: ["--upstream", sim.url],
+      isReady: (line) => typeof line.url === "string" && typeof line.port === "number",
+    });
+    log(`simulated upstream ${sim.url} (pid ${sim.pid}); bare proxy ${bare.url} (pid ${bare.pid}); gateway ${gateway.url} (pid ${gateway.pid}, signer ${signer})`);
 
     // --- one API key per buyer, wallet-signed ------------------------------------------------------
     const keys: string[] = [];
@@ -163,7 +172,8 @@ async function main(): Promise<void> {
       keys.map((key) => ({ method: "POST", path: pathname, headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body }));
     const targets: Target[] = [
       { name: "direct", origin: new URL(sim.url).origin, requests: requestsFor(`${new URL(sim.url).pathname}/chat/completions`) },
-      { name: "gateway", origin: new URL(gateway.url).origin, requests: requestsFor("/v1/chat/completions") },
+      { name: "bare", origin: new URL(bare.url).origin, requests: requestsFor(`${new URL(bare.url).pathname}/chat/completions`), pid: bare.pid },
+      { name: "gateway", origin: new URL(gateway.url).origin, requests: requestsFor("/v1/chat/completions"), pid: gateway.pid },
     ];
     const modules = loadModules();
 
@@ -172,12 +182,12 @@ async function main(): Promise<void> {
     const run = async (label: string, target: Target, job: Omit<LoadJob, "origin" | "requests" | "modules">): Promise<LoadResult & { cpu: CpuPerCall }> => {
       log(`${label} → ${target.name}: ${job.amount} calls${job.rate ? ` at ${job.rate}/s` : ""}, ${job.kind}, ${job.connections} connections…`);
       const metricsBefore = target.name === "gateway" ? await gatewayMetrics(gateway.url) : undefined;
-      const before = { gateway: cpuSecondsOf(gateway.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
+      const before = { proxy: target.pid === undefined ? undefined : cpuSecondsOf(target.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
       const result = await runLoad({ ...job, origin: target.origin, requests: target.requests, modules });
       const perCall = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? undefined : ((end - start) * 1e6) / result.ok);
       const benchUsage = process.cpuUsage(before.bench);
       const cpu: CpuPerCall = {
-        gateway: perCall(before.gateway, cpuSecondsOf(gateway.pid)),
+        gateway: target.pid === undefined ? undefined : perCall(before.proxy, cpuSecondsOf(target.pid)),
         sim: perCall(before.sim, cpuSecondsOf(sim.pid)),
         bench: (benchUsage.user + benchUsage.system) / result.ok,
       };
@@ -188,7 +198,7 @@ async function main(): Promise<void> {
       const machine = machineTicks();
       const share = (part: number | undefined, m: typeof machine) => (part === undefined || !m || !before.machine ? "n/a" : `${((100 * part) / (m.total - before.machine.total)).toFixed(0)}%`);
       log(
-        `   CPU per call: gateway ${us(cpu.gateway)} µs, simulated upstream ${us(cpu.sim)} µs, load generator + chain ${us(cpu.bench)} µs; ` +
+        `   CPU per call: ${target.name === "bare" ? "bare proxy" : "gateway"} ${us(cpu.gateway)} µs, simulated upstream ${us(cpu.sim)} µs, load generator + chain ${us(cpu.bench)} µs; ` +
           `machine busy ${share(machine && before.machine ? machine.busy - before.machine.busy : undefined, machine)}, stolen by the hypervisor ${share(machine && before.machine ? machine.steal - before.machine.steal : undefined, machine)}`,
       );
       if (metricsBefore) log(`   ${loopAndGc(metricsBefore, await gatewayMetrics(gateway.url))}`);
@@ -235,29 +245,34 @@ async function main(): Promise<void> {
     store.close();
     const storeOk = records === gateway2xx && nextSequence === firstSequence + BigInt(records);
     if (!storeOk) failures.push(`store holds ${records} records (next sequence ${nextSequence}) for ${gateway2xx} 2xx answers`);
+    await bare.stop();
     await sim.stop();
     await rpc.close();
     log(`load average at end: ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
 
     // --- the table ----------------------------------------------------------------------------------
-    const added = (name: "p50" | "p99", of: Record<string, Stats>) => of.gateway[name] - of.direct[name];
+    const added = (name: "p50" | "p99", of: Record<string, Stats>, via: "bare" | "gateway" = "gateway") => of[via][name] - of.direct[name];
+    const latencyRow = (load: string, name: "p50" | "p99", of: Record<string, Stats>) =>
+      `| ${load} | ${name} latency (ms) | ${ms(of.direct[name])} | ${ms(of.bare[name])} (+${ms(added(name, of, "bare"))}) | ${ms(of.gateway[name])} (+${ms(added(name, of))}) |`;
+    const cpuOf = (name: Target["name"]) => `${us(throughput[name].cpu.gateway)} / ${us(throughput[name].cpu.sim)} / ${us(throughput[name].cpu.bench)}`;
     const lines = [
-      `Gateway vs direct (loopback; simulated upstream with no added latency; non-streaming chat, ${Buffer.byteLength(body)}-byte body, max_tokens 16; ${BUYERS} buyers; ${DURATION_S} s per run)`,
+      `Direct vs a bare Node proxy vs the metered gateway (loopback; simulated upstream with no added latency; non-streaming chat, ${Buffer.byteLength(body)}-byte body, max_tokens 16; ${BUYERS} buyers; ${DURATION_S} s per run)`,
       "",
-      "| load | metric | direct | via gateway | added |",
+      "| load | metric | direct | bare proxy (added) | metered gateway (added) |",
       "|:---|:---|---:|---:|---:|",
-      `| ${RATE} req/s, paced open loop | p50 latency (ms) | ${ms(paced.direct.p50)} | ${ms(paced.gateway.p50)} | ${ms(added("p50", paced))} |`,
-      `| ${RATE} req/s, paced open loop | p99 latency (ms) | ${ms(paced.direct.p99)} | ${ms(paced.gateway.p99)} | ${ms(added("p99", paced))} |`,
-      `| ${LOW_RATE} req/s, paced open loop | p50 latency (ms) | ${ms(pacedLow.direct.p50)} | ${ms(pacedLow.gateway.p50)} | ${ms(added("p50", pacedLow))} |`,
-      `| ${LOW_RATE} req/s, paced open loop | p99 latency (ms) | ${ms(pacedLow.direct.p99)} | ${ms(pacedLow.gateway.p99)} | ${ms(added("p99", pacedLow))} |`,
-      `| ${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns | p50 latency (ms) | ${ms(cannonRate.direct.p50)} | ${ms(cannonRate.gateway.p50)} | ${ms(added("p50", cannonRate))} |`,
-      `| ${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns | p99 latency (ms) | ${ms(cannonRate.direct.p99)} | ${ms(cannonRate.gateway.p99)} | ${ms(added("p99", cannonRate))} |`,
-      `| max, autocannon, ${MAX_CONNECTIONS} conns | calls/s (gateway: metered) | ${throughput.direct.perSecond.toFixed(0)} | ${throughput.gateway.perSecond.toFixed(0)} | ${(throughput.gateway.perSecond / throughput.direct.perSecond).toFixed(2)}× of direct |`,
-      `| max, autocannon, ${MAX_CONNECTIONS} conns | p50 / p99 latency (ms) | ${ms(throughput.direct.stats.p50)} / ${ms(throughput.direct.stats.p99)} | ${ms(throughput.gateway.stats.p50)} / ${ms(throughput.gateway.stats.p99)} | |`,
-      `| max, autocannon, ${MAX_CONNECTIONS} conns | CPU µs per call: gateway / upstream / load generator | – / ${us(throughput.direct.cpu.sim)} / ${us(throughput.direct.cpu.bench)} | ${us(throughput.gateway.cpu.gateway)} / ${us(throughput.gateway.cpu.sim)} / ${us(throughput.gateway.cpu.bench)} | |`,
+      latencyRow(`${RATE} req/s, paced open loop`, "p50", paced),
+      latencyRow(`${RATE} req/s, paced open loop`, "p99", paced),
+      latencyRow(`${LOW_RATE} req/s, paced open loop`, "p50", pacedLow),
+      latencyRow(`${LOW_RATE} req/s, paced open loop`, "p99", pacedLow),
+      latencyRow(`${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns`, "p50", cannonRate),
+      latencyRow(`${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns`, "p99", cannonRate),
+      `| max, autocannon, ${MAX_CONNECTIONS} conns | calls/s | ${throughput.direct.perSecond.toFixed(0)} | ${throughput.bare.perSecond.toFixed(0)} | ${throughput.gateway.perSecond.toFixed(0)} metered (${(throughput.gateway.perSecond / throughput.bare.perSecond).toFixed(2)}× the bare proxy) |`,
+      `| max, autocannon, ${MAX_CONNECTIONS} conns | p50 / p99 latency (ms) | ${ms(throughput.direct.stats.p50)} / ${ms(throughput.direct.stats.p99)} | ${ms(throughput.bare.stats.p50)} / ${ms(throughput.bare.stats.p99)} | ${ms(throughput.gateway.stats.p50)} / ${ms(throughput.gateway.stats.p99)} |`,
+      `| max, autocannon, ${MAX_CONNECTIONS} conns | CPU µs per call: proxy / upstream / load generator | – / ${us(throughput.direct.cpu.sim)} / ${us(throughput.direct.cpu.bench)} | ${cpuOf("bare")} | ${cpuOf("gateway")} |`,
       "",
       `Usage store after a graceful stop: ${records} records for ${gateway2xx} 2xx answers via the gateway (sequences ${firstSequence}..${nextSequence - 1n}): ${storeOk ? "one record per answer" : "MISMATCH"}.`,
-      `Targets (2-core machine): added p50 ≤ 1 ms and p99 ≤ 5 ms at ${RATE} req/s (paced: ${added("p50", paced) <= 1 ? "met" : "missed"} / ${added("p99", paced) <= 5 ? "met" : "missed"}); ≥ 3,000 metered calls/s (${throughput.gateway.perSecond >= 3000 ? "met" : "missed"}).`,
+      `Targets (issue 12): metered calls/s ≥ 0.6× the bare proxy's (${(throughput.gateway.perSecond / throughput.bare.perSecond).toFixed(2)}×: ${throughput.gateway.perSecond >= 0.6 * throughput.bare.perSecond ? "met" : "missed"}); ` +
+        `added p50 ≤ 1 ms and p99 ≤ 5 ms over direct below capacity (paced ${LOW_RATE} req/s: ${added("p50", pacedLow) <= 1 ? "met" : "missed"} / ${added("p99", pacedLow) <= 5 ? "met" : "missed"}).`,
     ];
     console.log(`\n${lines.join("\n")}\n`);
 
