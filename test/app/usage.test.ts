@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import { expect } from "chai";
 import { formatUnits, parseUnits } from "viem";
-import { createApiKey, deposit } from "../../client";
+import { createApiKey, deposit, setSignerAuthorization } from "../../client";
 import { startAppMarket, type AppMarket } from "../helpers/browser/app-market";
 
 const NARROW = { width: 390, height: 844 };
@@ -155,5 +155,18 @@ describe("Usage page (#/usage)", function () {
     } finally {
       await provider.send("evm_setAutomine", [true]);
     }
+  });
+
+  it("a call settled by a gateway key the provider has since retired still verifies: its signer was authorized when it settled", async function () {
+    // Last in the file: with its key revoked the gateway can sign nothing more.
+    const { run } = market;
+    await setSignerAuthorization(await run.as(run.providerKey), { providerId: run.providerId, signer: run.gatewaySigner, authorized: false });
+    const settled = records().filter((record) => record.settlement !== null);
+    expect(settled.length).to.be.greaterThan(0);
+    const { page } = await market.openApp({ path: "#/usage", account: buyer.key });
+    await page.getByRole("button", { name: "Sign in to the gateway" }).click();
+    await page.getByRole("button", { name: "Verify all shown" }).click();
+    await page.getByText(new RegExp(`Checked against the chain: ${settled.length} verified, 0 mismatch`)).waitFor();
+    market.expectNoConsoleErrors(page);
   });
 });

@@ -3,9 +3,11 @@
  * oracle: the client's receipt reconciliation (client/audit/receipt-reconciliation.ts) recomputes the hash,
  * recovers the EIP-712 signature, finds the record the chain settled under the signer's sequence in the
  * batches rebuilt from chain data (`loadChainHistory` and `auditChain`), compares every settled figure with the receipt's and
- * checks the Merkle proof against the batch's on-chain content root; `verifyReceipt` checks that the signer
- * is authorized on-chain for the model's provider. On top, the figures the gateway lists in the row must be
- * the ones it signed. The verdict per row: verified, a mismatch naming the field, or pending settlement.
+ * checks the Merkle proof against the batch's on-chain content root. A settled record needs no more: the chain
+ * audit already checked its batch's signer was authorized when it settled. A receipt not settled yet is asked
+ * of `verifyReceipt`, whose signer must be authorized now for the model's provider, so a receipt from a key no
+ * provider owns is a mismatch at once rather than "pending". On top, the figures the gateway lists in the row
+ * must be the ones it signed. The verdict per row: verified, a mismatch naming the field, or pending settlement.
  */
 import type { Address, Hash } from "viem";
 import { auditChain, loadChainHistory, parseUsageExport, reconcileReceipts, rpcStateReader, verifyReceipt, type AuditedBatch, type TollgateClient } from "../../../../client";
@@ -35,6 +37,11 @@ function listedAgainstSigned(row: ShownUsageRow): { field: string; message: stri
   return undefined;
 }
 
+/** The batch of `signer` whose sequence range holds `sequence`, if one settled. */
+function batchHolding(batches: readonly AuditedBatch[], signer: string, sequence: bigint): AuditedBatch | undefined {
+  return batches.find((b) => b.signer.toLowerCase() === signer.toLowerCase() && sequence >= b.firstSequence && sequence < b.firstSequence + b.recordCount);
+}
+
 /**
  * The settled batches, rebuilt from chain data; read again only when a row's sequence is past them. The
  * deploy block is found once (a binary search over eth_getCode) and reused by every later read.
@@ -42,10 +49,8 @@ function listedAgainstSigned(row: ShownUsageRow): { field: string; message: stri
 export function batchSource(client: TollgateClient) {
   let cached: AuditedBatch[] | undefined;
   let deployBlock: bigint | undefined;
-  const covers = (batches: AuditedBatch[], signer: string, sequence: bigint) =>
-    batches.some((b) => b.signer.toLowerCase() === signer.toLowerCase() && sequence >= b.firstSequence && sequence < b.firstSequence + b.recordCount);
   return async (needed: { signer: string; sequence: bigint }[]): Promise<AuditedBatch[]> => {
-    if (cached && needed.every((n) => covers(cached!, n.signer, n.sequence))) return cached;
+    if (cached && needed.every((n) => batchHolding(cached!, n.signer, n.sequence))) return cached;
     const history = await loadChainHistory(client.public, { tollgate: client.contracts.tollgate, deployBlock });
     deployBlock = history.deployBlock;
     cached = (await auditChain(history, rpcStateReader(client.public, history))).batches;
@@ -78,29 +83,30 @@ export async function verifyUsageRows(client: TollgateClient, usage: ShownUsage,
     deployment: { chainId: client.contracts.chainId, tollgate: client.contracts.tollgate },
     buyer: usage.buyer as Address,
   });
-  const authorizations = await Promise.all(checkable.map((row) => verifyReceipt(client, { envelope: row.receipt! })));
+  const findingsOf = checkable.map((_, index) => reconciliation.findings.filter((f) => f.where.rows.includes(index + 1)));
+  // A changed figure is named by the field the chain disagrees on, before the broken hash and signature it also causes.
+  const discrepancies = findingsOf.map((findings) => findings.find((f) => f.code === "receipt_mismatch") ?? findings.find((f) => f.severity === "discrepancy"));
+  const pendings = findingsOf.map((findings, index) => (discrepancies[index] ? undefined : findings.find((f) => f.severity === "pending")));
+  // Only the unsettled receipts need the chain's word on their signer (a settled one's was checked at settlement).
+  const authorizations = await Promise.all(checkable.map((row, index) => (pendings[index] ? verifyReceipt(client, { envelope: row.receipt! }) : undefined)));
 
   checkable.forEach((row, index) => {
-    const findings = reconciliation.findings.filter((f) => f.where.rows.includes(index + 1));
-    // A changed figure is named by the field the chain disagrees on, before the broken hash and signature it also causes.
-    const discrepancy = findings.find((f) => f.code === "receipt_mismatch") ?? findings.find((f) => f.severity === "discrepancy");
-    const unauthorized = authorizations[index].problems.find((p) => p.code !== "hash_mismatch" && p.code !== "bad_signature" && p.code !== "signer_mismatch");
+    const discrepancy = discrepancies[index];
     if (discrepancy) {
       verdicts.set(row.sequence, { outcome: "mismatch", field: discrepancy.field ?? discrepancy.code, message: discrepancy.message });
       return;
     }
+    const unauthorized = authorizations[index]?.problems.find((p) => p.code !== "hash_mismatch" && p.code !== "bad_signature" && p.code !== "signer_mismatch");
     if (unauthorized) {
       verdicts.set(row.sequence, { outcome: "mismatch", field: "signer", message: unauthorized.message });
       return;
     }
-    const pending = findings.find((f) => f.severity === "pending");
+    const pending = pendings[index];
     if (pending) {
       verdicts.set(row.sequence, { outcome: "pending", message: pending.code === "receipt_unsettled" ? "Not settled on-chain yet: verify again after the next settlement." : pending.message });
       return;
     }
-    const signer = parsed.receipts[index].signer;
-    const sequence = parsed.receipts[index].receipt.sequence;
-    const batch = batches.find((b) => b.signer.toLowerCase() === signer.toLowerCase() && sequence >= b.firstSequence && sequence < b.firstSequence + b.recordCount)!;
+    const batch = batchHolding(batches, parsed.receipts[index].signer, parsed.receipts[index].receipt.sequence)!;
     verdicts.set(row.sequence, { outcome: "verified", txHash: batch.txHash, batchFirstSequence: batch.firstSequence });
   });
   return verdicts;
