@@ -46,6 +46,7 @@ import {
   type ChromiumSession,
   type InjectedWallet,
 } from "../helpers/browser";
+import { permitTypes } from "../../server/chain/permit";
 
 const transferWithErrors = parseAbi([
   "function transfer(address to, uint256 amount) returns (bool)",
@@ -273,13 +274,7 @@ describe("browser test harness (Chromium, injected wallet, axe)", function () {
           { name: "chainId", type: "uint256" },
           { name: "verifyingContract", type: "address" },
         ],
-        Permit: [
-          { name: "owner", type: "address" },
-          { name: "spender", type: "address" },
-          { name: "value", type: "uint256" },
-          { name: "nonce", type: "uint256" },
-          { name: "deadline", type: "uint256" },
-        ],
+        ...permitTypes,
       },
       primaryType: "Permit",
       // As a dapp's viem sends it: bigints as decimal strings inside the JSON.

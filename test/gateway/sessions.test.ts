@@ -54,22 +54,16 @@ describe("read sessions: a wallet signs once, then reads usage, balance and keys
   let aliceKey: string;
 
   const clientAt = (url: string, account: LocalAccount): TollgateClient => h.market.clientOf(account, { url });
-  const sessionCount = (): number => {
+  const rowCount = (table: "read_sessions" | "used_nonces"): number => {
     const db = new Database(h.config.store.path, { readonly: true, fileMustExist: true });
     try {
-      return (db.prepare("SELECT count(*) AS n FROM read_sessions").get() as { n: number }).n;
+      return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
     } finally {
       db.close();
     }
   };
-  const nonceCount = (): number => {
-    const db = new Database(h.config.store.path, { readonly: true, fileMustExist: true });
-    try {
-      return (db.prepare("SELECT count(*) AS n FROM used_nonces").get() as { n: number }).n;
-    } finally {
-      db.close();
-    }
-  };
+  const sessionCount = () => rowCount("read_sessions");
+  const nonceCount = () => rowCount("used_nonces");
 
   const openMessage = (buyer: LocalAccount, overrides: Record<string, unknown> = {}) => ({ buyer: buyer.address, issuedAt: BigInt(unixNow()), nonce: nonce(), ...overrides });
   const sign = (signer: LocalAccount, message: Record<string, unknown>, signingDomain: TypedDataDomain = domain) =>
