@@ -128,6 +128,8 @@ export async function createOracle(options: OracleOptions): Promise<Oracle> {
     try {
       const result = await stream.tick({ force });
       streamBackoff.delete(stream);
+      // A pass that settled has reached the chain: the outage the withdrawals read met is over.
+      rpcDown = false;
       return result;
     } catch (error) {
       if (error instanceof SenderStoppedError) return { kind: "retry", reason: error.message };
