@@ -9,6 +9,7 @@ import { createPublicClient, http as httpTransport, type PublicClient } from "vi
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../config";
 import { UsageStore } from "../store/usage-store";
+import { WalCheckpointer } from "../store/wal-checkpointer";
 import { createOpenAICompatibleUpstream } from "../upstream/openai-compatible";
 import type { UpstreamAdapter } from "../upstream/types";
 import { createApp } from "./app";
@@ -16,6 +17,7 @@ import { createLogger } from "../logging/logger";
 import { MarketplaceReader } from "../chain/marketplace-reader";
 import { MarketplaceState } from "./marketplace-state";
 import { ApiKeyCache } from "./middleware/authenticate";
+import { GroupCommit } from "./metering/group-commit";
 import { Meter } from "./metering/meter";
 import { ReceiptSigner } from "./metering/receipt-signer";
 import { SpendLedger } from "./metering/spend-ledger";
@@ -32,6 +34,12 @@ export interface GatewayOptions {
   upstreams?: Record<string, UpstreamAdapter>;
   logger?: Logger;
   defaultMetrics?: boolean;
+  /**
+   * Crash points for fault tests (`TOLLGATE_FAILPOINTS` in main.ts). `gateway.after-commit:N`: SIGKILL this
+   * process right after the group commit that brings its written records to N or more, before any answer of
+   * that group is sent.
+   */
+  failpoints?: readonly string[];
 }
 
 export interface Gateway {
@@ -44,6 +52,19 @@ export interface Gateway {
 }
 
 const REBUILD_PAGE = 10_000;
+
+/** `gateway.after-commit:N` → a hook that kills the process, as a power cut or OOM kill would: no cleanup. */
+function afterCommitFailpoint(failpoints: readonly string[]): ((committed: number) => void) | undefined {
+  const spec = failpoints.find((name) => name.startsWith("gateway.after-commit"));
+  if (!spec) return undefined;
+  const threshold = Number(spec.split(":")[1] ?? 1);
+  if (!Number.isSafeInteger(threshold) || threshold < 1) throw new Error(`failpoint ${spec}: write gateway.after-commit:N with N ≥ 1`);
+  return (committed) => {
+    if (committed < threshold) return;
+    process.stderr.write(`tollgate gateway: failpoint ${spec} reached after ${committed} records; killing myself before answering\n`);
+    process.kill(process.pid, "SIGKILL");
+  };
+}
 
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
@@ -64,6 +85,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     firstSequence: signerOnChain.nextSequence,
     durability: config.store.durability,
     chain: { chainId, contract: tollgate },
+    // Checkpoints run on a worker thread (below), never inside a call's COMMIT.
+    autoCheckpoint: false,
   });
 
   const ledger = new SpendLedger();
@@ -76,6 +99,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics });
+  const checkpointer = new WalCheckpointer({
+    path: config.store.path,
+    durability: config.store.durability,
+    onCheckpoint: ({ seconds }) => metrics.storeCheckpoint.observe(seconds),
+    onError: (message) => logger.warn({ error: message }, "checkpointing the usage store's WAL failed; retrying"),
+  });
+  const records = new GroupCommit(store, {
+    onCommit: (count, seconds) => metrics.observeCommit(count, seconds),
+    afterCommit: afterCommitFailpoint(options.failpoints ?? []),
+  });
   const state = new MarketplaceState({
     client,
     tollgate,
@@ -90,6 +123,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     await state.start();
   } catch (error) {
+    await checkpointer.stop();
     store.close();
     throw error;
   }
@@ -114,7 +148,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     state,
     ledger,
     store,
-    meter: new Meter({ state, ledger, store, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent }),
+    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent }),
     tokenizer,
     keys: new ApiKeyCache(store),
     metrics,
@@ -173,6 +207,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         state.stop();
         await Promise.all(Object.values(upstreams).map((upstream) => upstream.close()));
         await tokenizer.close();
+        await records.drained();
+        await checkpointer.stop();
         store.close();
         logger.info({ nextSequence: store.nextSequence().toString() }, "gateway stopped; usage store closed");
       })();

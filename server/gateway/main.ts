@@ -12,7 +12,8 @@ import { createLogger } from "../logging/logger";
 async function main(): Promise<void> {
   const config = loadGatewayConfig();
   const logger = createLogger("tollgate-gateway", config.log.level);
-  const gateway = await createGateway({ config, logger, defaultMetrics: true });
+  const failpoints = (process.env.TOLLGATE_FAILPOINTS ?? "").split(",").map((name) => name.trim()).filter(Boolean);
+  const gateway = await createGateway({ config, logger, defaultMetrics: true, failpoints });
   const url = await gateway.listen();
   // One machine-readable line, so scripts and tests know where the gateway listens.
   process.stdout.write(JSON.stringify({ event: "listening", url, signer: gateway.ctx.meter.signerAddress }) + "\n");

@@ -32,8 +32,37 @@ export class GatewayMetrics {
   readonly openReservations = new Gauge({ name: "tollgate_open_reservations", help: "Calls in flight holding a reservation", registers: [this.registry] });
   readonly lastSequence = new Gauge({ name: "tollgate_last_sequence", help: "Sequence number of the last usage record written", registers: [this.registry] });
 
+  /** Group commits of usage records, on the event loop: how long each held it, and how many records it wrote. */
+  readonly storeCommit = new Histogram({
+    name: "tollgate_store_commit_seconds",
+    help: "Time one group commit of usage records held the event loop (signing included)",
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+  readonly storeCommitMax = new Gauge({ name: "tollgate_store_commit_max_seconds", help: "Longest group commit since the gateway started", registers: [this.registry] });
+  readonly storeGroupSize = new Histogram({
+    name: "tollgate_store_group_records",
+    help: "Usage records written per group commit",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+  /** WAL checkpoints, which run on a worker thread (server/store/wal-checkpointer.ts), not on the event loop. */
+  readonly storeCheckpoint = new Histogram({
+    name: "tollgate_store_checkpoint_seconds",
+    help: "WAL checkpoints of the usage store, on the checkpoint worker thread",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  private longestCommit = 0;
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  observeCommit(records: number, seconds: number): void {
+    this.storeCommit.observe(seconds);
+    this.storeGroupSize.observe(records);
+    if (seconds > this.longestCommit) this.storeCommitMax.set((this.longestCommit = seconds));
   }
 
   observeRecord(record: StoredUsageRecord, served: ServedCall, capped: boolean): void {

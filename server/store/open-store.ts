@@ -21,6 +21,12 @@ export interface UsageStoreOptions {
    * on every later one, so a store is never replayed against a reset dev chain or another deployment.
    */
   chain?: { chainId: number; contract: Address };
+  /**
+   * False: this connection never checkpoints the WAL itself (SQLite's default folds the WAL back into the
+   * database inside whichever COMMIT crosses 1,000 pages, fsync included, on the caller's thread). The
+   * gateway turns it off and runs `WalCheckpointer` on a worker thread instead, so no answer waits on it.
+   */
+  autoCheckpoint?: boolean;
 }
 
 /** The chain has settled sequences of this signer that this database never wrote. */
@@ -45,7 +51,10 @@ export class StoreSignerMismatchError extends Error {
 
 const BUSY_TIMEOUT_MS = 5_000;
 
-function configure(db: Database.Database, path: string, durability: Durability): void {
+/** Past this, a WAL that was checkpointed is truncated back when it restarts, so a burst does not leave a huge file. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+function configure(db: Database.Database, path: string, durability: Durability, autoCheckpoint: boolean): void {
   const mode = db.pragma("journal_mode = WAL", { simple: true });
   if (mode !== "wal" && path !== ":memory:") {
     throw new Error(`the usage store at ${path} could not switch to WAL (got ${String(mode)}); its crash safety depends on it`);
@@ -55,6 +64,8 @@ function configure(db: Database.Database, path: string, durability: Durability):
   db.pragma(`synchronous = ${durability === "power-loss" ? "FULL" : "NORMAL"}`);
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.pragma("foreign_keys = ON");
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+  if (!autoCheckpoint) db.pragma("wal_autocheckpoint = 0");
 }
 
 /** Two queries, not one: SQLite answers a lone MIN or MAX of the rowid with one seek, but both together with a full scan. */
@@ -123,7 +134,7 @@ export function openStore(options: UsageStoreOptions): { db: Database.Database; 
   checkSequence(options.firstSequence, "firstSequence");
   const db = new Database(options.path, { timeout: BUSY_TIMEOUT_MS });
   try {
-    configure(db, options.path, options.durability ?? "process-crash");
+    configure(db, options.path, options.durability ?? "process-crash", options.autoCheckpoint ?? true);
     migrate(db);
     const bounds = sequenceBounds(db);
     checkSigner(db, options.path, signer, bounds.last !== null);

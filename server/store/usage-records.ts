@@ -48,6 +48,16 @@ export interface PendingUsage {
   oldestServedAt: number | null;
 }
 
+/** One record to append: its fields, the signer of its receipt once it has a sequence, and its bytes if retained. */
+export interface PendingAppend {
+  input: UsageRecordInput;
+  sign: (sequence: bigint) => SignedReceipt;
+  content?: RetainedContent;
+}
+
+/** What became of one record of a group: written, or refused alone with the reason. */
+export type AppendOutcome = { record: StoredUsageRecord } | { error: unknown };
+
 /** A settlement would replace a different settlement already recorded for the same sequence. */
 export class SettlementConflictError extends Error {
   override name = "SettlementConflictError";
@@ -130,6 +140,8 @@ export class UsageRecords {
   private readonly appendTx: Database.Transaction<
     (sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content: RetainedContent | undefined) => StoredUsageRecord
   >;
+  /** The outer transaction of a group; `appendTx` called inside it becomes a savepoint (better-sqlite3 nests that way). */
+  private readonly groupTx: Database.Transaction<(run: () => AppendOutcome[]) => AppendOutcome[]>;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
 
   /** `keys` takes each record's cost into its key's running `spent`, inside the append's transaction. */
@@ -174,6 +186,7 @@ export class UsageRecords {
       .safeIntegers(true);
     this.content = new UsageContentTable(db);
     this.appendTx = db.transaction((sequence, input, sign, content) => this.writeRecord(sequence, input, sign, content));
+    this.groupTx = db.transaction((run) => run());
     this.settleTx = db.transaction((first, last, settlement) => this.writeSettlement(first, last, settlement));
   }
 
@@ -192,11 +205,34 @@ export class UsageRecords {
    * transaction.
    */
   appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content?: RetainedContent): StoredUsageRecord {
-    const sequence = this.next;
-    const stored = this.appendTx.immediate(sequence, input, sign, content);
-    // Only after COMMIT: a rolled-back append must leave the number for the next call, or a gap opens.
-    this.next = sequence + 1n;
-    return stored;
+    const [outcome] = this.appendRecords([{ input, sign, content }]);
+    if ("error" in outcome) throw outcome.error;
+    return outcome.record;
+  }
+
+  /**
+   * Group commit: several records in ONE transaction (one WAL write and one commit for all of them, instead
+   * of one each), in the order given, under consecutive sequences. Each record is written inside its own
+   * savepoint, so one that fails (a bad field, a revoked key's owner mismatch, a duplicate request id)
+   * rolls back alone, takes no sequence and is returned as its error, while the others commit. If the
+   * COMMIT itself fails, this throws and nothing at all was written.
+   */
+  appendRecords(entries: readonly PendingAppend[]): AppendOutcome[] {
+    let next = this.next;
+    const outcomes = this.groupTx.immediate(() =>
+      entries.map((entry): AppendOutcome => {
+        try {
+          const record = this.appendTx(next, entry.input, entry.sign, entry.content);
+          next++;
+          return { record };
+        } catch (error) {
+          return { error };
+        }
+      }),
+    );
+    // Only after COMMIT: a rolled-back append must leave its number for the next call, or a gap opens.
+    this.next = next;
+    return outcomes;
   }
 
   private writeRecord(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content: RetainedContent | undefined): StoredUsageRecord {

@@ -10,7 +10,7 @@ import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
 import { openStore, type UsageStoreOptions } from "./open-store";
 import { ReadSessionTable, type ReadSession } from "./read-sessions";
 import type { RetainedContent } from "./usage-content";
-import { UsageRecords, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
+import { UsageRecords, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 import type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
 export type { ApiKeyRecord } from "./api-keys";
@@ -23,7 +23,7 @@ export {
   type Durability,
   type UsageStoreOptions,
 } from "./open-store";
-export { SettlementConflictError, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
+export { SettlementConflictError, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 export type { RetainedContent } from "./usage-content";
 export type { ReadSession } from "./read-sessions";
 export type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
@@ -64,6 +64,11 @@ export class UsageStore {
    */
   appendRecord(input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content?: RetainedContent): StoredUsageRecord {
     return this.records.appendRecord(input, sign, content);
+  }
+
+  /** See `UsageRecords.appendRecords`: a group of records in one transaction, each in its own savepoint. */
+  appendRecords(entries: readonly PendingAppend[]): AppendOutcome[] {
+    return this.records.appendRecords(entries);
   }
 
   /** The retained request and response bytes of a record (retention on when it was served), or undefined. */

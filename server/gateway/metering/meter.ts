@@ -11,11 +11,12 @@ import type { UsageReceipt } from "../../chain/eip712";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
 import { recordCost } from "../../chain/pricing";
 import { receiptToWire, usageReceiptOf, type ReceiptEnvelope } from "../../chain/receipt-envelope";
-import type { ApiKeyRecord, StoredUsageRecord, UsageStore } from "../../store/usage-store";
+import type { ApiKeyRecord, StoredUsageRecord } from "../../store/usage-store";
 import { GatewayError } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
 import type { GatewayMetrics } from "../metrics";
 import { commitContent } from "./content-hash";
+import type { GroupCommit } from "./group-commit";
 import type { ReceiptSigner } from "./receipt-signer";
 import type { ServedCall } from "./served-call";
 import type { Reservation, SpendLedger } from "./spend-ledger";
@@ -52,7 +53,8 @@ export class Meter {
     private readonly deps: {
       state: MarketplaceState;
       ledger: SpendLedger;
-      store: UsageStore;
+      /** Writes records in groups (group-commit.ts); `store` is the store it writes to. */
+      records: GroupCommit;
       signer: ReceiptSigner;
       metrics: GatewayMetrics;
       domain: ReceiptEnvelope["domain"];
@@ -117,11 +119,12 @@ export class Meter {
   }
 
   /**
-   * Writes the usage record of a served call and signs its receipt, in one transaction. The caller sends
-   * the response only after this returns, so a response never exists without its record.
+   * Writes the usage record of a served call and signs its receipt, in one transaction (shared with the other
+   * records that finish in the same turn of the event loop). The caller sends the response only after this
+   * resolves, so a response never exists without its durable record.
    */
-  record(call: ReservedCall, served: ServedCall): { record: StoredUsageRecord; envelope: ReceiptEnvelope } {
-    const { store, signer, ledger, metrics } = this.deps;
+  async record(call: ReservedCall, served: ServedCall): Promise<{ record: StoredUsageRecord; envelope: ReceiptEnvelope }> {
+    const { records, signer, ledger, metrics } = this.deps;
     const counts = billedCounts(served.reported, served.gatewayCount, { inputTokens: call.reservedInput, outputTokens: call.reservedOutput });
     const prices = { input: call.epoch.input, cachedInput: call.epoch.cachedInput, output: call.epoch.output };
     const cost = recordCost(counts, prices);
@@ -140,8 +143,8 @@ export class Meter {
       cost,
       contentHash: content.contentHash,
     };
-    const record = store.appendRecord(
-      {
+    const record = await records.append({
+      input: {
         ...receipt,
         requestId: served.requestId,
         keyId: call.key.id,
@@ -159,12 +162,12 @@ export class Meter {
         streamed: served.streamed,
         completed: served.completed,
       },
-      (sequence) => {
+      sign: (sequence) => {
         const signed = signer.sign({ sequence, ...receipt });
         return { receiptHash: signed.receiptHash, signature: signed.signature };
       },
-      this.deps.retainContent ? { request: served.requestBytes, response: served.responseBytes } : undefined,
-    );
+      content: this.deps.retainContent ? { request: served.requestBytes, response: served.responseBytes } : undefined,
+    });
     // The record is durable: count it as unsettled before the reservation that covered it goes away.
     ledger.addUnsettled(record.buyer, record.sequence, cost);
     call.key.spent += cost;

@@ -96,7 +96,7 @@ async function respondJson(ctx: GatewayContext, req: Request, res: Response, cal
   body.model = call.model.config.name;
   const outputTokens = countChatOutput(ctx.tokenizer, call.model.config.encoding, body);
   const responseBytes = Buffer.from(JSON.stringify(body));
-  const { envelope } = ctx.meter.record(call, {
+  const { envelope } = await ctx.meter.record(call, {
     requestId: req.id,
     endpoint: "chat.completions",
     reported: parseReportedUsage(body.usage),
@@ -172,7 +172,7 @@ async function respondStream(
   // Served (fully, or until the client left): charge for what was produced.
   const completed = !clientGone();
   const outputTokens = await output.count(ctx.tokenizer, call.model.config.encoding);
-  const { envelope } = ctx.meter.record(call, {
+  const { envelope } = await ctx.meter.record(call, {
     requestId: req.id,
     endpoint: "chat.completions",
     reported: completed ? reported : undefined,

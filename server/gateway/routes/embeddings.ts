@@ -50,7 +50,7 @@ export function embeddings(ctx: GatewayContext) {
       const responseBody = { ...answer.body, model: model.config.name };
       const responseBytes = Buffer.from(JSON.stringify(responseBody));
       const reported = parseReportedUsage(answer.body.usage);
-      const { envelope } = ctx.meter.record(call, {
+      const { envelope } = await ctx.meter.record(call, {
         requestId: req.id,
         endpoint: "embeddings",
         reported: reported && { ...reported, completionTokens: 0, reasoningTokens: 0 },
