@@ -10,6 +10,11 @@
  * - a record whose response was lost in the kill is allowed, but it must belong to a call that was cut off,
  *   and be a whole, validly signed record; a call answered with an error has no record.
  *
+ * And group commit (records that finish in the same turn of the event loop share one transaction): the
+ * `gateway.after-commit:N` failpoint SIGKILLs the gateway right after a group's COMMIT and before any of its
+ * answers is released; every answer a client got still has its record, and the killed group's records are
+ * whole although nobody was answered.
+ *
  * And graceful shutdown: SIGTERM mid-burst exits 0, every accepted call either completes with a receipt or
  * gets an OpenAI-style 503, and nothing is recorded that the client did not receive.
  *
@@ -170,8 +175,8 @@ describe("gateway crash recovery: SIGKILL / SIGTERM of the gateway process (inva
     return { dir, configPath, storePath: path.join(dir, "usage.sqlite"), signerKey, signer, firstSequence: nextSequence };
   }
 
-  function startGateway(site: GatewaySite): Promise<GatewayProcess> {
-    return startGatewayProcess({ configPath: site.configPath, signerKey: site.signerKey, rpcUrl: rpc.url });
+  function startGateway(site: GatewaySite, env?: Record<string, string>): Promise<GatewayProcess> {
+    return startGatewayProcess({ configPath: site.configPath, signerKey: site.signerKey, rpcUrl: rpc.url, env });
   }
 
   async function createKey(url: string, buyer: Buyer): Promise<BuyerKey> {
@@ -426,6 +431,36 @@ describe("gateway crash recovery: SIGKILL / SIGTERM of the gateway process (inva
     const recordedBefore = (phase: number) => receiptsOf(all.filter((c) => c.phase < phase)).length + lost.filter((r) => all.find((c) => c.id === r.requestId)!.phase < phase).length;
     expect(boundary1).to.equal(site.firstSequence + BigInt(recordedBefore(1)));
     expect(after.boundary).to.equal(site.firstSequence + BigInt(recordedBefore(2)));
+  });
+
+  it("SIGKILL between a group commit and its answers: every answer the client got has its record after the restart, and the group that was never answered is whole", async function () {
+    const site = await newSite();
+    let gateway = await startGateway(site);
+    const keys: BuyerKey[] = [];
+    for (const buyer of market.buyers.slice(0, BUYERS)) keys.push(await createKey(gateway.url, buyer));
+    await expectCleanExit(gateway);
+
+    const threshold = 60;
+    gateway = await startGateway(site, { TOLLGATE_FAILPOINTS: `gateway.after-commit:${threshold}` });
+    const calls = await burst(gateway, keys, { phase: 0, total: 240, concurrency: 32, streaming: (i) => i % 3 === 0 });
+    await expectKilled(gateway, "SIGKILL");
+    expect(gateway.output()).to.match(new RegExp(`failpoint gateway.after-commit:${threshold} reached`));
+    const label = summary(calls);
+    expect(calls.filter((c) => c.outcome!.kind !== "receipt" && c.outcome!.kind !== "cut").map((c) => c.outcome), label).to.deep.equal([]);
+
+    gateway = await startGateway(site);
+    const after = await callsAfterRestart(gateway, keys, 1);
+    await expectCleanExit(gateway);
+
+    const all = [...calls, ...after.calls];
+    // Every receipt a client holds has its record, and every record is whole and validly signed.
+    const lost = await verifyStore(site, all, [after.boundary]);
+    // The kill came after the commit that crossed the threshold: that many records survived it…
+    expect(after.boundary - site.firstSequence >= BigInt(threshold), `${label}; restart at ${after.boundary}`).to.equal(true);
+    // …and the last group committed before the kill was never answered: its last record is one with no answer.
+    const lastBeforeKill = after.boundary - 1n;
+    expect(lost.map((record) => record.sequence), label).to.include(lastBeforeKill);
+    expect(receiptsOf(calls).map((r) => BigInt(r.envelope.receipt.sequence))).to.not.include(lastBeforeKill);
   });
 
   it("SIGTERM during a burst: exits 0, every accepted call is answered with a receipt or a 503, and nothing is recorded that was not received", async function () {

@@ -5,7 +5,7 @@
  * Why: one transaction per call wrote the same few B-tree pages (the table and its indexes) to the WAL once
  * per call, and paid BEGIN/COMMIT each time; under load most of a metered call's SQLite time was that. A
  * group pays it once. The guarantee is unchanged: `append()` resolves only after COMMIT returned, so an
- * answer never exists without its durable record (the SIGKILL test in test/gateway/group-commit-crash.test.ts
+ * answer never exists without its durable record (the failpoint test in test/gateway/crash-recovery.test.ts
  * kills the gateway between the commit and the answers). Under light load a group is one record and waits
  * for nothing: the flush runs on `setImmediate`, in the same turn of the loop that queued it.
  *
