@@ -31,11 +31,12 @@ function packageOf(url: string): string {
 
 /** [label, function name, end of its script URL ("" for native frames)] */
 const PROFILE_STEPS: Array<[string, string, string]> = [
-  ["meter.record: durable record + signed receipt", "record", "server/gateway/metering/meter.ts"],
+  ["meter.record (synchronous part: counts, content commitment, queueing the record)", "record", "server/gateway/metering/meter.ts"],
   ["  content commitment (3 × keccak256 + salt)", "commitContent", "server/gateway/metering/content-hash.ts"],
-  ["  UsageStore.appendRecord (SQLite transaction, signature included)", "appendRecord", "server/store/usage-store.ts"],
+  ["group commit: one SQLite transaction per group of records (signatures included)", "flush", "server/gateway/metering/group-commit.ts"],
+  ["  one record's savepoint, insert and key spend", "writeRecord", "server/store/usage-records.ts"],
   ["    receipt signature (2 × keccak256 + secp256k1)", "sign", "server/gateway/metering/receipt-signer.ts"],
-  ["keccak256, all callers (viem → @noble/hashes, pure JS)", "keccak256", "viem/_cjs/utils/hash/keccak256.js"],
+  ["keccak256, all callers (the keccak package, native)", "keccak256Bytes", "server/chain/keccak.ts"],
   ["secp256k1 ecdsaSign (native)", "ecdsaSign", "secp256k1/lib/index.js"],
   ["express app (routing, middleware; synchronous part)", "app", "express/lib/express.js"],
   ["prompt token count (inline)", "countChatPromptSync", "server/gateway/metering/tokenizer.ts"],

@@ -62,6 +62,9 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
   const limit = rateLimit(options.requestsPerMinute);
 
   app.use(requestContext(ctx.logger, ctx.metrics));
+  // The metered routes first: the router tries each route in order, and these carry nearly all the traffic.
+  app.post("/v1/chat/completions", routeLabel("chat.completions"), drain, requireJson, json, auth, limit, handle(chatCompletions(ctx)));
+  app.post("/v1/embeddings", routeLabel("embeddings"), drain, requireJson, json, auth, limit, handle(embeddings(ctx)));
 
   app.get("/health", routeLabel("health"), (_req, res) => {
     const ok = ctx.state.canSettle() && !options.isDraining?.();
@@ -93,8 +96,6 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
     getModel(ctx)(req, res);
   });
 
-  app.post("/v1/chat/completions", routeLabel("chat.completions"), drain, requireJson, json, auth, limit, handle(chatCompletions(ctx)));
-  app.post("/v1/embeddings", routeLabel("embeddings"), drain, requireJson, json, auth, limit, handle(embeddings(ctx)));
   app.get("/v1/balance", routeLabel("balance"), reader, handle(balance(ctx)));
   app.get("/v1/usage", routeLabel("usage"), reader, handle(usage(ctx)));
   app.get("/v1/keys", routeLabel("keys.read"), reader, handle(listKeysOfReader(ctx)));
