@@ -31,6 +31,7 @@
  *   BENCH_BUYERS (8, at most 8)             BENCH_LOG_LEVEL (gateway log level, "warn")
  *   BENCH_ACCOUNT_CACHE_MS (the gateway's chain.accountCacheMs, 1000)
  *   BENCH_CPU_PROF=1 (run the gateway with --cpu-prof; print where its time went; keep the profile)
+ *   BENCH_GATEWAY_NODE_ARGS (extra Node flags for the gateway process, space-separated)
  *   BENCH_TOKENIZER=0 (skip the tokenizer throughput table from bench/tokenizer-throughput.ts)
  */
 import { spawn } from "node:child_process";
@@ -61,6 +62,8 @@ const BUYERS = Math.min(8, Number(process.env.BENCH_BUYERS ?? 8));
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? "warn";
 const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 1_000);
 const CPU_PROF = process.env.BENCH_CPU_PROF === "1";
+/** Extra Node flags for the gateway process only, e.g. "--max-semi-space-size=64" or "--heap-prof". */
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WARMUP_CALLS = 4_000;
 const ROOT = path.resolve(__dirname, "..");
 
@@ -153,7 +156,7 @@ async function main(): Promise<void> {
       configPath,
       signerKey,
       rpcUrl: rpc.url,
-      nodeArgs: CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+      nodeArgs: [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), ...GATEWAY_NODE_ARGS],
     });
     const bare = await spawnTsProcess({
       script: "bench/bare-proxy-main.ts",
