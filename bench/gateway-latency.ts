@@ -100,11 +100,18 @@ interface MachineShare {
   steal?: number;
 }
 
-/** The gateway's /metrics as `name{labels}` → value. */
+/** `# HELP` texts of the gateway's metrics, as last scraped. */
+const helpTexts = new Map<string, string>();
+
+/** The gateway's /metrics as `name{labels}` → value; each metric's `# HELP` text goes to `helpTexts`. */
 async function gatewayMetrics(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const values = new Map<string, number>();
   for (const line of text.split("\n")) {
+    if (line.startsWith("# HELP ")) {
+      const [name, ...help] = line.slice(7).split(" ");
+      helpTexts.set(name, help.join(" "));
+    }
     if (line.startsWith("#") || line.trim() === "") continue;
     const space = line.lastIndexOf(" ");
     values.set(line.slice(0, space), Number(line.slice(space + 1)));
@@ -128,7 +135,8 @@ interface HistogramDelta {
   count: number;
   /** Observations above STALL_MS; undefined if the histogram has no bucket at STALL_MS. */
   overStall?: number;
-  sumMs: number;
+  /** In the metric's unit (seconds for the timings). */
+  sum: number;
 }
 
 function histogramDelta(before: Map<string, number>, after: Map<string, number>, name: string): HistogramDelta | undefined {
@@ -137,7 +145,7 @@ function histogramDelta(before: Map<string, number>, after: Map<string, number>,
   const count = total(after, `${name}_count`) - total(before, `${name}_count`);
   const hasBucket = series(after, `${name}_bucket`, STALL_BUCKET).length > 0;
   const belowStall = total(after, `${name}_bucket`, STALL_BUCKET) - total(before, `${name}_bucket`, STALL_BUCKET);
-  return { count, overStall: hasBucket ? count - belowStall : undefined, sumMs: (total(after, `${name}_sum`) - total(before, `${name}_sum`)) * 1000 };
+  return { count, overStall: hasBucket ? count - belowStall : undefined, sum: total(after, `${name}_sum`) - total(before, `${name}_sum`) };
 }
 
 /** The gateway process during one run, read from its /metrics before and after. */
@@ -150,12 +158,15 @@ interface GatewayLoop {
   checkpoints?: HistogramDelta;
   /** The longest commit since the gateway started (a gauge). */
   commitMaxMs?: number;
+  /** Group commits and the records they wrote (`tollgate_store_group_records`), when exposed. */
+  groups?: { commits: number; records: number };
 }
 
 /** Event-loop delay since the previous scrape (prom-client resets it on each scrape), GC and store timings between two scrapes. */
 function gatewayLoop(before: Map<string, number>, after: Map<string, number>): GatewayLoop {
   const gc = (kind: string) => ((after.get(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) ?? 0) - (before.get(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) ?? 0)) * 1000;
   const commitMax = series(after, "tollgate_store_commit_max_seconds");
+  const groups = histogramDelta(before, after, "tollgate_store_group_records");
   return {
     lagP99Ms: (after.get("nodejs_eventloop_lag_p99_seconds") ?? NaN) * 1000,
     lagMaxMs: (after.get("nodejs_eventloop_lag_max_seconds") ?? NaN) * 1000,
@@ -164,6 +175,7 @@ function gatewayLoop(before: Map<string, number>, after: Map<string, number>): G
     commits: histogramDelta(before, after, "tollgate_store_commit_seconds"),
     checkpoints: histogramDelta(before, after, "tollgate_store_checkpoint_seconds"),
     commitMaxMs: commitMax.length === 0 ? undefined : Math.max(...commitMax) * 1000,
+    groups: groups && { commits: groups.count, records: groups.sum },
   };
 }
 
@@ -177,13 +189,19 @@ const log = (line: string) => console.log(`[bench] ${line}`);
 /** "count / above 5 ms / sum ms" of a store histogram, or n/a when the gateway does not expose it. */
 function histogramCells(h: HistogramDelta | undefined): string {
   if (!h) return "n/a (not exposed)";
-  return `${h.count} / ${h.overStall === undefined ? `n/a (no ${STALL_BUCKET} bucket)` : h.overStall} / ${h.sumMs.toFixed(1)}`;
+  return `${h.count} / ${h.overStall === undefined ? `n/a (no ${STALL_BUCKET} bucket)` : h.overStall} / ${(h.sum * 1000).toFixed(1)}`;
+}
+
+function recordsPerGroup(loop: GatewayLoop): string {
+  if (!loop.groups) return "n/a (not exposed)";
+  const { commits, records } = loop.groups;
+  return `${commits > 0 ? (records / commits).toFixed(2) : "n/a"} (${records.toFixed(0)} records in ${commits} commits)`;
 }
 
 function describeLoop(loop: GatewayLoop): string {
   return (
     `gateway event-loop delay p99 ${ms1(loop.lagP99Ms)} ms, longest stall ${ms1(loop.lagMaxMs)} ms; GC ${loop.gcMs.toFixed(0)} ms (major ${loop.gcMajorMs.toFixed(0)} ms); ` +
-    `store commits (count / > ${STALL_MS} ms / sum ms) ${histogramCells(loop.commits)}; checkpoints ${histogramCells(loop.checkpoints)}; longest commit since start ${ms1(loop.commitMaxMs)} ms`
+    `store commits (count / > ${STALL_MS} ms / sum ms) ${histogramCells(loop.commits)}; checkpoints ${histogramCells(loop.checkpoints)}; longest commit since start ${ms1(loop.commitMaxMs)} ms; records per group commit ${recordsPerGroup(loop)}`
   );
 }
 
@@ -506,6 +524,7 @@ async function main(): Promise<void> {
       `| store commits on the event loop (\`tollgate_store_commit_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.commits)} |`,
       `| WAL checkpoints (\`tollgate_store_checkpoint_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.checkpoints)} |`,
       `| longest commit since the gateway started (\`tollgate_store_commit_max_seconds\`, ms) | ${ms1(loop.commitMaxMs)} |`,
+      `| records per group commit (\`tollgate_store_group_records\`) | ${recordsPerGroup(loop)} |`,
     ];
 
     // --- the targets ---------------------------------------------------------------------------------------
@@ -520,6 +539,9 @@ async function main(): Promise<void> {
       const c = loop.checkpoints;
       if (!c || c.overStall === undefined) return `n/a (not exposed)${loopQuiet ? `; the loop never stalled > ${STALL_MS} ms, so no checkpoint did` : ""}`;
       if (c.overStall === 0) return "met";
+      // Where checkpoints run is the gateway's to say: its metric's help text names the thread.
+      const help = helpTexts.get("tollgate_store_checkpoint_seconds") ?? "";
+      if (/worker thread/i.test(help)) return `met: off the event loop ("${help}")`;
       return loopQuiet ? `met (the ${c.overStall} slow ones ran off the loop: it never stalled > ${STALL_MS} ms)` : `missed if checkpoints run on the event loop`;
     })();
     const stallCell = (h: HistogramDelta | undefined) => (h && h.overStall !== undefined ? `${h.overStall} of ${h.count} > ${STALL_MS} ms` : "n/a");
