@@ -319,8 +319,8 @@ async function main(): Promise<void> {
     // --- the streamed prompt: one whose natural answer is longer than STREAM_TOKENS, so max_tokens cuts it at exactly that
     const simOrigin = new URL(sim.url).origin;
     const simChat = `${new URL(sim.url).pathname}/chat/completions`;
-    let streamBody: string | undefined;
-    for (let variant = 0; variant < 64 && streamBody === undefined; variant++) {
+    let found: string | undefined;
+    for (let variant = 0; variant < 64 && found === undefined; variant++) {
       const candidate = JSON.stringify({
         model: "small-model",
         messages: [{ role: "user", content: `Tell a short story about a toll bridge at dawn (${variant}).` }],
@@ -329,9 +329,10 @@ async function main(): Promise<void> {
         stream_options: { include_usage: true },
       });
       const probe = await probeStream(simOrigin, simChat, headersFor(keys[0]), candidate);
-      if (probe.status === 200 && probe.done && probe.contentTokens === STREAM_TOKENS && probe.finishReason === "length") streamBody = candidate;
+      if (probe.status === 200 && probe.done && probe.contentTokens === STREAM_TOKENS && probe.finishReason === "length") found = candidate;
     }
-    if (streamBody === undefined) throw new Error(`no prompt found whose simulated answer is cut at ${STREAM_TOKENS} tokens: did the simulated upstream's answer lengths change?`);
+    if (found === undefined) throw new Error(`no prompt found whose simulated answer is cut at ${STREAM_TOKENS} tokens: did the simulated upstream's answer lengths change?`);
+    const streamBody = found;
 
     const body = JSON.stringify(PROMPT);
     const requestsFor = (pathname: string, payload: string): LoadJob["requests"] => keys.map((key) => ({ method: "POST", path: pathname, headers: headersFor(key), body: payload }));
@@ -341,7 +342,7 @@ async function main(): Promise<void> {
       origin,
       chatPath,
       requests: requestsFor(chatPath, body),
-      streamRequests: requestsFor(chatPath, streamBody!),
+      streamRequests: requestsFor(chatPath, streamBody),
       pid,
     });
     const targets: Target[] = [
