@@ -3,6 +3,8 @@
  * kind the gateway uses), the request's JSON parsed and re-serialised on the way in and the answer's on the way
  * out, and nothing else: no auth, no metering, no store, no signature. The metered gateway is measured against
  * this, side by side in one run, so what the numbers show is the price of metering rather than of Node.
+ * A `text/event-stream` answer (`stream: true`) is piped through chunk by chunk as it arrives, never buffered,
+ * so its time to first token is the floor a streaming Node proxy pays.
  *
  *   node -r ts-node/register/transpile-only bench/bare-proxy-main.ts --upstream http://127.0.0.1:PORT/v1
  *
@@ -10,6 +12,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { pipeline } from "node:stream";
 import { Pool } from "undici";
 
 function argument(name: string): string | undefined {
@@ -43,6 +46,13 @@ const server = http.createServer((req, res) => {
     pool
       .request({ method: req.method as "POST", path: req.url ?? "/", headers: { "content-type": "application/json" }, body })
       .then(async (answer) => {
+        const type = String(answer.headers["content-type"] ?? "");
+        if (type.startsWith("text/event-stream")) {
+          res.writeHead(answer.statusCode, { "content-type": type, "cache-control": "no-cache" });
+          // A broken stream on either side ends both; there is nothing left to tell the client.
+          pipeline(answer.body, res, () => undefined);
+          return;
+        }
         const text = await answer.body.text();
         const out = text ? JSON.stringify(JSON.parse(text)) : "";
         res.writeHead(answer.statusCode, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });

@@ -2,31 +2,43 @@
  * Gateway latency and throughput: `npx hardhat run bench/gateway-latency.ts` (npm run bench:gateway).
  *
  * The same load, in one run, against the simulated upstream directly, through a bare Node proxy
- * (bench/bare-proxy-main.ts: node:http in, an undici pool out, JSON parsed and re-serialised, nothing else: the
- * floor any Node gateway pays) and through the metered gateway, loopback only. The simulated upstream (`server/upstream/simulated-main.ts`, no added latency) and the
- * gateway (`server/gateway/main.ts`) each run in their own child process; the chain is this process's
- * Hardhat network served over JSON-RPC; the load generator runs on a worker thread of this process, so
- * neither the chain nor the servers share its event loop.
+ * (bench/bare-proxy-main.ts: node:http in, an undici pool out, JSON parsed and re-serialised, SSE piped through,
+ * nothing else: the floor any Node gateway pays) and through the metered gateway, loopback only. The simulated
+ * upstream (`server/upstream/simulated-main.ts`, no added latency) and the gateway (`server/gateway/main.ts`)
+ * each run in their own child process; the chain is this process's Hardhat network served over JSON-RPC; the
+ * load generator runs on a worker thread of this process, so neither the chain nor the servers share its event loop.
  *
- *   (a) fixed rate (1,000 req/s): non-streaming chat, small prompt, max_tokens 16. Two generators:
- *       - paced open loop: one request every 1/rate s on a keep-alive pool, whatever the answers do
- *         (also at a quarter of the rate, to see the added latency of a call when nothing queues);
- *       - autocannon `overallRate`: autocannon sends each connection's per-second quota back to back
- *         and then waits for the next second, so this is bursts at concurrency = connections.
- *       p50/p99 direct and via the gateway; "added" is the difference of the two percentiles.
- *   (b) max throughput: autocannon, N connections, as fast as the answers come: calls/s direct, and metered
- *       calls/s via the gateway (each one a durable SQLite record and a signed receipt).
+ *   warm-up: autocannon, as fast as the answers come. The gateway's calls/s here is its capacity as this run
+ *       measures it; the lower paced rate defaults to half of it (issue 12 judges the added latency there).
+ *   (a) paced open loop (one request every 1/rate s on a keep-alive pool, whatever the answers do), non-streaming
+ *       chat, small prompt, max_tokens 16: at the lower rate (below capacity: the added latency of a call when
+ *       nothing queues) and at BENCH_RATE; and autocannon `overallRate` at BENCH_RATE (autocannon sends each
+ *       connection's per-second quota back to back and then waits for the next second: bursts at concurrency =
+ *       connections). p50/p99/p99.9; "added" is the difference of a percentile via a proxy and direct.
+ *   (s) streaming: `stream: true`, exactly 64 output tokens (max_tokens 64 on a prompt whose answer is longer),
+ *       `stream_options.include_usage`, the upstream pausing BENCH_INTER_TOKEN_MS between events, paced: time to
+ *       the first token (the first event with a non-empty `choices[0].delta.content`) and to the last (`[DONE]`),
+ *       the body read chunk by chunk as it arrives.
+ *   (b) max throughput: autocannon, N connections, as fast as the answers come: calls/s direct, via the bare
+ *       proxy, and metered calls/s via the gateway (each one a durable SQLite record and a signed receipt).
+ *
+ * For the gateway during the lower-rate paced run it prints the event-loop delay (p99 and the longest stall,
+ * from prom-client's default metrics, reset on each scrape), GC time, and the store's timings when the gateway
+ * exposes them: `tollgate_store_commit_seconds` (commits on the event loop), `tollgate_store_checkpoint_seconds`
+ * (WAL checkpoints) and the gauge `tollgate_store_commit_max_seconds`; "n/a" when absent.
  *
  * Every gateway run uses a fixed request count (autocannon `amount`, or the paced generator's total), so no
  * call is cut off at the end; after a graceful stop the bench opens the gateway's store and checks that it
- * holds exactly one record per 2xx the generators received.
+ * holds exactly one record per 2xx the generators received (streamed answers included).
  *
  * Every run also prints the CPU each process used per answered call (from /proc), and the machine's busy
  * and hypervisor-stolen time, since a 2-core box shared with the load generator and the upstream is the
- * bottleneck.
+ * bottleneck. The tables are printed as markdown, ready to paste into bench/README.md.
  *
  * Knobs (environment):
- *   BENCH_DURATION_S (10 per run)           BENCH_RATE (1000)        BENCH_LOW_RATE (BENCH_RATE / 4)
+ *   BENCH_DURATION_S (10 per run)           BENCH_RATE (1000)
+ *   BENCH_LOW_RATE (half the gateway's capacity measured by the warm-up)
+ *   BENCH_STREAM_RATE (the lower rate / 2)  BENCH_INTER_TOKEN_MS (the upstream's pause between SSE events, 1)
  *   BENCH_CONNECTIONS (64, phase b)         BENCH_RATE_CONNECTIONS (10, autocannon in phase a)
  *   BENCH_BUYERS (8, at most 8)             BENCH_LOG_LEVEL (gateway log level, "warn")
  *   BENCH_ACCOUNT_CACHE_MS (the gateway's chain.accountCacheMs, 1000)
@@ -54,17 +66,26 @@ import { stats, type Stats } from "./lib/stats";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
-/** A second paced rate, meant to sit below the gateway's capacity: the added latency of one call when nothing queues. */
-const LOW_RATE = Number(process.env.BENCH_LOW_RATE ?? Math.round(RATE / 4));
 const MAX_CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const RATE_CONNECTIONS = Number(process.env.BENCH_RATE_CONNECTIONS ?? 10);
 const BUYERS = Math.min(8, Number(process.env.BENCH_BUYERS ?? 8));
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? "warn";
 const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 1_000);
+/**
+ * The upstream's pause between SSE events. With 0 it writes a whole answer at once, so the first and the last
+ * token arrive together and the streaming row cannot tell the work before the first token from the work after
+ * the last; 1 ms (tens of ms for the few dozen events of a 64-token answer; the probe prints how many) keeps them apart.
+ */
+const INTER_TOKEN_MS = Number(process.env.BENCH_INTER_TOKEN_MS ?? 1);
 const CPU_PROF = process.env.BENCH_CPU_PROF === "1";
 /** Extra Node flags for the gateway process only, e.g. "--max-semi-space-size=64" or "--heap-prof". */
 const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WARMUP_CALLS = 4_000;
+/** Output tokens of every streamed answer (issue 12: "a row with stream: true and 64 output tokens"). */
+const STREAM_TOKENS = 64;
+/** Where a store commit or checkpoint becomes a stall (issue 12), and the histogram bucket that counts below it. */
+const STALL_MS = 5;
+const STALL_BUCKET = 'le="0.005"';
 const ROOT = path.resolve(__dirname, "..");
 
 const PROMPT = { model: "small-model", messages: [{ role: "user", content: "Write one sentence about a toll bridge at dawn." }], max_tokens: 16 };
@@ -76,11 +97,24 @@ interface CpuPerCall {
   bench?: number;
 }
 
-/** The gateway's /metrics as `name{labels}` → value. */
+/** Share of the machine's CPU time during one run (%), all cores. */
+interface MachineShare {
+  busy?: number;
+  steal?: number;
+}
+
+/** `# HELP` texts of the gateway's metrics, as last scraped. */
+const helpTexts = new Map<string, string>();
+
+/** The gateway's /metrics as `name{labels}` → value; each metric's `# HELP` text goes to `helpTexts`. */
 async function gatewayMetrics(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const values = new Map<string, number>();
   for (const line of text.split("\n")) {
+    if (line.startsWith("# HELP ")) {
+      const [name, ...help] = line.slice(7).split(" ");
+      helpTexts.set(name, help.join(" "));
+    }
     if (line.startsWith("#") || line.trim() === "") continue;
     const space = line.lastIndexOf(" ");
     values.set(line.slice(0, space), Number(line.slice(space + 1)));
@@ -88,26 +122,140 @@ async function gatewayMetrics(url: string): Promise<Map<string, number>> {
   return values;
 }
 
-/** Event-loop delay since the previous scrape (prom-client resets it on each scrape), and GC time between two scrapes. */
-function loopAndGc(before: Map<string, number>, after: Map<string, number>): string {
+/** The series of one metric name (any labels), e.g. `x_count` and `x_count{kind="a"}`. */
+function series(metrics: Map<string, number>, name: string, labelFilter?: string): number[] {
+  const values: number[] = [];
+  for (const [key, value] of metrics) {
+    if (key !== name && !key.startsWith(`${name}{`)) continue;
+    if (labelFilter !== undefined && !key.includes(labelFilter)) continue;
+    values.push(value);
+  }
+  return values;
+}
+
+/** What a store histogram recorded between two scrapes (histograms are cumulative), over all its label sets. */
+interface HistogramDelta {
+  count: number;
+  /** Observations above STALL_MS; undefined if the histogram has no bucket at STALL_MS. */
+  overStall?: number;
+  /** In the metric's unit (seconds for the timings). */
+  sum: number;
+}
+
+function histogramDelta(before: Map<string, number>, after: Map<string, number>, name: string): HistogramDelta | undefined {
+  const total = (m: Map<string, number>, metric: string, filter?: string) => series(m, metric, filter).reduce((a, b) => a + b, 0);
+  if (series(after, `${name}_count`).length === 0) return undefined;
+  const count = total(after, `${name}_count`) - total(before, `${name}_count`);
+  const hasBucket = series(after, `${name}_bucket`, STALL_BUCKET).length > 0;
+  const belowStall = total(after, `${name}_bucket`, STALL_BUCKET) - total(before, `${name}_bucket`, STALL_BUCKET);
+  return { count, overStall: hasBucket ? count - belowStall : undefined, sum: total(after, `${name}_sum`) - total(before, `${name}_sum`) };
+}
+
+/** The gateway process during one run, read from its /metrics before and after. */
+interface GatewayLoop {
+  lagP99Ms: number;
+  lagMaxMs: number;
+  gcMs: number;
+  gcMajorMs: number;
+  commits?: HistogramDelta;
+  checkpoints?: HistogramDelta;
+  /** The longest commit since the gateway started (a gauge). */
+  commitMaxMs?: number;
+  /** Group commits and the records they wrote (`tollgate_store_group_records`), when exposed. */
+  groups?: { commits: number; records: number };
+}
+
+/** Event-loop delay since the previous scrape (prom-client resets it on each scrape), GC and store timings between two scrapes. */
+function gatewayLoop(before: Map<string, number>, after: Map<string, number>): GatewayLoop {
   const gc = (kind: string) => ((after.get(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) ?? 0) - (before.get(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) ?? 0)) * 1000;
-  const lag = (name: string) => ((after.get(name) ?? NaN) * 1000).toFixed(1);
+  const commitMax = series(after, "tollgate_store_commit_max_seconds");
+  const groups = histogramDelta(before, after, "tollgate_store_group_records");
+  return {
+    lagP99Ms: (after.get("nodejs_eventloop_lag_p99_seconds") ?? NaN) * 1000,
+    lagMaxMs: (after.get("nodejs_eventloop_lag_max_seconds") ?? NaN) * 1000,
+    gcMs: gc("minor") + gc("major") + gc("incremental") + gc("weakcb"),
+    gcMajorMs: gc("major"),
+    commits: histogramDelta(before, after, "tollgate_store_commit_seconds"),
+    checkpoints: histogramDelta(before, after, "tollgate_store_checkpoint_seconds"),
+    commitMaxMs: commitMax.length === 0 ? undefined : Math.max(...commitMax) * 1000,
+    groups: groups && { commits: groups.count, records: groups.sum },
+  };
+}
+
+const ms = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(3) : "n/a");
+const ms1 = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(1) : "n/a");
+const signed = (v: number) => (Number.isFinite(v) ? `${v < 0 ? "−" : "+"}${Math.abs(v).toFixed(3)}` : "n/a");
+const us = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(0) : "n/a");
+const pct = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(0) : "n/a");
+const log = (line: string) => console.log(`[bench] ${line}`);
+
+/** "count / above 5 ms / sum ms" of a store histogram, or n/a when the gateway does not expose it. */
+function histogramCells(h: HistogramDelta | undefined): string {
+  if (!h) return "n/a (not exposed)";
+  return `${h.count} / ${h.overStall === undefined ? `n/a (no ${STALL_BUCKET} bucket)` : h.overStall} / ${(h.sum * 1000).toFixed(1)}`;
+}
+
+function recordsPerGroup(loop: GatewayLoop): string {
+  if (!loop.groups) return "n/a (not exposed)";
+  const { commits, records } = loop.groups;
+  return `${commits > 0 ? (records / commits).toFixed(2) : "n/a"} (${records.toFixed(0)} records in ${commits} commits)`;
+}
+
+function describeLoop(loop: GatewayLoop): string {
   return (
-    `gateway event-loop delay p99 ${lag("nodejs_eventloop_lag_p99_seconds")} ms, max ${lag("nodejs_eventloop_lag_max_seconds")} ms; ` +
-    `GC ${(gc("minor") + gc("major") + gc("incremental") + gc("weakcb")).toFixed(0)} ms (major ${gc("major").toFixed(0)} ms)`
+    `gateway event-loop delay p99 ${ms1(loop.lagP99Ms)} ms, longest stall ${ms1(loop.lagMaxMs)} ms; GC ${loop.gcMs.toFixed(0)} ms (major ${loop.gcMajorMs.toFixed(0)} ms); ` +
+    `store commits (count / > ${STALL_MS} ms / sum ms) ${histogramCells(loop.commits)}; checkpoints ${histogramCells(loop.checkpoints)}; longest commit since start ${ms1(loop.commitMaxMs)} ms; records per group commit ${recordsPerGroup(loop)}`
   );
 }
 
-const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "n/a");
-const us = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(0) : "n/a");
-const log = (line: string) => console.log(`[bench] ${line}`);
-
 interface Target {
   name: "direct" | "bare" | "gateway";
+  label: string;
   origin: string;
+  /** The chat completions path on this target. */
+  chatPath: string;
   requests: LoadJob["requests"];
+  streamRequests: LoadJob["requests"];
   /** The process in front of the upstream (the bare proxy or the gateway), whose CPU per call is measured. */
   pid?: number;
+}
+
+/** A streamed answer read whole, for the checks before the timed streaming runs. */
+interface StreamProbe {
+  status: number;
+  contentTokens?: number;
+  finishReason?: string;
+  content: string;
+  receipt: boolean;
+  done: boolean;
+  /** `data:` events, [DONE] included. */
+  events: number;
+}
+
+async function probeStream(origin: string, pathname: string, headers: Record<string, string>, body: string): Promise<StreamProbe> {
+  const answer = await fetch(`${origin}${pathname}`, { method: "POST", headers, body });
+  const probe: StreamProbe = { status: answer.status, content: "", receipt: false, done: false, events: 0 };
+  for (const event of (await answer.text()).split("\n\n")) {
+    for (const line of event.split("\n")) {
+      if (!line.startsWith("data:")) continue;
+      const data = line.slice(5).trim();
+      probe.events++;
+      if (data === "[DONE]") {
+        probe.done = true;
+        continue;
+      }
+      const chunk = JSON.parse(data) as {
+        choices?: Array<{ delta?: { content?: string | null }; finish_reason?: string | null }>;
+        usage?: { completion_tokens?: number } | null;
+        tollgate_receipt?: unknown;
+      };
+      probe.content += chunk.choices?.[0]?.delta?.content ?? "";
+      probe.finishReason = chunk.choices?.[0]?.finish_reason ?? probe.finishReason;
+      if (chunk.usage?.completion_tokens !== undefined) probe.contentTokens = chunk.usage.completion_tokens;
+      if (chunk.tollgate_receipt !== undefined) probe.receipt = true;
+    }
+  }
+  return probe;
 }
 
 async function main(): Promise<void> {
@@ -137,7 +285,7 @@ async function main(): Promise<void> {
   try {
     // --- servers, each in its own process ----------------------------------------------------------
     log("starting the simulated upstream and the gateway (child processes)…");
-    const sim = await startSimulatedUpstreamProcess({ args: ["--latency-ms", "0"] });
+    const sim = await startSimulatedUpstreamProcess({ args: ["--latency-ms", "0", "--inter-token-delay-ms", String(INTER_TOKEN_MS)] });
     fs.writeFileSync(path.join(dir, "deployment.json"), JSON.stringify({ chainId, tollgate }));
     const config = {
       listen: { host: "127.0.0.1", port: 0 },
@@ -169,24 +317,73 @@ async function main(): Promise<void> {
     // --- one API key per buyer, wallet-signed ------------------------------------------------------
     const keys: string[] = [];
     for (const buyer of buyers) keys.push((await createApiKey(market.clientOf(buyer, { url: gateway.url }), { label: "bench", tags: ["team:bench"] })).key);
+    const headersFor = (key: string) => ({ "content-type": "application/json", authorization: `Bearer ${key}` });
+
+    // --- the streamed prompt: one whose natural answer is longer than STREAM_TOKENS, so max_tokens cuts it at exactly that
+    const simOrigin = new URL(sim.url).origin;
+    const simChat = `${new URL(sim.url).pathname}/chat/completions`;
+    let found: string | undefined;
+    for (let variant = 0; variant < 64 && found === undefined; variant++) {
+      const candidate = JSON.stringify({
+        model: "small-model",
+        messages: [{ role: "user", content: `Tell a short story about a toll bridge at dawn (${variant}).` }],
+        max_tokens: STREAM_TOKENS,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const probe = await probeStream(simOrigin, simChat, headersFor(keys[0]), candidate);
+      if (probe.status === 200 && probe.done && probe.contentTokens === STREAM_TOKENS && probe.finishReason === "length") found = candidate;
+    }
+    if (found === undefined) throw new Error(`no prompt found whose simulated answer is cut at ${STREAM_TOKENS} tokens: did the simulated upstream's answer lengths change?`);
+    const streamBody = found;
 
     const body = JSON.stringify(PROMPT);
-    const requestsFor = (pathname: string): LoadJob["requests"] =>
-      keys.map((key) => ({ method: "POST", path: pathname, headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body }));
+    const requestsFor = (pathname: string, payload: string): LoadJob["requests"] => keys.map((key) => ({ method: "POST", path: pathname, headers: headersFor(key), body: payload }));
+    const targetOf = (name: Target["name"], label: string, origin: string, chatPath: string, pid?: number): Target => ({
+      name,
+      label,
+      origin,
+      chatPath,
+      requests: requestsFor(chatPath, body),
+      streamRequests: requestsFor(chatPath, streamBody),
+      pid,
+    });
     const targets: Target[] = [
-      { name: "direct", origin: new URL(sim.url).origin, requests: requestsFor(`${new URL(sim.url).pathname}/chat/completions`) },
-      { name: "bare", origin: new URL(bare.url).origin, requests: requestsFor(`${new URL(bare.url).pathname}/chat/completions`), pid: bare.pid },
-      { name: "gateway", origin: new URL(gateway.url).origin, requests: requestsFor("/v1/chat/completions"), pid: gateway.pid },
+      targetOf("direct", "direct", simOrigin, simChat),
+      targetOf("bare", "bare proxy", new URL(bare.url).origin, `${new URL(bare.url).pathname}/chat/completions`, bare.pid),
+      targetOf("gateway", "gateway", new URL(gateway.url).origin, "/v1/chat/completions", gateway.pid),
     ];
     const modules = loadModules();
 
     let gateway2xx = 0;
     const failures: string[] = [];
-    const run = async (label: string, target: Target, job: Omit<LoadJob, "origin" | "requests" | "modules">): Promise<LoadResult & { cpu: CpuPerCall }> => {
-      log(`${label} → ${target.name}: ${job.amount} calls${job.rate ? ` at ${job.rate}/s` : ""}, ${job.kind}, ${job.connections} connections…`);
+    let stealTicks = 0;
+    let totalTicks = 0;
+    let maxStealPct = 0;
+
+    // Every target must stream the same 64 tokens to the end (the gateway with its receipt) before any timing.
+    const eventCounts: string[] = [];
+    for (const target of targets) {
+      const probe = await probeStream(target.origin, target.chatPath, headersFor(keys[0]), streamBody);
+      eventCounts.push(`${target.label} ${probe.events}`);
+      if (target.name === "gateway" && probe.status === 200) gateway2xx++;
+      const problems = [
+        probe.status !== 200 && `HTTP ${probe.status}`,
+        !probe.done && "no [DONE]",
+        probe.contentTokens !== STREAM_TOKENS && `usage.completion_tokens ${probe.contentTokens} (expected ${STREAM_TOKENS})`,
+        probe.content.length === 0 && "no content",
+        target.name === "gateway" && !probe.receipt && "no tollgate_receipt event",
+      ].filter(Boolean);
+      if (problems.length > 0) failures.push(`streamed probe → ${target.label}: ${problems.join(", ")}`);
+    }
+    log(`streamed prompt: ${Buffer.byteLength(streamBody)}-byte body, ${STREAM_TOKENS} output tokens (finish_reason "length"); SSE events per answer: ${eventCounts.join(", ")}`);
+
+    type RunResult = LoadResult & { cpu: CpuPerCall; machine: MachineShare; loop?: GatewayLoop; stats: Stats; firstTokenStats?: Stats };
+    const run = async (label: string, target: Target, job: Omit<LoadJob, "origin" | "requests" | "modules">): Promise<RunResult> => {
+      log(`${label} → ${target.label}: ${job.amount} calls${job.rate ? ` at ${job.rate}/s` : ""}, ${job.kind}${job.stream ? ", streamed" : ""}, ${job.connections} connections…`);
       const metricsBefore = target.name === "gateway" ? await gatewayMetrics(gateway.url) : undefined;
       const before = { proxy: target.pid === undefined ? undefined : cpuSecondsOf(target.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
-      const result = await runLoad({ ...job, origin: target.origin, requests: target.requests, modules });
+      const result = await runLoad({ ...job, origin: target.origin, requests: job.stream ? target.streamRequests : target.requests, modules });
       const perCall = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? undefined : ((end - start) * 1e6) / result.ok);
       const benchUsage = process.cpuUsage(before.bench);
       const cpu: CpuPerCall = {
@@ -194,49 +391,70 @@ async function main(): Promise<void> {
         sim: perCall(before.sim, cpuSecondsOf(sim.pid)),
         bench: (benchUsage.user + benchUsage.system) / result.ok,
       };
+      const after = machineTicks();
+      const machine: MachineShare = {};
+      if (after && before.machine) {
+        const total = after.total - before.machine.total;
+        machine.busy = (100 * (after.busy - before.machine.busy)) / total;
+        machine.steal = (100 * (after.steal - before.machine.steal)) / total;
+        stealTicks += after.steal - before.machine.steal;
+        totalTicks += total;
+        maxStealPct = Math.max(maxStealPct, machine.steal);
+      }
       if (target.name === "gateway") gateway2xx += result.ok;
-      if (result.non2xx > 0 || result.errors > 0) failures.push(`${label} → ${target.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      if (result.non2xx > 0 || result.errors > 0) {
+        failures.push(`${label} → ${target.label}: ${result.non2xx} non-2xx, ${result.errors} errors${result.badStreams ? ` (${result.badStreams} streams without a token or [DONE])` : ""}`);
+      }
       const s = stats(result.latencies);
-      log(`   ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors in ${result.elapsedS.toFixed(2)} s (${(result.ok / result.elapsedS).toFixed(0)}/s); p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, max ${ms(s.max)} ms`);
-      const machine = machineTicks();
-      const share = (part: number | undefined, m: typeof machine) => (part === undefined || !m || !before.machine ? "n/a" : `${((100 * part) / (m.total - before.machine.total)).toFixed(0)}%`);
+      const first = result.firstToken ? stats(result.firstToken) : undefined;
+      log(
+        `   ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors in ${result.elapsedS.toFixed(2)} s (${(result.ok / result.elapsedS).toFixed(0)}/s); ` +
+          (first ? `first token p50 ${ms(first.p50)} ms, p99 ${ms(first.p99)} ms; last token ` : "") +
+          `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, p99.9 ${ms(s.p999)} ms, max ${ms(s.max)} ms`,
+      );
       log(
         `   CPU per call: ${target.name === "bare" ? "bare proxy" : "gateway"} ${us(cpu.gateway)} µs, simulated upstream ${us(cpu.sim)} µs, load generator + chain ${us(cpu.bench)} µs; ` +
-          `machine busy ${share(machine && before.machine ? machine.busy - before.machine.busy : undefined, machine)}, stolen by the hypervisor ${share(machine && before.machine ? machine.steal - before.machine.steal : undefined, machine)}`,
+          `machine busy ${pct(machine.busy)}%, stolen by the hypervisor ${pct(machine.steal)}%`,
       );
-      if (metricsBefore) log(`   ${loopAndGc(metricsBefore, await gatewayMetrics(gateway.url))}`);
-      return { ...result, cpu };
+      const loop = metricsBefore ? gatewayLoop(metricsBefore, await gatewayMetrics(gateway.url)) : undefined;
+      if (loop) log(`   ${describeLoop(loop)}`);
+      return { ...result, cpu, machine, loop, stats: s, firstTokenStats: first };
+    };
+    type ByTarget = Record<Target["name"], RunResult>;
+    const eachTarget = async (label: string, job: (target: Target) => Omit<LoadJob, "origin" | "requests" | "modules">): Promise<ByTarget> => {
+      const results: Partial<ByTarget> = {};
+      for (const target of targets) results[target.name] = await run(label, target, job(target));
+      return results as ByTarget;
     };
 
-    // --- warm-up (JIT, connection pools, the gateway's buyer cache) --------------------------------
-    const warm: Record<string, LoadResult> = {};
-    for (const target of targets) warm[target.name] = await run("warm-up", target, { kind: "autocannon", amount: WARMUP_CALLS, connections: MAX_CONNECTIONS });
+    // --- warm-up (JIT, connection pools, the gateway's buyer cache); the gateway's capacity --------------
+    const warm = await eachTarget("warm-up", () => ({ kind: "autocannon", amount: WARMUP_CALLS, connections: MAX_CONNECTIONS }));
+    const warmCapacity = warm.gateway.ok / warm.gateway.elapsedS;
+    const lowRate = process.env.BENCH_LOW_RATE !== undefined ? Number(process.env.BENCH_LOW_RATE) : Math.max(1, Math.round(warmCapacity / 2));
+    const lowRateWhy =
+      process.env.BENCH_LOW_RATE !== undefined
+        ? `set by BENCH_LOW_RATE (the gateway's warm-up capacity was ${warmCapacity.toFixed(0)} calls/s)`
+        : `half the gateway's capacity as this run's warm-up measured it (${warmCapacity.toFixed(0)} calls/s, autocannon, ${MAX_CONNECTIONS} connections, ${WARMUP_CALLS} calls)`;
+    const streamRate = Number(process.env.BENCH_STREAM_RATE ?? Math.max(1, Math.round(lowRate / 2)));
+    log(`lower paced rate: ${lowRate} req/s, ${lowRateWhy}; streaming rate ${streamRate} req/s${process.env.BENCH_STREAM_RATE ? " (BENCH_STREAM_RATE)" : " (half the lower rate)"}`);
 
-    // --- (a) fixed rate ------------------------------------------------------------------------------
-    const paced: Record<string, Stats> = {};
-    const pacedLow: Record<string, Stats> = {};
-    const cannonRate: Record<string, Stats> = {};
-    // The lower rate first: a gateway that cannot keep up with RATE leaves a long queue (and a grown heap) behind.
-    for (const target of targets) {
-      pacedLow[target.name] = stats((await run("(a) paced, lower rate", target, { kind: "paced", amount: LOW_RATE * DURATION_S, rate: LOW_RATE, connections: 128 })).latencies);
-    }
-    for (const target of targets) {
-      paced[target.name] = stats((await run("(a) paced", target, { kind: "paced", amount: RATE * DURATION_S, rate: RATE, connections: 128 })).latencies);
-    }
-    for (const target of targets) {
-      cannonRate[target.name] = stats(
-        (await run("(a) autocannon overallRate", target, { kind: "autocannon", amount: RATE * DURATION_S, rate: RATE, connections: RATE_CONNECTIONS })).latencies,
-      );
-    }
+    // --- (a) paced, the lower rate first: a gateway that cannot keep up with RATE leaves a long queue (and a grown heap) behind
+    const pacedLow = await eachTarget("(a) paced, lower rate", () => ({ kind: "paced", amount: lowRate * DURATION_S, rate: lowRate, connections: 128 }));
+
+    // --- (s) streaming: a short untimed warm-up of the streaming paths, then the measured run ------------
+    await eachTarget("(s) streamed, warm-up", () => ({ kind: "paced", amount: Math.max(50, streamRate), rate: streamRate, connections: 128, stream: true }));
+    const streamed = await eachTarget("(s) streamed", () => ({ kind: "paced", amount: streamRate * DURATION_S, rate: streamRate, connections: 128, stream: true }));
+
+    // --- (a) fixed rate -------------------------------------------------------------------------------
+    const paced = await eachTarget("(a) paced", () => ({ kind: "paced", amount: RATE * DURATION_S, rate: RATE, connections: 128 }));
+    const cannonRate = await eachTarget("(a) autocannon overallRate", () => ({ kind: "autocannon", amount: RATE * DURATION_S, rate: RATE, connections: RATE_CONNECTIONS }));
 
     // --- (b) max throughput: a fixed count sized from the warm-up, so each run lasts about DURATION_S --
-    const throughput: Record<string, { perSecond: number; stats: Stats; ok: number; elapsedS: number; cpu: CpuPerCall }> = {};
-    for (const target of targets) {
+    const throughput = await eachTarget("(b) max throughput", (target) => {
       const estimate = warm[target.name].ok / warm[target.name].elapsedS;
-      const amount = Math.max(MAX_CONNECTIONS * 10, Math.round(estimate * DURATION_S));
-      const result = await run("(b) max throughput", target, { kind: "autocannon", amount, connections: MAX_CONNECTIONS });
-      throughput[target.name] = { perSecond: result.ok / result.elapsedS, stats: stats(result.latencies), ok: result.ok, elapsedS: result.elapsedS, cpu: result.cpu };
-    }
+      return { kind: "autocannon", amount: Math.max(MAX_CONNECTIONS * 10, Math.round(estimate * DURATION_S)), connections: MAX_CONNECTIONS };
+    });
+    const perSecond = (r: RunResult) => r.ok / r.elapsedS;
 
     // --- graceful stop, then the store must hold one record per 2xx ----------------------------------
     log("stopping the gateway (SIGTERM) and checking its usage store…");
@@ -253,31 +471,110 @@ async function main(): Promise<void> {
     await rpc.close();
     log(`load average at end: ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
 
-    // --- the table ----------------------------------------------------------------------------------
-    const added = (name: "p50" | "p99", of: Record<string, Stats>, via: "bare" | "gateway" = "gateway") => of[via][name] - of.direct[name];
-    const latencyRow = (load: string, name: "p50" | "p99", of: Record<string, Stats>) =>
-      `| ${load} | ${name} latency (ms) | ${ms(of.direct[name])} | ${ms(of.bare[name])} (+${ms(added(name, of, "bare"))}) | ${ms(of.gateway[name])} (+${ms(added(name, of))}) |`;
-    const cpuOf = (name: Target["name"]) => `${us(throughput[name].cpu.gateway)} / ${us(throughput[name].cpu.sim)} / ${us(throughput[name].cpu.bench)}`;
-    const lines = [
-      `Direct vs a bare Node proxy vs the metered gateway (loopback; simulated upstream with no added latency; non-streaming chat, ${Buffer.byteLength(body)}-byte body, max_tokens 16; ${BUYERS} buyers; ${DURATION_S} s per run)`,
+    // --- the tables (markdown, ready to paste) -----------------------------------------------------------
+    type Percentile = "p50" | "p99" | "p999";
+    const PERCENTILES: Array<[Percentile, string]> = [
+      ["p50", "p50"],
+      ["p99", "p99"],
+      ["p999", "p99.9"],
+    ];
+    const statOf = (r: RunResult, firstToken: boolean) => (firstToken ? r.firstTokenStats! : r.stats);
+    const added = (of: ByTarget, via: "bare" | "gateway", p: Percentile, firstToken = false) => statOf(of[via], firstToken)[p] - statOf(of.direct, firstToken)[p];
+    const latencyRows = (load: string, of: ByTarget, what = "latency", firstToken = false) =>
+      PERCENTILES.map(
+        ([p, name]) =>
+          `| ${load} | ${name} ${what} (ms) | ${ms(statOf(of.direct, firstToken)[p])} | ${ms(statOf(of.bare, firstToken)[p])} (${signed(added(of, "bare", p, firstToken))}) | ${ms(statOf(of.gateway, firstToken)[p])} (${signed(added(of, "gateway", p, firstToken))}) |`,
+      );
+    const cpuCells = (r: RunResult, proxy: boolean) => `${proxy ? us(r.cpu.gateway) : "–"} / ${us(r.cpu.sim)} / ${us(r.cpu.bench)}`;
+    const cpuRow = (load: string, of: ByTarget) =>
+      `| ${load} | CPU µs per call: proxy / upstream / load generator | ${cpuCells(of.direct, false)} | ${cpuCells(of.bare, true)} | ${cpuCells(of.gateway, true)} |`;
+    const machineRow = (load: string, of: ByTarget) =>
+      `| ${load} | machine busy / stolen by the hypervisor (%) | ${pct(of.direct.machine.busy)} / ${pct(of.direct.machine.steal)} | ${pct(of.bare.machine.busy)} / ${pct(of.bare.machine.steal)} | ${pct(of.gateway.machine.busy)} / ${pct(of.gateway.machine.steal)} |`;
+    const lowLoad = `${lowRate} req/s${process.env.BENCH_LOW_RATE === undefined ? " (½ capacity)" : ""}, paced open loop`;
+    const streamLoad = `stream, ${STREAM_TOKENS} tokens, ${streamRate} req/s, paced`;
+    const maxLoad = `max, autocannon, ${MAX_CONNECTIONS} conns`;
+    const ratio = perSecond(throughput.gateway) / perSecond(throughput.bare);
+    const maxRow = (metric: string, cell: (r: RunResult) => string, gatewayNote = "") =>
+      `| ${maxLoad} | ${metric} | ${cell(throughput.direct)} | ${cell(throughput.bare)} | ${cell(throughput.gateway)}${gatewayNote} |`;
+
+    const table = [
+      `Direct vs a bare Node proxy vs the metered gateway (loopback; simulated upstream with no added latency, ${INTER_TOKEN_MS} ms between SSE events; ` +
+        `non-streaming chat: ${Buffer.byteLength(body)}-byte body, max_tokens 16; streaming: ${Buffer.byteLength(streamBody)}-byte body, ${STREAM_TOKENS} output tokens, include_usage; ${BUYERS} buyers; ${DURATION_S} s per run)`,
       "",
       "| load | metric | direct | bare proxy (added) | metered gateway (added) |",
       "|:---|:---|---:|---:|---:|",
-      latencyRow(`${RATE} req/s, paced open loop`, "p50", paced),
-      latencyRow(`${RATE} req/s, paced open loop`, "p99", paced),
-      latencyRow(`${LOW_RATE} req/s, paced open loop`, "p50", pacedLow),
-      latencyRow(`${LOW_RATE} req/s, paced open loop`, "p99", pacedLow),
-      latencyRow(`${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns`, "p50", cannonRate),
-      latencyRow(`${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns`, "p99", cannonRate),
-      `| max, autocannon, ${MAX_CONNECTIONS} conns | calls/s | ${throughput.direct.perSecond.toFixed(0)} | ${throughput.bare.perSecond.toFixed(0)} | ${throughput.gateway.perSecond.toFixed(0)} metered (${(throughput.gateway.perSecond / throughput.bare.perSecond).toFixed(2)}× the bare proxy) |`,
-      `| max, autocannon, ${MAX_CONNECTIONS} conns | p50 / p99 latency (ms) | ${ms(throughput.direct.stats.p50)} / ${ms(throughput.direct.stats.p99)} | ${ms(throughput.bare.stats.p50)} / ${ms(throughput.bare.stats.p99)} | ${ms(throughput.gateway.stats.p50)} / ${ms(throughput.gateway.stats.p99)} |`,
-      `| max, autocannon, ${MAX_CONNECTIONS} conns | CPU µs per call: proxy / upstream / load generator | – / ${us(throughput.direct.cpu.sim)} / ${us(throughput.direct.cpu.bench)} | ${cpuOf("bare")} | ${cpuOf("gateway")} |`,
-      "",
-      `Usage store after a graceful stop: ${records} records for ${gateway2xx} 2xx answers via the gateway (sequences ${firstSequence}..${nextSequence - 1n}): ${storeOk ? "one record per answer" : "MISMATCH"}.`,
-      `Targets (issue 12): metered calls/s ≥ 0.6× the bare proxy's (${(throughput.gateway.perSecond / throughput.bare.perSecond).toFixed(2)}×: ${throughput.gateway.perSecond >= 0.6 * throughput.bare.perSecond ? "met" : "missed"}); ` +
-        `added p50 ≤ 1 ms and p99 ≤ 5 ms over direct below capacity (paced ${LOW_RATE} req/s: ${added("p50", pacedLow) <= 1 ? "met" : "missed"} / ${added("p99", pacedLow) <= 5 ? "met" : "missed"}).`,
+      ...latencyRows(lowLoad, pacedLow),
+      cpuRow(lowLoad, pacedLow),
+      machineRow(lowLoad, pacedLow),
+      ...latencyRows(streamLoad, streamed, "time to first token", true),
+      ...latencyRows(streamLoad, streamed, "time to last token"),
+      cpuRow(streamLoad, streamed),
+      ...latencyRows(`${RATE} req/s, paced open loop`, paced),
+      ...latencyRows(`${RATE} req/s, autocannon overallRate, ${RATE_CONNECTIONS} conns`, cannonRate),
+      maxRow("calls/s", (r) => perSecond(r).toFixed(0), ` metered (${ratio.toFixed(2)}× the bare proxy)`),
+      maxRow("p50 / p99 / p99.9 latency (ms)", (r) => `${ms(r.stats.p50)} / ${ms(r.stats.p99)} / ${ms(r.stats.p999)}`),
+      cpuRow(maxLoad, throughput),
+      machineRow(maxLoad, throughput),
     ];
-    console.log(`\n${lines.join("\n")}\n`);
+
+    const loop = pacedLow.gateway.loop!;
+    const loopTable = [
+      `The gateway process during the paced ${lowRate} req/s run (${pacedLow.gateway.ok} calls)`,
+      "",
+      "| metric | value |",
+      "|:---|---:|",
+      `| event-loop delay p99 / longest stall (ms) | ${ms1(loop.lagP99Ms)} / ${ms1(loop.lagMaxMs)} |`,
+      `| GC, all / major (ms) | ${loop.gcMs.toFixed(0)} / ${loop.gcMajorMs.toFixed(0)} |`,
+      `| store commits on the event loop (\`tollgate_store_commit_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.commits)} |`,
+      `| WAL checkpoints (\`tollgate_store_checkpoint_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.checkpoints)} |`,
+      `| longest commit since the gateway started (\`tollgate_store_commit_max_seconds\`, ms) | ${ms1(loop.commitMaxMs)} |`,
+      `| records per group commit (\`tollgate_store_group_records\`) | ${recordsPerGroup(loop)} |`,
+    ];
+
+    // --- the targets ---------------------------------------------------------------------------------------
+    const verdict = (met: boolean | undefined) => (met === undefined ? "n/a" : met ? "met" : "missed");
+    const loopQuiet = Number.isFinite(loop.lagMaxMs) && loop.lagMaxMs <= STALL_MS;
+    const commitVerdict = (() => {
+      const c = loop.commits;
+      if (!c || c.overStall === undefined) return `n/a (not exposed)${loopQuiet ? `; the loop never stalled > ${STALL_MS} ms, so no commit did` : ""}`;
+      return verdict(c.overStall === 0);
+    })();
+    const checkpointVerdict = (() => {
+      const c = loop.checkpoints;
+      if (!c || c.overStall === undefined) return `n/a (not exposed)${loopQuiet ? `; the loop never stalled > ${STALL_MS} ms, so no checkpoint did` : ""}`;
+      if (c.overStall === 0) return "met";
+      // Where checkpoints run is the gateway's to say: its metric's help text names the thread.
+      const help = helpTexts.get("tollgate_store_checkpoint_seconds") ?? "";
+      if (/worker thread/i.test(help)) return `met: off the event loop ("${help}")`;
+      return loopQuiet ? `met (the ${c.overStall} slow ones ran off the loop: it never stalled > ${STALL_MS} ms)` : `missed if checkpoints run on the event loop`;
+    })();
+    const stallCell = (h: HistogramDelta | undefined) => (h && h.overStall !== undefined ? `${h.overStall} of ${h.count} > ${STALL_MS} ms` : "n/a");
+    const addedTriple = (of: ByTarget, firstToken = false) => PERCENTILES.map(([p]) => signed(added(of, "gateway", p, firstToken))).join(" / ");
+    const targetsTable = [
+      `Targets (issue 12), measured in this run`,
+      "",
+      "| target | measured | verdict |",
+      "|:---|:---|:---|",
+      `| metered calls/s ≥ 0.6× the bare proxy's | ${ratio.toFixed(2)}× (${perSecond(throughput.gateway).toFixed(0)} / ${perSecond(throughput.bare).toFixed(0)} calls/s) | ${verdict(ratio >= 0.6)} |`,
+      `| added p50 ≤ 1 ms at half capacity (paced ${lowRate} req/s) | ${signed(added(pacedLow, "gateway", "p50"))} ms | ${verdict(added(pacedLow, "gateway", "p50") <= 1)} |`,
+      `| added p99 ≤ 5 ms at half capacity | ${signed(added(pacedLow, "gateway", "p99"))} ms | ${verdict(added(pacedLow, "gateway", "p99") <= 5)} |`,
+      `| added p99.9 at half capacity | ${signed(added(pacedLow, "gateway", "p999"))} ms | printed |`,
+      `| event-loop delay p99 / longest stall of the gateway, same run | ${ms1(loop.lagP99Ms)} / ${ms1(loop.lagMaxMs)} ms | printed |`,
+      `| no store commit on the event loop > ${STALL_MS} ms, same run | ${stallCell(loop.commits)}; longest since start ${ms1(loop.commitMaxMs)} ms | ${commitVerdict} |`,
+      `| no WAL checkpoint stall on the event loop > ${STALL_MS} ms, same run | ${stallCell(loop.checkpoints)} | ${checkpointVerdict} |`,
+      `| streaming (${STREAM_TOKENS} tokens, ${streamRate} req/s): added time to first token p50 / p99 / p99.9 | ${addedTriple(streamed, true)} ms | printed |`,
+      `| streaming: added time to last token p50 / p99 / p99.9 | ${addedTriple(streamed)} ms | printed |`,
+    ];
+
+    const notes = [
+      `Lower paced rate: ${lowRate} req/s, ${lowRateWhy}; the max-throughput run later measured ${perSecond(throughput.gateway).toFixed(0)} metered calls/s, so it ran at ${((100 * lowRate) / perSecond(throughput.gateway)).toFixed(0)} % of that.`,
+      `Usage store after a graceful stop: ${records} records for ${gateway2xx} 2xx answers via the gateway, streamed ones included (sequences ${firstSequence}..${nextSequence - 1n}): ${storeOk ? "one record per answer" : "MISMATCH"}.`,
+      `Stolen by the hypervisor: ${totalTicks > 0 ? ((100 * stealTicks) / totalTicks).toFixed(1) : "n/a"} % of the machine over all runs, at most ${maxStealPct.toFixed(0)} % in one run.`,
+    ];
+    const rule = "-".repeat(24);
+    console.log(`\n${rule} markdown for bench/README.md ${rule}\n`);
+    console.log([...table, "", ...loopTable, "", ...targetsTable, "", ...notes].join("\n"));
+    console.log(`\n${rule} end of markdown ${rule}\n`);
 
     if (CPU_PROF) printCpuProfile(profileDir);
     if (process.env.BENCH_TOKENIZER !== "0") await tokenizerThroughput();

@@ -4,6 +4,7 @@
  *   - autocannon (optionally `overallRate`), a fixed `amount` of requests;
  *   - paced open loop: one request every 1/rate s on a keep-alive undici pool, whatever the answers do.
  * Every request is answered (or fails) before the run ends, so no call is cut off.
+ * The paced generator can also read streamed (SSE) answers chunk by chunk, timing the first token and the end.
  *
  * The worker is plain JavaScript (it is eval'd); latencies are in ms from `performance.now()`.
  */
@@ -23,6 +24,13 @@ export interface LoadJob {
    * wall-clock time (epoch ms) the answer arrived.
    */
   receipts?: boolean;
+  /**
+   * Paced only: the answers are server-sent event streams (`stream: true` requests). The body is read chunk by
+   * chunk as it arrives; `latencies` is then the time to the last token (the `[DONE]` line) and `firstToken` the
+   * time to the first event whose `choices[0].delta.content` is a non-empty string. A 2xx stream with no token or
+   * no `[DONE]` (an error event mid-stream) is counted in `badStreams` and `errors`, not in `ok`.
+   */
+  stream?: boolean;
   modules: { autocannon: string; undici: string };
 }
 
@@ -40,6 +48,10 @@ export interface LoadResult {
   answeredAtMs?: Float64Array;
   /** With `receipts`: 2xx answers without a readable receipt header. */
   missingReceipts?: number;
+  /** With `stream`: time to the first token (ms) of each 2xx answer, index for index with `latencies`. */
+  firstToken?: Float64Array;
+  /** With `stream`: 2xx answers whose stream had no token or did not end with `[DONE]`. */
+  badStreams?: number;
 }
 
 /** The modules the worker loads, resolved from the bench's own `node_modules`. */
@@ -53,16 +65,19 @@ const { performance } = require("node:perf_hooks");
 const latencies = new Float64Array(job.amount);
 const sequences = job.receipts ? new Float64Array(job.amount) : undefined;
 const answeredAtMs = job.receipts ? new Float64Array(job.amount) : undefined;
-let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0, withReceipt = 0, missingReceipts = 0;
+const firstToken = job.stream ? new Float64Array(job.amount) : undefined;
+let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0, withReceipt = 0, missingReceipts = 0, badStreams = 0;
 const finish = () => {
   const result = { latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000, startedAtMs: performance.timeOrigin + started };
   if (job.receipts) Object.assign(result, { sequences: sequences.slice(0, withReceipt), answeredAtMs: answeredAtMs.slice(0, withReceipt), missingReceipts });
+  if (job.stream) Object.assign(result, { firstToken: firstToken.slice(0, recorded), badStreams });
   parentPort.postMessage(result);
 };
-const onAnswer = (status, ms, receiptHeader) => {
+const onAnswer = (status, ms, receiptHeader, firstTokenMs) => {
   lastAt = performance.now();
   if (status >= 200 && status < 300) {
     ok++;
+    if (job.stream) firstToken[recorded] = firstTokenMs;
     latencies[recorded++] = ms;
     if (job.receipts) {
       try {
@@ -91,13 +106,51 @@ if (job.kind === "autocannon") {
   const { Pool } = require(job.modules.undici);
   const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1 });
   let sent = 0, done = 0;
+  // Reads an SSE body as it arrives. The JSON of an event is parsed only until the first token is seen;
+  // after that only the [DONE] line is looked for, so the generator's own cost stays small.
+  const readStream = async (answer, t0) => {
+    const decoder = new TextDecoder();
+    let pending = "", firstMs = NaN, doneMs = NaN;
+    for await (const chunk of answer.body) {
+      const now = performance.now();
+      if (!Number.isNaN(doneMs)) continue; // [DONE] seen: drain the rest
+      pending += decoder.decode(chunk, { stream: true });
+      if (pending.includes("\\r")) pending = pending.replace(/\\r\\n?/g, "\\n");
+      let end;
+      while (Number.isNaN(doneMs) && (end = pending.indexOf("\\n\\n")) !== -1) {
+        const event = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        for (const line of event.split("\\n")) {
+          if (!line.startsWith("data:")) continue;
+          const data = line.slice(line[5] === " " ? 6 : 5);
+          if (data === "[DONE]") { doneMs = now - t0; break; }
+          if (!Number.isNaN(firstMs)) continue;
+          try {
+            const content = JSON.parse(data).choices?.[0]?.delta?.content;
+            if (typeof content === "string" && content.length > 0) firstMs = now - t0;
+          } catch {}
+        }
+      }
+    }
+    return { firstMs, doneMs };
+  };
   const fire = (i) => {
     const r = job.requests[i % job.requests.length];
     const t0 = performance.now();
-    pool.request({ method: r.method, path: r.path, headers: r.headers, body: r.body }).then(
-      async (answer) => { await answer.body.text(); onAnswer(answer.statusCode, performance.now() - t0, answer.headers["x-tollgate-receipt"]); },
-      () => { errors++; lastAt = performance.now(); },
-    ).finally(() => { if (++done === job.amount) pool.close().then(finish); });
+    pool
+      .request({ method: r.method, path: r.path, headers: r.headers, body: r.body })
+      .then(async (answer) => {
+        if (!job.stream || answer.statusCode < 200 || answer.statusCode >= 300) {
+          await answer.body.text();
+          return onAnswer(answer.statusCode, performance.now() - t0, answer.headers["x-tollgate-receipt"]);
+        }
+        const { firstMs, doneMs } = await readStream(answer, t0);
+        if (!Number.isNaN(firstMs) && !Number.isNaN(doneMs)) return onAnswer(answer.statusCode, doneMs, undefined, firstMs);
+        badStreams++; errors++; lastAt = performance.now();
+      })
+      // A refused connection, or a body that broke while being read.
+      .catch(() => { errors++; lastAt = performance.now(); })
+      .finally(() => { if (++done === job.amount) pool.close().then(finish); });
   };
   started = performance.now();
   const tick = () => {
@@ -112,6 +165,7 @@ if (job.kind === "autocannon") {
 /** Runs one load job on a fresh worker thread; resolves once every request has been answered. */
 export function runLoad(job: LoadJob): Promise<LoadResult> {
   if (job.receipts && job.kind !== "paced") return Promise.reject(new Error("receipts are read by the paced generator only"));
+  if (job.stream && job.kind !== "paced") return Promise.reject(new Error("streams are read by the paced generator only"));
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: job });
     worker.once("message", (result: LoadResult) => {
