@@ -5,8 +5,8 @@
  * and both hashes with the receipt and can recompute everything from the bytes it sent and received.
  */
 import { randomFillSync } from "node:crypto";
-import { bytesToHex, concatBytes, hexToBytes, type Hex } from "viem";
-import { keccak256Bytes } from "../../chain/keccak";
+import { concatBytes, hexToBytes, type Hex } from "viem";
+import { hexOfBytes, keccak256Bytes } from "../../chain/keccak";
 
 export interface ContentCommitment {
   salt: Hex;
@@ -39,14 +39,14 @@ export function commitContent(request: Uint8Array, response: Uint8Array): Conten
   const requestHash = keccak256Bytes(request);
   const responseHash = keccak256Bytes(response);
   return {
-    salt: bytesToHex(salt),
-    requestHash: bytesToHex(requestHash),
-    responseHash: bytesToHex(responseHash),
-    contentHash: bytesToHex(keccak256Bytes(concatBytes([salt, requestHash, responseHash]))),
+    salt: hexOfBytes(salt),
+    requestHash: hexOfBytes(requestHash),
+    responseHash: hexOfBytes(responseHash),
+    contentHash: hexOfBytes(keccak256Bytes(concatBytes([salt, requestHash, responseHash]))),
   };
 }
 
 /** The check a buyer runs: does the receipt's content hash match the bytes it exchanged? */
 export function contentHashOf(salt: Hex, requestHash: Hex, responseHash: Hex): Hex {
-  return bytesToHex(keccak256Bytes(concatBytes([hexToBytes(salt), hexToBytes(requestHash), hexToBytes(responseHash)])));
+  return hexOfBytes(keccak256Bytes(concatBytes([hexToBytes(salt), hexToBytes(requestHash), hexToBytes(responseHash)])));
 }

@@ -10,7 +10,7 @@ import type { Address } from "viem";
 import type { UsageReceipt } from "../../chain/eip712";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
 import { recordCost } from "../../chain/pricing";
-import { receiptToWire, usageReceiptOf, type ReceiptEnvelope } from "../../chain/receipt-envelope";
+import { receiptToWire, type ReceiptEnvelope } from "../../chain/receipt-envelope";
 import type { ApiKeyRecord, StoredUsageRecord } from "../../store/usage-store";
 import { GatewayError } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
@@ -38,7 +38,7 @@ export function receiptEnvelope(record: StoredUsageRecord, domain: ReceiptEnvelo
     domain,
     signer: record.signer,
     primaryType: "UsageReceipt",
-    receipt: receiptToWire(usageReceiptOf(record)),
+    receipt: receiptToWire(record),
     receiptHash: record.receiptHash,
     signature: record.signature,
     content: { salt: record.contentSalt, requestHash: record.requestHash, responseHash: record.responseHash },

@@ -9,10 +9,10 @@
  * `recoverTypedDataAddress`, so the fast path cannot drift.
  */
 import secp256k1 from "secp256k1";
-import { bytesToHex, getTypesForEIP712Domain, hashDomain, hexToBytes, keccak256, toBytes, type Address, type Hex } from "viem";
+import { getTypesForEIP712Domain, hashDomain, hexToBytes, keccak256, toBytes, type Address, type Hex } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
 import { USAGE_RECEIPT_TYPE, tollgateDomain, usageReceiptTypes, type UsageReceipt } from "../../chain/eip712";
-import { keccak256Bytes } from "../../chain/keccak";
+import { hexOfBytes, keccak256Bytes } from "../../chain/keccak";
 
 const RECEIPT_TYPEHASH = hexToBytes(keccak256(toBytes(USAGE_RECEIPT_TYPE)));
 
@@ -84,6 +84,6 @@ export class ReceiptSigner {
     const full = new Uint8Array(65);
     full.set(signature, 0);
     full[64] = 27 + recid;
-    return { receipt, receiptHash: bytesToHex(structHash), signature: bytesToHex(full) };
+    return { receipt, receiptHash: hexOfBytes(structHash), signature: hexOfBytes(full) };
   }
 }
