@@ -84,9 +84,10 @@ function runProbe(candidate: CandidateName, encoding: EncodingName, lengths: num
   });
 }
 
-/** Rounds of timing per candidate and corpus, interleaved, and the least time one round takes. */
-const ROUNDS = 3;
-const ROUND_MS = 150;
+/** Rounds of timing, interleaved over candidates and corpora; one round times each cell for >= ROUND_MS. */
+const ROUNDS = 5;
+const ROUND_MS = 100;
+const PROMPT = "~1 KB text";
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -107,6 +108,9 @@ function msPerPass(fn: () => unknown, minMs: number, minPasses: number): number 
 
 const number = (value: number, digits = 0): string =>
   value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** MB/s with two decimals, three below 0.1 (the quadratic libraries on the hostile run). */
+const rate = (mbPerSecond: number): string => number(mbPerSecond, mbPerSecond < 0.1 ? 3 : 2);
 
 function seconds(ms: number): string {
   return ms >= 10_000 ? `${number(ms / 1000)} s` : `${number(ms / 1000, 1)} s`;
@@ -169,17 +173,19 @@ export async function compareTokenizers(options: ComparisonOptions): Promise<str
       const references = Object.fromEntries(Object.entries(corpora).map(([name, text]) => [name, reference.count(text)]));
       const testReferences = testTexts.map(([, text]) => reference.count(text));
       // Interleaved rounds, the median per cell: a load spike from a neighbour hits every candidate alike.
+      // The ~1 KB text is timed in the same rounds, as one more corpus.
+      const timed = { ...corpora, [PROMPT]: promptText };
       const counts = new Map<string, number>();
       const samples = new Map<string, number[]>();
       for (const candidate of CANDIDATE_NAMES) {
-        for (const [corpus, text] of Object.entries(corpora)) {
+        for (const [corpus, text] of Object.entries(timed)) {
           counts.set(`${candidate} ${corpus}`, (counters.get(candidate) as Counter).count(text)); // warm-up (JIT, merge cache) and exactness
         }
       }
       for (let round = 0; round < ROUNDS; round++) {
         for (const candidate of CANDIDATE_NAMES) {
           const counter = counters.get(candidate) as Counter;
-          for (const [corpus, text] of Object.entries(corpora)) {
+          for (const [corpus, text] of Object.entries(timed)) {
             const key = `${candidate} ${corpus}`;
             samples.set(key, [...(samples.get(key) ?? []), msPerPass(() => counter.count(text), ROUND_MS, 1)]);
           }
@@ -192,11 +198,11 @@ export async function compareTokenizers(options: ComparisonOptions): Promise<str
           const ms = median(samples.get(`${candidate} ${corpus}`) as number[]);
           const mbPerSecond = Buffer.byteLength(text, "utf8") / 1e6 / (ms / 1000);
           const count = counts.get(`${candidate} ${corpus}`) as number;
-          throughput.push(`| ${label} | ${encoding} | ${corpus} | ${number(mbPerSecond, 2)} | ${exactCell(count, references[corpus])} |`);
+          throughput.push(`| ${label} | ${encoding} | ${corpus} | ${rate(mbPerSecond)} | ${exactCell(count, references[corpus])} |`);
         }
         const probe = probes.get(`${candidate} ${encoding}`) as ProbeResult;
         const hostile = probe.hostile.get(longest);
-        const hostileMBs = hostile?.status === "done" ? number(longest / 1e6 / (hostile.ms / 1000), 2) : `< ${number(longest / 1e6 / (capMs / 1000), 3)}`;
+        const hostileMBs = hostile?.status === "done" ? rate(longest / 1e6 / (hostile.ms / 1000)) : `< ${rate(longest / 1e6 / (capMs / 1000))}`;
         const hostileVerdict = hostileExact(probe, probes.get(`tiktoken ${encoding}`) as ProbeResult, hostileLengths);
         throughput.push(`| ${label} | ${encoding} | hostile (${number(longest)} letters) | ${hostileMBs} | ${hostileVerdict} |`);
         const misses = testTexts.filter(([, text], i) => counter.count(text) !== testReferences[i]).map(([name]) => name);
@@ -206,8 +212,7 @@ export async function compareTokenizers(options: ComparisonOptions): Promise<str
         );
 
         worstCase.push(`| ${label} | ${encoding} | ${hostileLengths.map((n) => hostileCell(probe.hostile.get(n), capMs)).join(" | ")} |`);
-        counter.count(promptText);
-        const promptUs = msPerPass(() => counter.count(promptText), 300, 200) * 1000;
+        const promptUs = median(samples.get(`${candidate} ${PROMPT}`) as number[]) * 1000;
         const load = probe.load;
         costs.push(
           `| ${label} | ${encoding} | ${load ? number(load.ms) : "?"} | ${load ? number(load.rssMB, 1) : "?"} | ` +
