@@ -1,5 +1,5 @@
 /**
- * Tokenizer throughput: `npm run bench:tokenizer` (~45 s; ~2 min with BENCH_TOKENIZER_CAP_S=60).
+ * Tokenizer throughput: `npm run bench:tokenizer` (~60 s; ~2-4 min with BENCH_TOKENIZER_CAP_S=60).
  *
  * Part 1, our counter: for each corpus and encoding, counts the whole corpus inline (on this thread,
  * steady state after one warm-up pass, so gpt-tokenizer's merge cache is warm as in a running gateway)
