@@ -1,9 +1,9 @@
 /**
- * Tokenizer throughput: `npx ts-node --transpile-only bench/tokenizer-throughput.ts` (< 60 s).
+ * Tokenizer throughput: `npm run bench:tokenizer` (~60 s; ~2-4 min with BENCH_TOKENIZER_CAP_S=60).
  *
- * For each corpus and encoding, counts the whole corpus inline (on this thread, steady state
- * after one warm-up pass, so gpt-tokenizer's merge cache is warm as in a running gateway) and
- * on a worker thread (one job per pass; includes copying the text to the worker and back).
+ * Part 1, our counter: for each corpus and encoding, counts the whole corpus inline (on this thread,
+ * steady state after one warm-up pass, so gpt-tokenizer's merge cache is warm as in a running gateway)
+ * and on a worker thread (one job per pass; includes copying the text to the worker and back).
  * MB/s are UTF-8 megabytes (10^6 bytes) per second. Corpora:
  *   - english: the repository's Markdown (README, design notes), ~prose;
  *   - code: the repository's TypeScript sources;
@@ -12,8 +12,17 @@
  *     plain JS BPE takes minutes on; here the O(n log n) merge, no merge cache).
  * Also prints the inline latency of a typical ~1 KB chat prompt, and the worker pool's own cost:
  * small jobs one at a time and in a burst (within the default queue bound).
+ *
+ * Part 2 (issue 12), ours vs tiktoken (WASM) vs gpt-tokenizer's public countTokens, side by side:
+ * MB/s and exactness against tiktoken on the same corpora and on the tokenizer tests' texts, the
+ * hostile worst case at 4,096 / 10,000 / 50,000 / 200,000 characters, load time and memory, ~1 KB
+ * latency (bench/lib/tokenizer-comparison.ts). The quadratic libraries take ~20 s per 200,000-letter
+ * count, so a count is capped: BENCH_TOKENIZER_CAP_S (default 10) seconds, stopped beyond it, and not
+ * started when its n² extrapolation from the previous length passes the cap. BENCH_TOKENIZER_COMPARE=0
+ * skips part 2. Progress goes to stderr, the tables to stdout.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import {
   ENCODING_NAMES,
@@ -22,11 +31,19 @@ import {
   DEFAULT_MAX_PIECE_CHARS,
   type EncodingName,
 } from "../server/gateway/metering/tokenizer";
+import { machineTicks } from "./lib/machine";
+import { compareTokenizers } from "./lib/tokenizer-comparison";
+import { hostileText } from "./lib/tokenizer-probe";
 
 const ROOT = path.join(__dirname, "..");
 const TARGET_CHARS = 400_000;
 const SMALL_JOB_CHARS = 5_000;
 const BURST_JOBS = 256;
+const HOSTILE_CHARS = 200_000;
+const HOSTILE_LENGTHS = [4_096, 10_000, 50_000, HOSTILE_CHARS];
+const CAP_S = Number(process.env.BENCH_TOKENIZER_CAP_S ?? 10);
+
+const progress = (line: string): void => void process.stderr.write(`[tokenizer bench] ${line}\n`);
 
 function readAll(dir: string, ext: string, limit: number): string {
   const out: string[] = [];
@@ -74,16 +91,6 @@ function korean(chars: number): string {
   return parts.join("").slice(0, chars);
 }
 
-function hostile(chars: number): string {
-  let seed = 12345;
-  const out: string[] = [];
-  for (let i = 0; i < chars; i++) {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    out.push(String.fromCharCode(97 + ((seed >>> 16) % 26)));
-  }
-  return out.join("");
-}
-
 interface Row {
   corpus: string;
   encoding: EncodingName;
@@ -108,12 +115,15 @@ async function timePasses(fn: () => unknown | Promise<unknown>, minMs: number, m
 }
 
 async function main(): Promise<void> {
+  if (!(CAP_S > 0)) throw new Error(`BENCH_TOKENIZER_CAP_S must be a positive number of seconds, got ${process.env.BENCH_TOKENIZER_CAP_S}`);
   const startedAt = Date.now();
+  const ticksAtStart = machineTicks();
+  progress("part 1: our counter, inline and on a worker…");
   const corpora: Record<string, string> = {
     english: fill(readAll(ROOT, ".md", TARGET_CHARS), TARGET_CHARS),
     code: fill(readAll(path.join(ROOT, "server"), ".ts", TARGET_CHARS) + readAll(path.join(ROOT, "test"), ".ts", TARGET_CHARS), TARGET_CHARS),
     korean: korean(TARGET_CHARS / 2),
-    hostile: hostile(200_000),
+    hostile: hostileText(HOSTILE_CHARS),
   };
   const inlineTokenizer = new Tokenizer({ inlineLimitChars: TARGET_CHARS });
   const workerTokenizer = new Tokenizer({ inlineLimitChars: 0, workers: 1, maxChars: TARGET_CHARS });
@@ -140,10 +150,14 @@ async function main(): Promise<void> {
     }
   }
 
+  const promptParts = [
+    "You are a concise assistant for a metered AI gateway. Answer in English.",
+    fs.readFileSync(path.join(ROOT, "README.md"), "utf8").slice(0, 1000),
+  ];
   const prompt = JSON.parse(
     JSON.stringify([
-      { role: "system", content: "You are a concise assistant for a metered AI gateway. Answer in English." },
-      { role: "user", content: fs.readFileSync(path.join(ROOT, "README.md"), "utf8").slice(0, 1000) },
+      { role: "system", content: promptParts[0] },
+      { role: "user", content: promptParts[1] },
     ]),
   ) as unknown[];
   const promptLatency: Record<string, number> = {};
@@ -154,7 +168,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < calls; i++) inlineTokenizer.countChatPromptSync(encoding, prompt);
     promptLatency[encoding] = Number(process.hrtime.bigint() - start) / 1e3 / calls;
   }
-  const hostileSmall = hostile(4096);
+  const hostileSmall = hostileText(4096);
   const hostileInlineMs: Record<string, number> = {};
   for (const encoding of ENCODING_NAMES) {
     hostileInlineMs[encoding] = await timePasses(() => countTextTokens(encoding, hostileSmall, DEFAULT_MAX_PIECE_CHARS), 300, 3);
@@ -169,6 +183,8 @@ async function main(): Promise<void> {
   );
   await Promise.all([inlineTokenizer.close(), workerTokenizer.close()]);
 
+  const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
+  console.log(`Machine: ${os.cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z\n`);
   console.log(`Tokenizer throughput (Node ${process.version}, ${path.basename(__filename)}; MB = 10^6 UTF-8 bytes)\n`);
   console.log("| corpus | encoding | size MB | tokens | inline tokens/s | inline MB/s | worker tokens/s | worker MB/s |");
   console.log("|:---|:---|---:|---:|---:|---:|---:|---:|");
@@ -192,7 +208,24 @@ async function main(): Promise<void> {
     `worker pool, ${SMALL_JOB_CHARS}-char jobs on 1 worker: ${roundTripUs.toFixed(0)} µs per job one at a time; ` +
       `${Math.round((BURST_JOBS / burstMs) * 1000).toLocaleString("en-US")} jobs/s for a burst of ${BURST_JOBS}`,
   );
-  console.log(`\nfinished in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+
+  if (process.env.BENCH_TOKENIZER_COMPARE !== "0") {
+    progress("part 2: ours vs tiktoken vs gpt-tokenizer's public API…");
+    const lines = await compareTokenizers({
+      corpora: { english: corpora.english, code: corpora.code, korean: corpora.korean },
+      hostileLengths: HOSTILE_LENGTHS,
+      capMs: CAP_S * 1000,
+      promptText: promptParts.join("\n"),
+      progress,
+    });
+    console.log(`\n${lines.join("\n")}`);
+  }
+  const ticksAtEnd = machineTicks();
+  const steal =
+    ticksAtStart && ticksAtEnd && ticksAtEnd.total > ticksAtStart.total
+      ? `, hypervisor steal ${(((ticksAtEnd.steal - ticksAtStart.steal) / (ticksAtEnd.total - ticksAtStart.total)) * 100).toFixed(1)} % of the machine's CPU time`
+      : "";
+  console.log(`\nfinished in ${((Date.now() - startedAt) / 1000).toFixed(1)} s${steal}, load average ${os.loadavg()[0].toFixed(2)}`);
 }
 
 main().catch((error: unknown) => {
