@@ -163,6 +163,29 @@ interface GatewayLoop {
   commitMaxMs?: number;
   /** Group commits and the records they wrote (`tollgate_store_group_records`), when exposed. */
   groups?: { commits: number; records: number };
+  /**
+   * The gateway's own view of its chat calls (`tollgate_http_request_duration_seconds`, from the request's
+   * first byte to its response's last): how many took longer than each bound. Set against the client's
+   * percentiles, it tells time spent in the gateway from time spent waiting for a CPU or in the client.
+   */
+  serverSide?: { count: number; over: Array<[number, number]> };
+}
+
+const SERVER_SIDE_BOUNDS_S = [0.005, 0.025, 0.1, 0.25];
+
+function serverSideDurations(before: Map<string, number>, after: Map<string, number>): GatewayLoop["serverSide"] {
+  const name = "tollgate_http_request_duration_seconds";
+  const route = 'route="chat.completions"';
+  const sum = (m: Map<string, number>, suffix: string, le?: string) => {
+    let total = 0;
+    for (const [key, value] of m) {
+      if (key.startsWith(`${name}_${suffix}{`) && key.includes(route) && (le === undefined || key.includes(`le="${le}"`))) total += value;
+    }
+    return total;
+  };
+  const count = sum(after, "count") - sum(before, "count");
+  if (count === 0) return undefined;
+  return { count, over: SERVER_SIDE_BOUNDS_S.map((bound) => [bound, count - (sum(after, "bucket", String(bound)) - sum(before, "bucket", String(bound)))]) };
 }
 
 /** Event-loop delay since the previous scrape (prom-client resets it on each scrape), GC and store timings between two scrapes. */
@@ -179,6 +202,7 @@ function gatewayLoop(before: Map<string, number>, after: Map<string, number>): G
     checkpoints: histogramDelta(before, after, "tollgate_store_checkpoint_seconds"),
     commitMaxMs: commitMax.length === 0 ? undefined : Math.max(...commitMax) * 1000,
     groups: groups && { commits: groups.count, records: groups.sum },
+    serverSide: serverSideDurations(before, after),
   };
 }
 
@@ -529,6 +553,9 @@ async function main(): Promise<void> {
       `| WAL checkpoints (\`tollgate_store_checkpoint_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.checkpoints)} |`,
       `| longest commit since the gateway started (\`tollgate_store_commit_max_seconds\`, ms) | ${ms1(loop.commitMaxMs)} |`,
       `| records per group commit (\`tollgate_store_group_records\`) | ${recordsPerGroup(loop)} |`,
+      `| chat calls the gateway itself timed (\`tollgate_http_request_duration_seconds\`) over ${SERVER_SIDE_BOUNDS_S.map((b) => `${b * 1000}`).join(" / ")} ms | ${
+        loop.serverSide ? `${loop.serverSide.over.map(([, n]) => n).join(" / ")} of ${loop.serverSide.count}` : "n/a"
+      } |`,
     ];
 
     // --- the targets ---------------------------------------------------------------------------------------
