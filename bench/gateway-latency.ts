@@ -157,6 +157,8 @@ interface GatewayLoop {
   lagMaxMs: number;
   gcMs: number;
   gcMajorMs: number;
+  /** GC pauses longer than 10 ms (prom-client's GC histogram has a bucket at 10 ms, none at 5), all kinds. */
+  gcPausesOver10Ms: number;
   commits?: HistogramDelta;
   checkpoints?: HistogramDelta;
   /** The longest commit since the gateway started (a gauge). */
@@ -169,6 +171,18 @@ interface GatewayLoop {
    * percentiles, it tells time spent in the gateway from time spent waiting for a CPU or in the client.
    */
   serverSide?: { count: number; over: Array<[number, number]> };
+}
+
+function gcPausesOver(before: Map<string, number>, after: Map<string, number>, le: string): number {
+  const pauses = (m: Map<string, number>) => {
+    let over = 0;
+    for (const [key, value] of m) {
+      if (key.startsWith("nodejs_gc_duration_seconds_count{")) over += value;
+      else if (key.startsWith("nodejs_gc_duration_seconds_bucket{") && key.includes(`le="${le}"`)) over -= value;
+    }
+    return over;
+  };
+  return pauses(after) - pauses(before);
 }
 
 const SERVER_SIDE_BOUNDS_S = [0.005, 0.025, 0.1, 0.25];
@@ -198,6 +212,7 @@ function gatewayLoop(before: Map<string, number>, after: Map<string, number>): G
     lagMaxMs: (after.get("nodejs_eventloop_lag_max_seconds") ?? NaN) * 1000,
     gcMs: gc("minor") + gc("major") + gc("incremental") + gc("weakcb"),
     gcMajorMs: gc("major"),
+    gcPausesOver10Ms: gcPausesOver(before, after, "0.01"),
     commits: histogramDelta(before, after, "tollgate_store_commit_seconds"),
     checkpoints: histogramDelta(before, after, "tollgate_store_checkpoint_seconds"),
     commitMaxMs: commitMax.length === 0 ? undefined : Math.max(...commitMax) * 1000,
@@ -548,7 +563,7 @@ async function main(): Promise<void> {
       "| metric | value |",
       "|:---|---:|",
       `| event-loop delay p99 / longest stall (ms) | ${ms1(loop.lagP99Ms)} / ${ms1(loop.lagMaxMs)} |`,
-      `| GC, all / major (ms) | ${loop.gcMs.toFixed(0)} / ${loop.gcMajorMs.toFixed(0)} |`,
+      `| GC, all / major (ms); pauses over 10 ms | ${loop.gcMs.toFixed(0)} / ${loop.gcMajorMs.toFixed(0)}; ${loop.gcPausesOver10Ms} |`,
       `| store commits on the event loop (\`tollgate_store_commit_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.commits)} |`,
       `| WAL checkpoints (\`tollgate_store_checkpoint_seconds\`): count / > ${STALL_MS} ms / sum (ms) | ${histogramCells(loop.checkpoints)} |`,
       `| longest commit since the gateway started (\`tollgate_store_commit_max_seconds\`, ms) | ${ms1(loop.commitMaxMs)} |`,
