@@ -38,6 +38,7 @@
  * Knobs (environment):
  *   BENCH_DURATION_S (10 per run)           BENCH_RATE (1000)
  *   BENCH_LOW_RATE (half the gateway's capacity measured by the warm-up)
+ *   BENCH_PACED_CONNECTIONS (128: the paced generator's connection limit)
  *   BENCH_STREAM_RATE (the lower rate / 2)  BENCH_INTER_TOKEN_MS (the upstream's pause between SSE events, 1)
  *   BENCH_CONNECTIONS (64, phase b)         BENCH_RATE_CONNECTIONS (10, autocannon in phase a)
  *   BENCH_BUYERS (8, at most 8)             BENCH_LOG_LEVEL (gateway log level, "warn")
@@ -76,6 +77,8 @@ const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 1_000);
  * token arrive together and the streaming row cannot tell the work before the first token from the work after
  * the last; 1 ms (tens of ms for the few dozen events of a 64-token answer; the probe prints how many) keeps them apart.
  */
+/** Most keep-alive connections the paced generator opens (it opens one more whenever all are busy). */
+const PACED_CONNECTIONS = Number(process.env.BENCH_PACED_CONNECTIONS ?? 128);
 const INTER_TOKEN_MS = Number(process.env.BENCH_INTER_TOKEN_MS ?? 1);
 const CPU_PROF = process.env.BENCH_CPU_PROF === "1";
 /** Extra Node flags for the gateway process only, e.g. "--max-semi-space-size=64" or "--heap-prof". */
@@ -478,14 +481,14 @@ async function main(): Promise<void> {
     log(`lower paced rate: ${lowRate} req/s, ${lowRateWhy}; streaming rate ${streamRate} req/s${process.env.BENCH_STREAM_RATE ? " (BENCH_STREAM_RATE)" : " (half the lower rate)"}`);
 
     // --- (a) paced, the lower rate first: a gateway that cannot keep up with RATE leaves a long queue (and a grown heap) behind
-    const pacedLow = await eachTarget("(a) paced, lower rate", () => ({ kind: "paced", amount: lowRate * DURATION_S, rate: lowRate, connections: 128 }));
+    const pacedLow = await eachTarget("(a) paced, lower rate", () => ({ kind: "paced", amount: lowRate * DURATION_S, rate: lowRate, connections: PACED_CONNECTIONS }));
 
     // --- (s) streaming: a short untimed warm-up of the streaming paths, then the measured run ------------
-    await eachTarget("(s) streamed, warm-up", () => ({ kind: "paced", amount: Math.max(50, streamRate), rate: streamRate, connections: 128, stream: true }));
-    const streamed = await eachTarget("(s) streamed", () => ({ kind: "paced", amount: streamRate * DURATION_S, rate: streamRate, connections: 128, stream: true }));
+    await eachTarget("(s) streamed, warm-up", () => ({ kind: "paced", amount: Math.max(50, streamRate), rate: streamRate, connections: PACED_CONNECTIONS, stream: true }));
+    const streamed = await eachTarget("(s) streamed", () => ({ kind: "paced", amount: streamRate * DURATION_S, rate: streamRate, connections: PACED_CONNECTIONS, stream: true }));
 
     // --- (a) fixed rate -------------------------------------------------------------------------------
-    const paced = await eachTarget("(a) paced", () => ({ kind: "paced", amount: RATE * DURATION_S, rate: RATE, connections: 128 }));
+    const paced = await eachTarget("(a) paced", () => ({ kind: "paced", amount: RATE * DURATION_S, rate: RATE, connections: PACED_CONNECTIONS }));
     const cannonRate = await eachTarget("(a) autocannon overallRate", () => ({ kind: "autocannon", amount: RATE * DURATION_S, rate: RATE, connections: RATE_CONNECTIONS }));
 
     // --- (b) max throughput: a fixed count sized from the warm-up, so each run lasts about DURATION_S --
