@@ -174,6 +174,8 @@ interface GatewayLoop {
    * percentiles, it tells time spent in the gateway from time spent waiting for a CPU or in the client.
    */
   serverSide?: { count: number; over: Array<[number, number]> };
+  /** Calls that waited for a buyer's on-chain snapshot longer than each bound (`tollgate_balance_wait_seconds`). */
+  balanceWaits?: { count: number; over: Array<[number, number]> };
 }
 
 function gcPausesOver(before: Map<string, number>, after: Map<string, number>, le: string): number {
@@ -189,20 +191,24 @@ function gcPausesOver(before: Map<string, number>, after: Map<string, number>, l
 }
 
 const SERVER_SIDE_BOUNDS_S = [0.005, 0.025, 0.1, 0.25];
+const BALANCE_WAIT_BOUNDS_S = [0.001, 0.025, 0.1, 0.25];
 
-function serverSideDurations(before: Map<string, number>, after: Map<string, number>): GatewayLoop["serverSide"] {
-  const name = "tollgate_http_request_duration_seconds";
-  const route = 'route="chat.completions"';
+/** How many observations of a histogram (one label set, or all) exceeded each bound between two scrapes. */
+function countsOver(before: Map<string, number>, after: Map<string, number>, name: string, bounds: number[], label = ""): { count: number; over: Array<[number, number]> } | undefined {
   const sum = (m: Map<string, number>, suffix: string, le?: string) => {
     let total = 0;
     for (const [key, value] of m) {
-      if (key.startsWith(`${name}_${suffix}{`) && key.includes(route) && (le === undefined || key.includes(`le="${le}"`))) total += value;
+      if (key.startsWith(`${name}_${suffix}`) && key.includes(label) && (le === undefined || key.includes(`le="${le}"`))) total += value;
     }
     return total;
   };
   const count = sum(after, "count") - sum(before, "count");
   if (count === 0) return undefined;
-  return { count, over: SERVER_SIDE_BOUNDS_S.map((bound) => [bound, count - (sum(after, "bucket", String(bound)) - sum(before, "bucket", String(bound)))]) };
+  return { count, over: bounds.map((bound) => [bound, count - (sum(after, "bucket", String(bound)) - sum(before, "bucket", String(bound)))]) };
+}
+
+function serverSideDurations(before: Map<string, number>, after: Map<string, number>): GatewayLoop["serverSide"] {
+  return countsOver(before, after, "tollgate_http_request_duration_seconds", SERVER_SIDE_BOUNDS_S, 'route="chat.completions"');
 }
 
 /** Event-loop delay since the previous scrape (prom-client resets it on each scrape), GC and store timings between two scrapes. */
@@ -221,9 +227,11 @@ function gatewayLoop(before: Map<string, number>, after: Map<string, number>): G
     commitMaxMs: commitMax.length === 0 ? undefined : Math.max(...commitMax) * 1000,
     groups: groups && { commits: groups.count, records: groups.sum },
     serverSide: serverSideDurations(before, after),
+    balanceWaits: countsOver(before, after, "tollgate_balance_wait_seconds", BALANCE_WAIT_BOUNDS_S),
   };
 }
 
+const countOver = (values: Float64Array, bound: number) => values.reduce((n, v) => (v > bound ? n + 1 : n), 0);
 const ms = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(3) : "n/a");
 const ms1 = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(1) : "n/a");
 const signed = (v: number) => (Number.isFinite(v) ? `${v < 0 ? "−" : "+"}${Math.abs(v).toFixed(3)}` : "n/a");
@@ -452,7 +460,8 @@ async function main(): Promise<void> {
       log(
         `   ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors in ${result.elapsedS.toFixed(2)} s (${(result.ok / result.elapsedS).toFixed(0)}/s); ` +
           (first ? `first token p50 ${ms(first.p50)} ms, p99 ${ms(first.p99)} ms; last token ` : "") +
-          `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, p99.9 ${ms(s.p999)} ms, max ${ms(s.max)} ms`,
+          `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, p99.9 ${ms(s.p999)} ms, max ${ms(s.max)} ms` +
+          (result.connects !== undefined ? `; ${result.connects} connections opened, ${countOver(result.latencies, 100)} answers over 100 ms` : ""),
       );
       log(
         `   CPU per call: ${target.name === "bare" ? "bare proxy" : "gateway"} ${us(cpu.gateway)} µs, simulated upstream ${us(cpu.sim)} µs, load generator + chain ${us(cpu.bench)} µs; ` +
@@ -573,6 +582,9 @@ async function main(): Promise<void> {
       `| records per group commit (\`tollgate_store_group_records\`) | ${recordsPerGroup(loop)} |`,
       `| chat calls the gateway itself timed (\`tollgate_http_request_duration_seconds\`) over ${SERVER_SIDE_BOUNDS_S.map((b) => `${b * 1000}`).join(" / ")} ms | ${
         loop.serverSide ? `${loop.serverSide.over.map(([, n]) => n).join(" / ")} of ${loop.serverSide.count}` : "n/a"
+      } |`,
+      `| of those, calls that waited for the buyer's on-chain balance (\`tollgate_balance_wait_seconds\`) over ${BALANCE_WAIT_BOUNDS_S.map((b) => `${b * 1000}`).join(" / ")} ms | ${
+        loop.balanceWaits ? `${loop.balanceWaits.over.map(([, n]) => n).join(" / ")} of ${loop.balanceWaits.count}` : "n/a"
       } |`,
     ];
 

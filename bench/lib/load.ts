@@ -40,6 +40,8 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   elapsedS: number;
+  /** Paced only: connections the generator opened (one more each time every open one was busy). */
+  connects?: number;
   /** When the first request was sent (epoch ms): after the worker thread has started and loaded its modules. */
   startedAtMs: number;
   /** With `receipts`: the receipt sequence of each 2xx answer, in the order the answers arrived. */
@@ -66,9 +68,9 @@ const latencies = new Float64Array(job.amount);
 const sequences = job.receipts ? new Float64Array(job.amount) : undefined;
 const answeredAtMs = job.receipts ? new Float64Array(job.amount) : undefined;
 const firstToken = job.stream ? new Float64Array(job.amount) : undefined;
-let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0, withReceipt = 0, missingReceipts = 0, badStreams = 0;
+let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0, withReceipt = 0, missingReceipts = 0, badStreams = 0, connects = 0;
 const finish = () => {
-  const result = { latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000, startedAtMs: performance.timeOrigin + started };
+  const result = { latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000, startedAtMs: performance.timeOrigin + started, connects };
   if (job.receipts) Object.assign(result, { sequences: sequences.slice(0, withReceipt), answeredAtMs: answeredAtMs.slice(0, withReceipt), missingReceipts });
   if (job.stream) Object.assign(result, { firstToken: firstToken.slice(0, recorded), badStreams });
   parentPort.postMessage(result);
@@ -105,6 +107,7 @@ if (job.kind === "autocannon") {
 } else {
   const { Pool } = require(job.modules.undici);
   const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1 });
+  pool.on("connect", () => connects++);
   let sent = 0, done = 0;
   // Reads an SSE body as it arrives. The JSON of an event is parsed only until the first token is seen;
   // after that only the [DONE] line is looked for, so the generator's own cost stays small.

@@ -32,6 +32,13 @@ export class GatewayMetrics {
   readonly openReservations = new Gauge({ name: "tollgate_open_reservations", help: "Calls in flight holding a reservation", registers: [this.registry] });
   readonly lastSequence = new Gauge({ name: "tollgate_last_sequence", help: "Sequence number of the last usage record written", registers: [this.registry] });
 
+  /** How long calls waited for the buyer's on-chain balance: ~0 when a cached snapshot served, an RPC round trip when not. */
+  readonly balanceWait = new Histogram({
+    name: "tollgate_balance_wait_seconds",
+    help: "Time a metered call waited for the buyer's on-chain snapshot before its reservation",
+    buckets: [0.0001, 0.001, 0.005, 0.025, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
   /** Group commits of usage records, on the event loop: how long each held it, and how many records it wrote. */
   readonly storeCommit = new Histogram({
     name: "tollgate_store_commit_seconds",

@@ -6,6 +6,7 @@
  *   record()   → sequence number, usage record and receipt signature in one SQLite transaction
  *   release()  → always, in a finally: a failed call costs nothing
  */
+import { performance } from "node:perf_hooks";
 import type { Address } from "viem";
 import type { UsageReceipt } from "../../chain/eip712";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
@@ -87,8 +88,10 @@ export class Meter {
     const amount = recordCost({ inputTokens: reservedInput, cachedInputTokens: 0, outputTokens: maxOutputTokens }, { input: inputPrice, cachedInput: inputPrice, output: epoch.output });
 
     let snapshot;
+    const waitStarted = performance.now();
     try {
       snapshot = await state.snapshot(key.buyer);
+      this.deps.metrics.balanceWait.observe((performance.now() - waitStarted) / 1000);
     } catch (error) {
       // Without the buyer's on-chain balance the gateway cannot know the call is covered: refuse, charge nothing.
       throw new GatewayError(503, "server_error", `The gateway cannot read your balance from the chain right now (${(error as Error).message.split("\n")[0]}). Nothing was charged; retry shortly.`, "chain_unavailable", null, { "retry-after": "2" });
