@@ -42,7 +42,7 @@
  *   BENCH_STREAM_RATE (the lower rate / 2)  BENCH_INTER_TOKEN_MS (the upstream's pause between SSE events, 1)
  *   BENCH_CONNECTIONS (64, phase b)         BENCH_RATE_CONNECTIONS (10, autocannon in phase a)
  *   BENCH_BUYERS (8, at most 8)             BENCH_LOG_LEVEL (gateway log level, "warn")
- *   BENCH_ACCOUNT_CACHE_MS (the gateway's chain.accountCacheMs, 1000)
+ *   BENCH_ACCOUNT_CACHE_MS (the gateway's chain.accountCacheMs; 2000, the gateway's default)
  *   BENCH_CPU_PROF=1 (run the gateway with --cpu-prof; print where its time went; keep the profile)
  *   BENCH_GATEWAY_NODE_ARGS (extra Node flags for the gateway process, space-separated)
  *   BENCH_TOKENIZER=0 (skip the tokenizer throughput table from bench/tokenizer-throughput.ts)
@@ -71,7 +71,7 @@ const MAX_CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const RATE_CONNECTIONS = Number(process.env.BENCH_RATE_CONNECTIONS ?? 10);
 const BUYERS = Math.min(8, Number(process.env.BENCH_BUYERS ?? 8));
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? "warn";
-const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 1_000);
+const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 2_000);
 /**
  * The upstream's pause between SSE events. With 0 it writes a whole answer at once, so the first and the last
  * token arrive together and the streaming row cannot tell the work before the first token from the work after
