@@ -327,6 +327,13 @@ describe("gateway: metered chat completions and embeddings", function () {
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
     expect(metrics).to.match(/tollgate_token_count_divergence_ratio_count\{model="small-model",direction="input"\} [1-9]/);
     expect(metrics).to.match(/tollgate_metered_calls_total\{model="small-model",endpoint="chat.completions",streamed="false",completed="true"\} [1-9]/);
+    // Group commit: every record written went through a commit, and every metered call read the buyer's balance.
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+    const records = store().recordCount();
+    expect(value("tollgate_store_group_records_sum")).to.equal(records);
+    expect(value("tollgate_store_commit_seconds_count")).to.equal(value("tollgate_store_group_records_count"));
+    expect(value("tollgate_store_commit_seconds_count")).to.be.within(1, records);
+    expect(value("tollgate_balance_wait_seconds_count")).to.be.at.least(records);
     const health = await (await fetch(`${h.url}/health`)).json();
     expect(health).to.include({ status: "ok", signer: h.signer, signer_authorized: true });
     expect(health.next_sequence).to.equal(store().nextSequence().toString());
