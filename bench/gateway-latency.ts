@@ -327,8 +327,12 @@ async function main(): Promise<void> {
   for (const buyer of buyers) await deposit(market.clientOf(buyer), { amount: USD(500) });
   const client = createPublicClient({ transport: custom(hre.network.provider) }) as PublicClient;
   const { nextSequence: firstSequence } = await new MarketplaceReader(client, tollgate).signerStatus(signer);
-  const rpc = await startRpcServer(hre.network.provider);
-  log(`chain ${chainId} served at ${rpc.url}`);
+  // On Hardhat's in-process network the chain runs in this process, beside the load generator's thread, and is
+  // served over JSON-RPC from here. With `--network localhost` (a `hardhat node` of its own, see
+  // `npm run bench:gateway:node-chain`) the gateway talks to that node directly and this process only loads.
+  const networkUrl = (hre.network.config as { url?: string }).url;
+  const rpc = networkUrl ? { url: networkUrl, close: async () => undefined } : await startRpcServer(hre.network.provider);
+  log(`chain ${chainId} served at ${rpc.url}${networkUrl ? " (a node process of its own)" : " (Hardhat in this process)"}`);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-"));
   const profileDir = path.join(dir, "cpu-profile");
