@@ -175,7 +175,8 @@ describe("group commit of usage records", function () {
 
       const reports: CheckpointReport[] = [];
       const errors: string[] = [];
-      const checkpointer = new WalCheckpointer({ path: file, durability: "process-crash", intervalMs: 20, onCheckpoint: (r) => reports.push(r), onError: (e) => errors.push(e) });
+      // 200 ms apart: the appends below start right after a checkpoint, never during one (the WAL restarts only then).
+      const checkpointer = new WalCheckpointer({ path: file, durability: "process-crash", intervalMs: 200, onCheckpoint: (r) => reports.push(r), onError: (e) => errors.push(e) });
       try {
         await waitFor("a checkpoint that copied the WAL", () => (reports.some((r) => r.frames > 0) ? true : undefined));
         // The next commits restart the WAL from its beginning instead of growing it.
