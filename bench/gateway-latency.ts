@@ -88,7 +88,6 @@ const WARMUP_CALLS = 4_000;
 const STREAM_TOKENS = 64;
 /** Where a store commit or checkpoint becomes a stall (issue 12), and the histogram bucket that counts below it. */
 const STALL_MS = 5;
-const STALL_BUCKET = 'le="0.005"';
 const ROOT = path.resolve(__dirname, "..");
 
 const PROMPT = { model: "small-model", messages: [{ role: "user", content: "Write one sentence about a toll bridge at dawn." }], max_tokens: 16 };
@@ -125,33 +124,41 @@ async function gatewayMetrics(url: string): Promise<Map<string, number>> {
   return values;
 }
 
-/** The series of one metric name (any labels), e.g. `x_count` and `x_count{kind="a"}`. */
-function series(metrics: Map<string, number>, name: string, labelFilter?: string): number[] {
+/** The series of one metric name (any labels), e.g. `x_count` and `x_count{kind="a"}`, whose key holds every filter. */
+function series(metrics: Map<string, number>, name: string, ...labelFilters: string[]): number[] {
   const values: number[] = [];
   for (const [key, value] of metrics) {
     if (key !== name && !key.startsWith(`${name}{`)) continue;
-    if (labelFilter !== undefined && !key.includes(labelFilter)) continue;
+    if (!labelFilters.every((filter) => key.includes(filter))) continue;
     values.push(value);
   }
   return values;
 }
 
-/** What a store histogram recorded between two scrapes (histograms are cumulative), over all its label sets. */
+/** What a histogram recorded between two scrapes (histograms are cumulative), over its label sets holding `label`. */
 interface HistogramDelta {
   count: number;
-  /** Observations above STALL_MS; undefined if the histogram has no bucket at STALL_MS. */
-  overStall?: number;
   /** In the metric's unit (seconds for the timings). */
   sum: number;
+  /** Per bound asked for: the observations above it, or undefined when the histogram has no bucket there. */
+  over: Array<[number, number | undefined]>;
+  /** Observations above STALL_MS (one of the default bounds); undefined if the histogram has no bucket there. */
+  overStall?: number;
 }
 
-function histogramDelta(before: Map<string, number>, after: Map<string, number>, name: string): HistogramDelta | undefined {
-  const total = (m: Map<string, number>, metric: string, filter?: string) => series(m, metric, filter).reduce((a, b) => a + b, 0);
-  if (series(after, `${name}_count`).length === 0) return undefined;
-  const count = total(after, `${name}_count`) - total(before, `${name}_count`);
-  const hasBucket = series(after, `${name}_bucket`, STALL_BUCKET).length > 0;
-  const belowStall = total(after, `${name}_bucket`, STALL_BUCKET) - total(before, `${name}_bucket`, STALL_BUCKET);
-  return { count, overStall: hasBucket ? count - belowStall : undefined, sum: total(after, `${name}_sum`) - total(before, `${name}_sum`) };
+function histogramDelta(before: Map<string, number>, after: Map<string, number>, name: string, bounds: readonly number[] = [STALL_MS / 1000], label?: string): HistogramDelta | undefined {
+  const filters = label === undefined ? [] : [label];
+  if (series(after, `${name}_count`, ...filters).length === 0) return undefined;
+  const delta = (metric: string, ...more: string[]) => {
+    const total = (m: Map<string, number>) => series(m, metric, ...filters, ...more).reduce((x, y) => x + y, 0);
+    return total(after) - total(before);
+  };
+  const count = delta(`${name}_count`);
+  const over = bounds.map((bound): [number, number | undefined] => {
+    const le = `le="${bound}"`;
+    return [bound, series(after, `${name}_bucket`, ...filters, le).length === 0 ? undefined : count - delta(`${name}_bucket`, le)];
+  });
+  return { count, sum: delta(`${name}_sum`), over, overStall: over.find(([bound]) => bound === STALL_MS / 1000)?.[1] };
 }
 
 /** The gateway process during one run, read from its /metrics before and after. */
@@ -173,43 +180,13 @@ interface GatewayLoop {
    * first byte to its response's last): how many took longer than each bound. Set against the client's
    * percentiles, it tells time spent in the gateway from time spent waiting for a CPU or in the client.
    */
-  serverSide?: { count: number; over: Array<[number, number]> };
+  serverSide?: HistogramDelta;
   /** Calls that waited for a buyer's on-chain snapshot longer than each bound (`tollgate_balance_wait_seconds`). */
-  balanceWaits?: { count: number; over: Array<[number, number]> };
-}
-
-function gcPausesOver(before: Map<string, number>, after: Map<string, number>, le: string): number {
-  const pauses = (m: Map<string, number>) => {
-    let over = 0;
-    for (const [key, value] of m) {
-      if (key.startsWith("nodejs_gc_duration_seconds_count{")) over += value;
-      else if (key.startsWith("nodejs_gc_duration_seconds_bucket{") && key.includes(`le="${le}"`)) over -= value;
-    }
-    return over;
-  };
-  return pauses(after) - pauses(before);
+  balanceWaits?: HistogramDelta;
 }
 
 const SERVER_SIDE_BOUNDS_S = [0.005, 0.025, 0.1, 0.25];
 const BALANCE_WAIT_BOUNDS_S = [0.001, 0.025, 0.1, 0.25];
-
-/** How many observations of a histogram (one label set, or all) exceeded each bound between two scrapes. */
-function countsOver(before: Map<string, number>, after: Map<string, number>, name: string, bounds: number[], label = ""): { count: number; over: Array<[number, number]> } | undefined {
-  const sum = (m: Map<string, number>, suffix: string, le?: string) => {
-    let total = 0;
-    for (const [key, value] of m) {
-      if (key.startsWith(`${name}_${suffix}`) && key.includes(label) && (le === undefined || key.includes(`le="${le}"`))) total += value;
-    }
-    return total;
-  };
-  const count = sum(after, "count") - sum(before, "count");
-  if (count === 0) return undefined;
-  return { count, over: bounds.map((bound) => [bound, count - (sum(after, "bucket", String(bound)) - sum(before, "bucket", String(bound)))]) };
-}
-
-function serverSideDurations(before: Map<string, number>, after: Map<string, number>): GatewayLoop["serverSide"] {
-  return countsOver(before, after, "tollgate_http_request_duration_seconds", SERVER_SIDE_BOUNDS_S, 'route="chat.completions"');
-}
 
 /** Event-loop delay since the previous scrape (prom-client resets it on each scrape), GC and store timings between two scrapes. */
 function gatewayLoop(before: Map<string, number>, after: Map<string, number>): GatewayLoop {
@@ -221,13 +198,13 @@ function gatewayLoop(before: Map<string, number>, after: Map<string, number>): G
     lagMaxMs: (after.get("nodejs_eventloop_lag_max_seconds") ?? NaN) * 1000,
     gcMs: gc("minor") + gc("major") + gc("incremental") + gc("weakcb"),
     gcMajorMs: gc("major"),
-    gcPausesOver10Ms: gcPausesOver(before, after, "0.01"),
+    gcPausesOver10Ms: histogramDelta(before, after, "nodejs_gc_duration_seconds", [0.01])?.over[0][1] ?? 0,
     commits: histogramDelta(before, after, "tollgate_store_commit_seconds"),
     checkpoints: histogramDelta(before, after, "tollgate_store_checkpoint_seconds"),
     commitMaxMs: commitMax.length === 0 ? undefined : Math.max(...commitMax) * 1000,
     groups: groups && { commits: groups.count, records: groups.sum },
-    serverSide: serverSideDurations(before, after),
-    balanceWaits: countsOver(before, after, "tollgate_balance_wait_seconds", BALANCE_WAIT_BOUNDS_S),
+    serverSide: histogramDelta(before, after, "tollgate_http_request_duration_seconds", SERVER_SIDE_BOUNDS_S, 'route="chat.completions"'),
+    balanceWaits: histogramDelta(before, after, "tollgate_balance_wait_seconds", BALANCE_WAIT_BOUNDS_S),
   };
 }
 
@@ -242,7 +219,7 @@ const log = (line: string) => console.log(`[bench] ${line}`);
 /** "count / above 5 ms / sum ms" of a store histogram, or n/a when the gateway does not expose it. */
 function histogramCells(h: HistogramDelta | undefined): string {
   if (!h) return "n/a (not exposed)";
-  return `${h.count} / ${h.overStall === undefined ? `n/a (no ${STALL_BUCKET} bucket)` : h.overStall} / ${(h.sum * 1000).toFixed(1)}`;
+  return `${h.count} / ${h.overStall === undefined ? `n/a (no bucket at ${STALL_MS} ms)` : h.overStall} / ${(h.sum * 1000).toFixed(1)}`;
 }
 
 function recordsPerGroup(loop: GatewayLoop): string {
@@ -585,10 +562,10 @@ async function main(): Promise<void> {
       `| longest commit since the gateway started (\`tollgate_store_commit_max_seconds\`, ms) | ${ms1(loop.commitMaxMs)} |`,
       `| records per group commit (\`tollgate_store_group_records\`) | ${recordsPerGroup(loop)} |`,
       `| chat calls the gateway itself timed (\`tollgate_http_request_duration_seconds\`) over ${SERVER_SIDE_BOUNDS_S.map((b) => `${b * 1000}`).join(" / ")} ms | ${
-        loop.serverSide ? `${loop.serverSide.over.map(([, n]) => n).join(" / ")} of ${loop.serverSide.count}` : "n/a"
+        loop.serverSide ? `${loop.serverSide.over.map(([, n]) => n ?? "n/a").join(" / ")} of ${loop.serverSide.count}` : "n/a"
       } |`,
       `| of those, calls that waited for the buyer's on-chain balance (\`tollgate_balance_wait_seconds\`) over ${BALANCE_WAIT_BOUNDS_S.map((b) => `${b * 1000}`).join(" / ")} ms | ${
-        loop.balanceWaits ? `${loop.balanceWaits.over.map(([, n]) => n).join(" / ")} of ${loop.balanceWaits.count}` : "n/a"
+        loop.balanceWaits ? `${loop.balanceWaits.over.map(([, n]) => n ?? "n/a").join(" / ")} of ${loop.balanceWaits.count}` : "n/a"
       } |`,
     ];
 

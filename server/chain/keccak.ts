@@ -1,9 +1,7 @@
 /**
- * Byte helpers of the gateway's hot path: keccak256, and hex encoding.
- *
- * keccak256 on the gateway's hot path. The `keccak` package loads a native binding (prebuilt for common
- * platforms, pure JS otherwise); it is about seven times faster than viem's JS keccak on the few hundred
- * bytes of a request or response, and each metered call hashes five times.
+ * Byte helpers of the gateway's hot path: keccak256 and hex encoding. The `keccak` package loads a native
+ * binding (prebuilt for common platforms, pure JS otherwise); it is about seven times faster than viem's JS
+ * keccak on the few hundred bytes of a request or response, and each metered call hashes five times.
  */
 import createKeccakHash from "keccak";
 

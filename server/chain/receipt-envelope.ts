@@ -6,9 +6,10 @@
 import { getAddress, type Address, type Hex } from "viem";
 import { usageReceiptTypes, type UsageReceipt } from "./eip712";
 
-/** The receipt's fields as they travel in JSON, which has no bigint: those travel as decimal strings. */
-
+/** The receipt's field names, in the EIP-712 struct's order. */
 const RECEIPT_FIELDS = usageReceiptTypes.UsageReceipt.map(({ name }) => name);
+
+/** The receipt's fields as they travel in JSON, which has no bigint: those travel as decimal strings. */
 export type WireReceipt = { [K in keyof UsageReceipt]: UsageReceipt[K] extends bigint ? string : UsageReceipt[K] };
 
 export interface ReceiptEnvelope {

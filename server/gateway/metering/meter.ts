@@ -3,7 +3,7 @@
  * upstream, then turn what was served into one durable, signed usage record, then release the rest.
  *
  *   reserve()  → 402 / 403 here, before any upstream work, changing nothing
- *   record()   → sequence number, usage record and receipt signature in one SQLite transaction
+ *   record()   → sequence number, usage record and receipt signature in one SQLite transaction (a group's)
  *   release()  → always, in a finally: a failed call costs nothing
  */
 import { performance } from "node:perf_hooks";
@@ -54,7 +54,7 @@ export class Meter {
     private readonly deps: {
       state: MarketplaceState;
       ledger: SpendLedger;
-      /** Writes records in groups (group-commit.ts); `store` is the store it writes to. */
+      /** Writes the records to the usage store, in groups (group-commit.ts). */
       records: GroupCommit;
       signer: ReceiptSigner;
       metrics: GatewayMetrics;
