@@ -46,6 +46,7 @@
  *   BENCH_CPU_PROF=1 (run the gateway with --cpu-prof; print where its time went; keep the profile)
  *   BENCH_GATEWAY_NODE_ARGS (extra Node flags for the gateway process, space-separated)
  *   BENCH_TOKENIZER=0 (skip the tokenizer throughput table from bench/tokenizer-throughput.ts)
+ *   BENCH_LEAD_IN_S (1: untimed seconds of calls before each paced run, at its rate and on its pool)
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -62,7 +63,7 @@ import { killAllProcesses, spawnTsProcess, startGatewayProcess, startSimulatedUp
 import { startRpcServer } from "../scripts/lib/rpc-server";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
 import { printCpuProfile } from "./lib/cpu-profile";
-import { cpuSecondsOf, machineTicks } from "./lib/machine";
+import { cpuSecondsOf, machineTicks, runQueueSecondsOf } from "./lib/machine";
 import { stats, type Stats } from "./lib/stats";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
@@ -80,6 +81,14 @@ const ACCOUNT_CACHE_MS = Number(process.env.BENCH_ACCOUNT_CACHE_MS ?? 2_000);
 /** Most keep-alive connections the paced generator opens (it opens one more whenever all are busy). */
 const PACED_CONNECTIONS = Number(process.env.BENCH_PACED_CONNECTIONS ?? 128);
 const INTER_TOKEN_MS = Number(process.env.BENCH_INTER_TOKEN_MS ?? 1);
+/**
+ * Seconds of untimed calls each paced run sends first, at its rate and on its pool. Each target sits idle while
+ * the others are measured, so without it every paced run opened on a cold target: the gateway's first call per
+ * buyer after 16 s idle waits for an on-chain snapshot (5–7 eth_calls to the Hardhat EVM in this process, 8
+ * buyers at once: 170–390 ms), the generator opens a connection for each call that piles up behind those, and
+ * that cold start was the whole p99 at half capacity. The lead-in's slowest call is printed, so it stays visible.
+ */
+const LEAD_IN_S = Number(process.env.BENCH_LEAD_IN_S ?? 1);
 const CPU_PROF = process.env.BENCH_CPU_PROF === "1";
 /** Extra Node flags for the gateway process only, e.g. "--max-semi-space-size=64" or "--heap-prof". */
 const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -97,6 +106,8 @@ interface CpuPerCall {
   gateway?: number;
   sim?: number;
   bench?: number;
+  /** µs per call the proxy's (bare or gateway) main thread was runnable but waiting for a core. */
+  runQueue?: number;
 }
 
 /** Share of the machine's CPU time during one run (%), all cores. */
@@ -413,14 +424,17 @@ async function main(): Promise<void> {
     const run = async (label: string, target: Target, job: Omit<LoadJob, "origin" | "requests" | "modules">): Promise<RunResult> => {
       log(`${label} → ${target.label}: ${job.amount} calls${job.rate ? ` at ${job.rate}/s` : ""}, ${job.kind}${job.stream ? ", streamed" : ""}, ${job.connections} connections…`);
       const metricsBefore = target.name === "gateway" ? await gatewayMetrics(gateway.url) : undefined;
-      const before = { proxy: target.pid === undefined ? undefined : cpuSecondsOf(target.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
+      const before = { proxy: target.pid === undefined ? undefined : cpuSecondsOf(target.pid), runQueue: target.pid === undefined ? undefined : runQueueSecondsOf(target.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
       const result = await runLoad({ ...job, origin: target.origin, requests: job.stream ? target.streamRequests : target.requests, modules });
-      const perCall = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? undefined : ((end - start) * 1e6) / result.ok);
+      // The CPU window holds the lead-in calls too.
+      const answered = result.ok + (result.leadInOk ?? 0);
+      const perCall = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? undefined : ((end - start) * 1e6) / answered);
       const benchUsage = process.cpuUsage(before.bench);
       const cpu: CpuPerCall = {
         gateway: target.pid === undefined ? undefined : perCall(before.proxy, cpuSecondsOf(target.pid)),
         sim: perCall(before.sim, cpuSecondsOf(sim.pid)),
-        bench: (benchUsage.user + benchUsage.system) / result.ok,
+        bench: (benchUsage.user + benchUsage.system) / answered,
+        runQueue: target.pid === undefined ? undefined : perCall(before.runQueue, runQueueSecondsOf(target.pid)),
       };
       const after = machineTicks();
       const machine: MachineShare = {};
@@ -432,7 +446,7 @@ async function main(): Promise<void> {
         totalTicks += total;
         maxStealPct = Math.max(maxStealPct, machine.steal);
       }
-      if (target.name === "gateway") gateway2xx += result.ok;
+      if (target.name === "gateway") gateway2xx += answered;
       if (result.non2xx > 0 || result.errors > 0) {
         failures.push(`${label} → ${target.label}: ${result.non2xx} non-2xx, ${result.errors} errors${result.badStreams ? ` (${result.badStreams} streams without a token or [DONE])` : ""}`);
       }
@@ -442,11 +456,13 @@ async function main(): Promise<void> {
         `   ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors in ${result.elapsedS.toFixed(2)} s (${(result.ok / result.elapsedS).toFixed(0)}/s); ` +
           (first ? `first token p50 ${ms(first.p50)} ms, p99 ${ms(first.p99)} ms; last token ` : "") +
           `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, p99.9 ${ms(s.p999)} ms, max ${ms(s.max)} ms` +
-          (result.connects !== undefined ? `; ${result.connects} connections opened, ${countOver(result.latencies, 100)} answers over 100 ms` : ""),
+          (result.connects !== undefined ? `; ${result.connects} connections opened, ${countOver(result.latencies, 100)} answers over 100 ms` : "") +
+          (job.leadIn ? `; untimed lead-in before it: ${result.leadInOk} calls, slowest ${ms(result.leadInMaxMs ?? 0)} ms` : ""),
       );
       log(
         `   CPU per call: ${target.name === "bare" ? "bare proxy" : "gateway"} ${us(cpu.gateway)} µs, simulated upstream ${us(cpu.sim)} µs, load generator + chain ${us(cpu.bench)} µs; ` +
-          `machine busy ${pct(machine.busy)}%, stolen by the hypervisor ${pct(machine.steal)}%`,
+          `machine busy ${pct(machine.busy)}%, stolen by the hypervisor ${pct(machine.steal)}%` +
+          (cpu.runQueue === undefined ? "" : `; the ${target.name === "bare" ? "bare proxy" : "gateway"}'s event loop waited for a core ${us(cpu.runQueue)} µs per call`),
       );
       const loop = metricsBefore ? gatewayLoop(metricsBefore, await gatewayMetrics(gateway.url)) : undefined;
       if (loop) log(`   ${describeLoop(loop)}`);
@@ -471,14 +487,14 @@ async function main(): Promise<void> {
     log(`lower paced rate: ${lowRate} req/s, ${lowRateWhy}; streaming rate ${streamRate} req/s${process.env.BENCH_STREAM_RATE ? " (BENCH_STREAM_RATE)" : " (half the lower rate)"}`);
 
     // --- (a) paced, the lower rate first: a gateway that cannot keep up with RATE leaves a long queue (and a grown heap) behind
-    const pacedLow = await eachTarget("(a) paced, lower rate", () => ({ kind: "paced", amount: lowRate * DURATION_S, rate: lowRate, connections: PACED_CONNECTIONS }));
+    const pacedLow = await eachTarget("(a) paced, lower rate", () => ({ kind: "paced", amount: lowRate * DURATION_S, rate: lowRate, leadIn: Math.round(lowRate * LEAD_IN_S), connections: PACED_CONNECTIONS }));
 
     // --- (s) streaming: a short untimed warm-up of the streaming paths, then the measured run ------------
     await eachTarget("(s) streamed, warm-up", () => ({ kind: "paced", amount: Math.max(50, streamRate), rate: streamRate, connections: PACED_CONNECTIONS, stream: true }));
-    const streamed = await eachTarget("(s) streamed", () => ({ kind: "paced", amount: streamRate * DURATION_S, rate: streamRate, connections: PACED_CONNECTIONS, stream: true }));
+    const streamed = await eachTarget("(s) streamed", () => ({ kind: "paced", amount: streamRate * DURATION_S, rate: streamRate, leadIn: Math.round(streamRate * LEAD_IN_S), connections: PACED_CONNECTIONS, stream: true }));
 
     // --- (a) fixed rate -------------------------------------------------------------------------------
-    const paced = await eachTarget("(a) paced", () => ({ kind: "paced", amount: RATE * DURATION_S, rate: RATE, connections: PACED_CONNECTIONS }));
+    const paced = await eachTarget("(a) paced", () => ({ kind: "paced", amount: RATE * DURATION_S, rate: RATE, leadIn: Math.round(RATE * LEAD_IN_S), connections: PACED_CONNECTIONS }));
     const cannonRate = await eachTarget("(a) autocannon overallRate", () => ({ kind: "autocannon", amount: RATE * DURATION_S, rate: RATE, connections: RATE_CONNECTIONS }));
 
     // --- (b) max throughput: a fixed count sized from the warm-up, so each run lasts about DURATION_S --

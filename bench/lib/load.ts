@@ -20,6 +20,12 @@ export interface LoadJob {
   /** autocannon: overallRate; paced: requests per second. Omit for as fast as possible. */
   rate?: number;
   /**
+   * Paced only: requests sent first at the same rate and on the same pool, answered but not timed, so the
+   * timed `amount` starts in steady state (connections open, the servers' caches warm) rather than measuring
+   * a cold start of each target in turn. Their 2xx count is `leadInOk`, their slowest answer `leadInMaxMs`.
+   */
+  leadIn?: number;
+  /**
    * Paced only: read each 2xx answer's `x-tollgate-receipt` header and return its sequence number and the
    * wall-clock time (epoch ms) the answer arrived.
    */
@@ -40,6 +46,9 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   elapsedS: number;
+  /** Paced with `leadIn`: 2xx answers to the lead-in requests (not in `ok`), and the slowest of them. */
+  leadInOk?: number;
+  leadInMaxMs?: number;
   /** Paced only: connections the generator opened (one more each time every open one was busy). */
   connects?: number;
   /** When the first request was sent (epoch ms): after the worker thread has started and loaded its modules. */
@@ -69,13 +78,21 @@ const sequences = job.receipts ? new Float64Array(job.amount) : undefined;
 const answeredAtMs = job.receipts ? new Float64Array(job.amount) : undefined;
 const firstToken = job.stream ? new Float64Array(job.amount) : undefined;
 let recorded = 0, ok = 0, non2xx = 0, errors = 0, started = 0, lastAt = 0, withReceipt = 0, missingReceipts = 0, badStreams = 0, connects = 0;
+let leadInOk = 0, leadInMaxMs = 0;
+const leadIn = job.kind === "paced" ? job.leadIn ?? 0 : 0;
 const finish = () => {
-  const result = { latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000, startedAtMs: performance.timeOrigin + started, connects };
+  const result = { latencies: latencies.slice(0, recorded), ok, non2xx, errors, elapsedS: (lastAt - started) / 1000, startedAtMs: performance.timeOrigin + started, connects, leadInOk, leadInMaxMs };
   if (job.receipts) Object.assign(result, { sequences: sequences.slice(0, withReceipt), answeredAtMs: answeredAtMs.slice(0, withReceipt), missingReceipts });
   if (job.stream) Object.assign(result, { firstToken: firstToken.slice(0, recorded), badStreams });
   parentPort.postMessage(result);
 };
-const onAnswer = (status, ms, receiptHeader, firstTokenMs) => {
+const onAnswer = (status, ms, receiptHeader, firstTokenMs, isLeadIn) => {
+  if (isLeadIn) {
+    if (status >= 200 && status < 300) leadInOk++;
+    else non2xx++;
+    leadInMaxMs = Math.max(leadInMaxMs, ms);
+    return;
+  }
   lastAt = performance.now();
   if (status >= 200 && status < 300) {
     ok++;
@@ -139,27 +156,31 @@ if (job.kind === "autocannon") {
   };
   const fire = (i) => {
     const r = job.requests[i % job.requests.length];
+    const isLeadIn = i < leadIn;
+    if (i === leadIn) started = performance.now();
     const t0 = performance.now();
     pool
       .request({ method: r.method, path: r.path, headers: r.headers, body: r.body })
       .then(async (answer) => {
         if (!job.stream || answer.statusCode < 200 || answer.statusCode >= 300) {
           await answer.body.text();
-          return onAnswer(answer.statusCode, performance.now() - t0, answer.headers["x-tollgate-receipt"]);
+          return onAnswer(answer.statusCode, performance.now() - t0, answer.headers["x-tollgate-receipt"], undefined, isLeadIn);
         }
         const { firstMs, doneMs } = await readStream(answer, t0);
-        if (!Number.isNaN(firstMs) && !Number.isNaN(doneMs)) return onAnswer(answer.statusCode, doneMs, undefined, firstMs);
+        if (!Number.isNaN(firstMs) && !Number.isNaN(doneMs)) return onAnswer(answer.statusCode, doneMs, undefined, firstMs, isLeadIn);
         badStreams++; errors++; lastAt = performance.now();
       })
       // A refused connection, or a body that broke while being read.
       .catch(() => { errors++; lastAt = performance.now(); })
-      .finally(() => { if (++done === job.amount) pool.close().then(finish); });
+      .finally(() => { if (++done === total) pool.close().then(finish); });
   };
-  started = performance.now();
+  const total = leadIn + job.amount;
+  const firstFired = performance.now();
+  started = firstFired;
   const tick = () => {
-    const due = Math.min(job.amount, Math.floor(((performance.now() - started) * job.rate) / 1000) + 1);
+    const due = Math.min(total, Math.floor(((performance.now() - firstFired) * job.rate) / 1000) + 1);
     while (sent < due) fire(sent++);
-    if (sent < job.amount) setTimeout(tick, 1);
+    if (sent < total) setTimeout(tick, 1);
   };
   tick();
 }

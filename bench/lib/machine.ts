@@ -25,3 +25,18 @@ export function machineTicks(): { busy: number; steal: number; total: number } |
     return undefined;
   }
 }
+
+/**
+ * Seconds a process's main thread (its event loop) has spent runnable but waiting for a core, from
+ * /proc/<pid>/schedstat (the run-queue delay the scheduler keeps, in ns); undefined off Linux or without
+ * schedstats. On a box shared with the load generator, the upstream and the chain, this is the part of a
+ * server's latency that is the machine's, not the server's.
+ */
+export function runQueueSecondsOf(pid: number): number | undefined {
+  try {
+    const [, waitNs] = fs.readFileSync(`/proc/${pid}/schedstat`, "utf8").trim().split(/\s+/).map(Number);
+    return Number.isFinite(waitNs) ? waitNs / 1e9 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -130,6 +130,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX read_sessions_by_expiry ON read_sessions (expires_at);
     `,
   },
+  {
+    version: 4,
+    description: "drop the index on buyer alone",
+    // Every query by buyer is served by usage_by_buyer_time (buyer, served_at), whose prefix it is; the
+    // extra index cost one more page written to the WAL on every record the gateway appends (issue 12).
+    sql: `
+      DROP INDEX usage_by_buyer;
+    `,
+  },
 ];
 
 export class SchemaTooNewError extends Error {
