@@ -132,11 +132,36 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    description: "drop the index on buyer alone",
-    // Every query by buyer is served by usage_by_buyer_time (buyer, served_at), whose prefix it is; the
-    // extra index cost one more page written to the WAL on every record the gateway appends (issue 12).
+    description: "call attribution (trace, step, end user, metadata, idempotency key, retries) and outcomes",
+    // Attribution sits beside the record, one row per call that carries any, so calls without it write nothing
+    // more. `buyer` is repeated from the record so a trace's calls are found by one index. An outcome is what a
+    // trace (a workflow run) produced, posted by the buyer: one per type per trace.
     sql: `
-      DROP INDEX usage_by_buyer;
+      CREATE TABLE call_attribution (
+        sequence        INTEGER PRIMARY KEY REFERENCES usage_records (sequence),
+        buyer           TEXT NOT NULL,
+        trace_id        TEXT,
+        step            TEXT,
+        end_user        TEXT,
+        metadata        TEXT,
+        idempotency_key TEXT,
+        retry_of        INTEGER
+      ) STRICT;
+      CREATE INDEX attribution_by_trace ON call_attribution (buyer, trace_id) WHERE trace_id IS NOT NULL;
+      CREATE INDEX attribution_by_idempotency_key ON call_attribution (buyer, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+      CREATE TABLE outcomes (
+        id          INTEGER PRIMARY KEY,
+        buyer       TEXT NOT NULL,
+        trace_id    TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        success     INTEGER NOT NULL CHECK (success IN (0, 1)),
+        value       TEXT,
+        key_id      TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        UNIQUE (buyer, trace_id, type)
+      ) STRICT;
+      CREATE INDEX outcomes_by_buyer_time ON outcomes (buyer, recorded_at);
     `,
   },
 ];

@@ -9,6 +9,7 @@
 import Database from "better-sqlite3";
 import { getAddress, type Address, type Hex } from "viem";
 import type { ApiKeyTable } from "./api-keys";
+import { ATTRIBUTION_JOIN, ATTRIBUTION_SELECT, CallAttributionTable, type CallAttribution } from "./call-attribution";
 import { UsageContentTable, type RetainedContent } from "./usage-content";
 import {
   checkSequence,
@@ -29,6 +30,8 @@ export interface UsageFilter {
   /** Exact match against one of the record's tags. */
   tag?: string;
   modelName?: string;
+  /** Calls of one workflow run (`x-tollgate-trace-id`). */
+  traceId?: string;
   /** servedAt >= from (unix seconds). */
   from?: number;
   /** servedAt < to: half-open, so consecutive billing periods never count a record twice. */
@@ -53,6 +56,8 @@ export interface PendingAppend {
   input: UsageRecordInput;
   sign: (sequence: bigint) => SignedReceipt;
   content?: RetainedContent;
+  /** The call's trace, step, user, metadata and idempotency key, if it carried any. */
+  attribution?: CallAttribution;
 }
 
 /** What became of one record of a group: written, or refused alone with the reason. */
@@ -93,18 +98,20 @@ function explainInsertError(error: unknown, sequence: bigint, input: UsageRecord
   return error;
 }
 
-const FILTER_FIELDS = ["keyId", "tag", "modelName", "from", "to", "afterSequence", "limit"] as const satisfies readonly (keyof UsageFilter)[];
+const FILTER_FIELDS = ["keyId", "tag", "modelName", "traceId", "from", "to", "afterSequence", "limit"] as const satisfies readonly (keyof UsageFilter)[];
 
 function filterSql(params: Record<string, unknown>): string {
-  const where = ["buyer = @buyer"];
-  if ("keyId" in params) where.push("key_id = @keyId");
+  // Columns qualified: the attribution join has a buyer and a sequence of its own.
+  const where = ["usage_records.buyer = @buyer"];
+  if ("keyId" in params) where.push("usage_records.key_id = @keyId");
   if ("tag" in params) where.push("EXISTS (SELECT 1 FROM json_each(usage_records.tags) WHERE value = @tag)");
-  if ("modelName" in params) where.push("model_name = @modelName");
-  if ("from" in params) where.push("served_at >= @from");
-  if ("to" in params) where.push("served_at < @to");
-  if ("afterSequence" in params) where.push("sequence > @afterSequence");
+  if ("modelName" in params) where.push("usage_records.model_name = @modelName");
+  if ("traceId" in params) where.push("a.trace_id = @traceId");
+  if ("from" in params) where.push("usage_records.served_at >= @from");
+  if ("to" in params) where.push("usage_records.served_at < @to");
+  if ("afterSequence" in params) where.push("usage_records.sequence > @afterSequence");
   const limit = "limit" in params ? " LIMIT @limit" : "";
-  return `SELECT * FROM usage_records WHERE ${where.join(" AND ")} ORDER BY sequence${limit}`;
+  return `SELECT usage_records.*, ${ATTRIBUTION_SELECT} FROM usage_records ${ATTRIBUTION_JOIN} WHERE ${where.join(" AND ")} ORDER BY usage_records.sequence${limit}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,9 +144,8 @@ export class UsageRecords {
   private readonly batchLeavesStmt: Database.Statement<[string], { sequence: bigint; receipt_hash: Hex }>;
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly content: UsageContentTable;
-  private readonly appendTx: Database.Transaction<
-    (sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content: RetainedContent | undefined) => StoredUsageRecord
-  >;
+  private readonly attribution: CallAttributionTable;
+  private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => StoredUsageRecord>;
   /** The outer transaction of a group; `appendTx` called inside it becomes a savepoint (better-sqlite3 nests that way). */
   private readonly groupTx: Database.Transaction<(run: () => AppendOutcome[]) => AppendOutcome[]>;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
@@ -185,7 +191,8 @@ export class UsageRecords {
       )
       .safeIntegers(true);
     this.content = new UsageContentTable(db);
-    this.appendTx = db.transaction((sequence, input, sign, content) => this.writeRecord(sequence, input, sign, content));
+    this.attribution = new CallAttributionTable(db);
+    this.appendTx = db.transaction((sequence, entry) => this.writeRecord(sequence, entry));
     this.groupTx = db.transaction((run) => run());
     this.settleTx = db.transaction((first, last, settlement) => this.writeSettlement(first, last, settlement));
   }
@@ -222,7 +229,7 @@ export class UsageRecords {
     const outcomes = this.groupTx.immediate(() =>
       entries.map((entry): AppendOutcome => {
         try {
-          const record = this.appendTx(next, entry.input, entry.sign, entry.content);
+          const record = this.appendTx(next, entry);
           next++;
           return { record };
         } catch (error) {
@@ -235,7 +242,7 @@ export class UsageRecords {
     return outcomes;
   }
 
-  private writeRecord(sequence: bigint, input: UsageRecordInput, sign: (sequence: bigint) => SignedReceipt, content: RetainedContent | undefined): StoredUsageRecord {
+  private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): StoredUsageRecord {
     checkSequence(sequence, "sequence");
     // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
@@ -253,7 +260,9 @@ export class UsageRecords {
       throw explainInsertError(error, sequence, input);
     }
     if (content) this.content.insert(sequence, content);
-    return { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
+    const stored: StoredUsageRecord = { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
+    if (attribution) stored.attribution = this.attribution.insert(sequence, owner, input.requestHash, attribution);
+    return stored;
   }
 
   /** In sequence order; filters combine with AND. */

@@ -11,6 +11,7 @@
 import type { Address, Hex } from "viem";
 import { isUint32 } from "../chain/batch-limits";
 import type { UsageReceipt } from "../chain/eip712";
+import { attributionOfRow, type StoredAttribution } from "./call-attribution";
 import { decodeAmount, encodeAmount } from "./migrations";
 
 /**
@@ -58,10 +59,15 @@ export interface StoredUsageRecord extends UsageRecordInput {
   receiptHash: Hex;
   signature: Hex;
   settlement: Settlement | null;
+  /** The call's trace, step, user, metadata and idempotency key, when it carried any (call-attribution.ts). */
+  attribution?: StoredAttribution;
 }
 
-/** What one row holds of a record: all of it but the signer (one per store) and the settlement (set later). */
-type RowFields = Omit<StoredUsageRecord, "signer" | "settlement">;
+/**
+ * What one row holds of a record: all of it but the signer (one per store), the settlement (set later) and
+ * the attribution (a table of its own).
+ */
+type RowFields = Omit<StoredUsageRecord, "signer" | "settlement" | "attribution">;
 
 /** A value as bound to a statement, or as read back with safeIntegers (every INTEGER arrives as a bigint). */
 export type SqlValue = string | number | bigint | null;
@@ -198,5 +204,9 @@ function settlementOf(row: UsageRow): Settlement | null {
 export function toStored(row: UsageRow, signer: Address): StoredUsageRecord {
   const fields: Record<string, unknown> = {};
   for (const field of FIELDS) fields[field] = (COLUMNS[field][1] as Codec<unknown>).read(row[COLUMNS[field][0]]);
-  return { ...(fields as RowFields), signer, settlement: settlementOf(row) };
+  const record: StoredUsageRecord = { ...(fields as RowFields), signer, settlement: settlementOf(row) };
+  // Only rows read with the attribution join carry it (usage-records.ts filter queries).
+  const attribution = attributionOfRow(row);
+  if (attribution) record.attribution = attribution;
+  return record;
 }

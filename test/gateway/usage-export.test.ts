@@ -42,7 +42,7 @@ describe("gateway: the usage export as an audit source", function () {
 
     it("gives each settled row its batch's first sequence, content root and a Merkle proof of its receipt; unsettled rows none", async function () {
       const body = JSON.parse(await f.exportText()) as { data: Row[]; filters: Record<string, unknown> };
-      expect(body.filters).to.deep.equal({ key_id: null, tag: null, model: null, from: null, to: null, after: null, limit: 1000 });
+      expect(body.filters).to.deep.equal({ key_id: null, tag: null, model: null, trace_id: null, from: null, to: null, after: null, limit: 1000 });
       const batches = await f.batches();
       for (const row of body.data) {
         const sequence = BigInt(row.sequence);
@@ -62,6 +62,7 @@ describe("gateway: the usage export as an audit source", function () {
       expect(header.startsWith(`${OLD_CSV_COLUMNS},`)).to.equal(true);
       expect(header.slice(OLD_CSV_COLUMNS.length + 1).split(",")).to.deep.equal([
         "buyer", "signer", "content_salt", "request_hash", "response_hash", "settlement_batch", "batch_first_sequence", "content_root", "merkle_proof",
+        "trace_id", "step", "user", "metadata", "idempotency_key", "retry_of",
       ]);
       const columns = header.split(",");
       const first = Object.fromEntries(lines[1].split(",").map((cell, i) => [columns[i], cell]));

@@ -12,6 +12,7 @@ import type { UsageReceipt } from "../../chain/eip712";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
 import { recordCost } from "../../chain/pricing";
 import { receiptToWire, type ReceiptEnvelope } from "../../chain/receipt-envelope";
+import type { CallAttribution } from "../../store/call-attribution";
 import type { ApiKeyRecord, StoredUsageRecord } from "../../store/usage-store";
 import { GatewayError } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
@@ -31,6 +32,8 @@ export interface ReservedCall {
   epoch: PriceEpoch;
   reservedInput: number;
   reservedOutput: number;
+  /** The call's trace, step, user, metadata and idempotency key, kept with its record. */
+  attribution?: CallAttribution;
 }
 
 /** The envelope of a stored record, in the one browser-safe shape of `server/chain/receipt-envelope.ts`. */
@@ -69,7 +72,7 @@ export class Meter {
   }
 
   /** Reserves the most this call can cost: its prompt estimate plus every output token it may produce. */
-  async reserve(key: ApiKeyRecord, model: ModelOnSale, inputEstimate: number, maxOutputTokens: number): Promise<ReservedCall> {
+  async reserve(key: ApiKeyRecord, model: ModelOnSale, inputEstimate: number, maxOutputTokens: number, attribution?: CallAttribution): Promise<ReservedCall> {
     const { state, ledger } = this.deps;
     if (!state.canSettle()) {
       throw new GatewayError(503, "server_error", "This gateway's signing key is not authorized by the provider right now, so it cannot serve metered calls. Try again later.", "gateway_not_authorized", null, { "retry-after": "60" });
@@ -118,7 +121,7 @@ export class Meter {
         "insufficient_funds",
       );
     }
-    return { key, model, reservation, servedAt, epoch, reservedInput, reservedOutput: maxOutputTokens };
+    return { key, model, reservation, servedAt, epoch, reservedInput, reservedOutput: maxOutputTokens, attribution };
   }
 
   /**
@@ -170,6 +173,7 @@ export class Meter {
         return { receiptHash: signed.receiptHash, signature: signed.signature };
       },
       content: this.deps.retainContent ? { request: served.requestBytes, response: served.responseBytes } : undefined,
+      attribution: call.attribution,
     });
     // The record is durable: count it as unsettled before the reservation that covered it goes away.
     ledger.addUnsettled(record.buyer, record.sequence, cost);

@@ -14,6 +14,7 @@ import type { GatewayContext } from "../context";
 import { GatewayError, invalidRequest, modelNotFound, sendGatewayError } from "../errors";
 import type { ReservedCall } from "../metering/meter";
 import { parseReportedUsage, type ReportedUsage } from "../metering/usage-counts";
+import { callAttribution } from "../http/call-attribution";
 import { parseBody } from "../http/parse-body";
 import { sendMeteredJson } from "../http/receipt-header";
 import { upstreamFailure } from "../http/upstream-failure";
@@ -35,6 +36,7 @@ const chatBody = z.looseObject({
 export function chatCompletions(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const body = parseBody(chatBody, req.body);
+    const attribution = callAttribution(req.headers, body);
     const key = req.apiKey!;
     const model = ctx.state.model(body.model);
     if (!model || model.config.kind !== "chat") throw modelNotFound(body.model);
@@ -56,7 +58,7 @@ export function chatCompletions(ctx: GatewayContext) {
       ctx.tokenizer.countChatPromptSync(encoding, body.messages, body.tools ?? undefined) ??
       (await ctx.tokenizer.countChatPrompt(encoding, body.messages, body.tools ?? undefined));
 
-    const call = await ctx.meter.reserve(key, model, promptTokens, maxTokens * choices);
+    const call = await ctx.meter.reserve(key, model, promptTokens, maxTokens * choices, attribution);
     try {
       // The upstream gets the model's upstream name and an explicit output bound, so it cannot produce
       // more than was reserved; the client's own parameters and tools pass through as they were.

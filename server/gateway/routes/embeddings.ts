@@ -8,6 +8,7 @@ import type { GatewayContext } from "../context";
 import { GatewayError, modelNotFound } from "../errors";
 import { countEmbeddingInput } from "../metering/embedding-input";
 import { parseReportedUsage } from "../metering/usage-counts";
+import { callAttribution } from "../http/call-attribution";
 import { parseBody } from "../http/parse-body";
 import { sendMeteredJson } from "../http/receipt-header";
 import { upstreamFailure } from "../http/upstream-failure";
@@ -24,6 +25,7 @@ const embeddingsBody = z.looseObject({
 export function embeddings(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const body = parseBody(embeddingsBody, req.body);
+    const attribution = callAttribution(req.headers, body);
     const key = req.apiKey!;
     const model = ctx.state.model(body.model);
     if (!model || model.config.kind !== "embeddings") throw modelNotFound(body.model);
@@ -32,7 +34,7 @@ export function embeddings(ctx: GatewayContext) {
     }
     const inputTokens = await countEmbeddingInput(ctx.tokenizer, model.config.encoding, body.input);
 
-    const call = await ctx.meter.reserve(key, model, inputTokens, 0);
+    const call = await ctx.meter.reserve(key, model, inputTokens, 0, attribution);
     try {
       const abort = new AbortController();
       res.on("close", () => {

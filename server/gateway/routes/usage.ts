@@ -23,6 +23,7 @@ const query = z.object({
   key_id: z.string().max(64).optional(),
   tag: z.string().max(64).optional(),
   model: z.string().max(64).optional(),
+  trace_id: z.string().max(128).optional(),
   from: z.coerce.number().int().nonnegative().optional(),
   to: z.coerce.number().int().nonnegative().optional(),
   after: z.string().regex(/^\d{1,20}$/, "a sequence number").optional(),
@@ -38,6 +39,8 @@ const CSV_COLUMNS = [
   // Appended (readers index columns by name, older ones by position): with these a row alone rebuilds its
   // receipt, its content commitment and its inclusion proof.
   "buyer", "signer", "content_salt", "request_hash", "response_hash", "settlement_batch", "batch_first_sequence", "content_root", "merkle_proof",
+  // Attribution (issue 13): empty for a call that carried none; metadata is its JSON.
+  "trace_id", "step", "user", "metadata", "idempotency_key", "retry_of",
 ] as const;
 
 /** Where a settled record sits in its batch: what `verifyReceiptSettled` and an off-chain check need. */
@@ -99,6 +102,7 @@ export function usage(ctx: GatewayContext) {
       keyId: q.key_id,
       tag: q.tag,
       modelName: q.model,
+      traceId: q.trace_id,
       from: q.from,
       to: q.to,
       afterSequence: q.after === undefined ? undefined : BigInt(q.after),
@@ -119,6 +123,7 @@ export function usage(ctx: GatewayContext) {
           r.contentHash, r.receiptHash, r.signature, r.requestId,
           r.buyer, r.signer, r.contentSalt, r.requestHash, r.responseHash, r.settlement?.batchId ?? "",
           ...((proof) => [proof?.firstSequence.toString() ?? "", proof?.contentRoot ?? "", proof?.proof.join(" ") ?? ""])(proofOf(r)),
+          ...((a) => [a?.traceId ?? "", a?.step ?? "", a?.user ?? "", a?.metadata ? JSON.stringify(a.metadata) : "", a?.idempotencyKey ?? "", a?.retryOf?.toString() ?? ""])(r.attribution),
         ].map(csvCell).join(","),
       );
       res.setHeader("content-type", "text/csv; charset=utf-8");
@@ -137,6 +142,7 @@ export function usage(ctx: GatewayContext) {
         key_id: q.key_id ?? null,
         tag: q.tag ?? null,
         model: q.model ?? null,
+        trace_id: q.trace_id ?? null,
         from: q.from ?? null,
         to: q.to ?? null,
         after: q.after ?? null,
@@ -159,10 +165,24 @@ export function usage(ctx: GatewayContext) {
         status: status(r),
         settlement: r.settlement && settlementOf(r.settlement, proofOf(r)),
         request_id: r.requestId,
+        ...attributionFields(r),
         receipt: receiptEnvelope(r, ctx.receiptDomain),
         ...(q.include_content === "true" ? { retained_content: retainedContent(ctx, r) } : {}),
       })),
     });
+  };
+}
+
+/** A record's attribution in the export: null fields for a call that carried none, so every row has the same shape. */
+function attributionFields(record: StoredUsageRecord) {
+  const a = record.attribution;
+  return {
+    trace_id: a?.traceId ?? null,
+    step: a?.step ?? null,
+    user: a?.user ?? null,
+    metadata: a?.metadata ?? null,
+    idempotency_key: a?.idempotencyKey ?? null,
+    retry_of: a?.retryOf?.toString() ?? null,
   };
 }
 
