@@ -68,6 +68,24 @@ describe("gateway: call attribution (trace, step, user, metadata, retries)", fun
     expect(stored[0].attribution).to.deep.equal({ traceId: "run-a", step: "classify", user: "customer-42", metadata: { ticket: "T-1", queue: "billing" }, retryOf: null });
   });
 
+  it("forwards metadata upstream only with store: true, as OpenAI requires, and never to embeddings; user always", async function () {
+    const lastUpstream = () => h.upstreamRequests[h.upstreamRequests.length - 1].body;
+    expect((await chat("Attributed only.", {}, { metadata: { team: "a" }, user: "u-1" })).status).to.equal(200);
+    expect(lastUpstream()).to.not.have.property("metadata");
+    expect(lastUpstream()).to.include({ user: "u-1" });
+    expect((await chat("Stored too.", {}, { metadata: { team: "a" }, store: true })).status).to.equal(200);
+    expect(lastUpstream()).to.deep.include({ metadata: { team: "a" }, store: true });
+    const embedded = await fetch(`${h.url}/v1/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: "embed-model", input: "hello", metadata: { team: "a" } }),
+    });
+    expect(embedded.status, await embedded.clone().text()).to.equal(200);
+    expect(lastUpstream()).to.not.have.property("metadata");
+    const rows = await exportRows();
+    expect(rows.filter((row) => row.metadata?.team === "a")).to.have.length(3);
+  });
+
   it("marks a repeat of a trace's request, or of its step, as a retry of the first try; another trace's same request is a first try", async function () {
     const first = await chat("Summarise the ticket.", { "x-tollgate-trace-id": "run-b", "x-tollgate-step": "summarise" });
     const sameBytes = await chat("Summarise the ticket.", { "x-tollgate-trace-id": "run-b", "x-tollgate-step": "summarise" });

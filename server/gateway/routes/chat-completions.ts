@@ -31,6 +31,7 @@ const chatBody = z.looseObject({
   max_completion_tokens: z.number().int().positive().nullish(),
   n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   tools: z.array(z.unknown()).nullish(),
+  store: z.boolean().nullish(),
 });
 
 export function chatCompletions(ctx: GatewayContext) {
@@ -66,6 +67,9 @@ export function chatCompletions(ctx: GatewayContext) {
       if (body.max_completion_tokens == null) upstreamBody.max_tokens = maxTokens;
       const clientWantsUsage = body.stream_options?.include_usage === true;
       if (body.stream) upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+      // OpenAI refuses `metadata` unless the completion is stored (`store: true`); a buyer who sends it only to
+      // attribute its spend here must not have the call fail upstream because of it.
+      if (body.store !== true) delete upstreamBody.metadata;
 
       const abort = new AbortController();
       let clientGone = false;

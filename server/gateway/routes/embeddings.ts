@@ -43,7 +43,9 @@ export function embeddings(ctx: GatewayContext) {
       const upstream = ctx.upstreamFor(model);
       let answer;
       try {
-        answer = await upstream.send({ endpoint: "/embeddings", body: { ...req.body, model: model.config.upstreamModel ?? model.config.name }, signal: abort.signal, requestId: req.id });
+        // `metadata` is the gateway's (attribution); the embeddings API has no such field.
+        const { metadata: _attributionOnly, ...forwarded } = req.body as Record<string, unknown>;
+        answer = await upstream.send({ endpoint: "/embeddings", body: { ...forwarded, model: model.config.upstreamModel ?? model.config.name }, signal: abort.signal, requestId: req.id });
       } catch (error) {
         if (abort.signal.aborted) return;
         throw upstreamFailure(ctx, upstream.name, error);
