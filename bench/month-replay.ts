@@ -323,13 +323,38 @@ interface SummaryFigures {
   workflows: Map<string, WorkflowFigures>;
 }
 
-/** The gateway's own summary of the month, read over HTTP as a finance tool would. */
+/** The gateway's own summary of the month, read over HTTP (`GET /v1/usage/summary`) as a finance tool would. */
 async function fetchSummary(gatewayUrl: string, apiKey: string, from: number, to: number): Promise<SummaryFigures> {
-  void gatewayUrl;
-  void apiKey;
-  void from;
-  void to;
-  return { total: 0n, byTag: new Map(), byModel: new Map(), byDay: new Map(), workflows: new Map() };
+  type Group = Record<string, unknown> & { cost: string };
+  type WorkflowRow = {
+    workflow: string;
+    retry_calls: number;
+    retry_cost: string;
+    retry_cost_share: string | null;
+    first_try_success_rate: string | null;
+    cost_per_completed_run_formatted: string | null;
+    outcomes: { type: string; cost_per_successful_outcome_formatted: string | null }[];
+  };
+  type Summary = { total: { cost: string }; groups: Group[]; workflows: WorkflowRow[] };
+  const read = async (groupBy: string): Promise<Summary> => {
+    const response = await fetch(`${gatewayUrl}/v1/usage/summary?group_by=${groupBy}&from=${from}&to=${to}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    if (response.status !== 200) throw new Error(`GET /v1/usage/summary?group_by=${groupBy}: HTTP ${response.status} ${await response.text()}`);
+    return (await response.json()) as Summary;
+  };
+  const byField = (summary: Summary, field: string) => new Map(summary.groups.map((group) => [String(group[field]), BigInt(group.cost)]));
+  const [byTag, byModel, byDay] = await Promise.all([read("tag"), read("model"), read("day")]);
+  const workflows = new Map<string, WorkflowFigures>();
+  for (const row of byTag.workflows) {
+    workflows.set(row.workflow.startsWith("workflow:") ? row.workflow : `workflow:${row.workflow}`, {
+      retriedCalls: row.retry_calls,
+      retryCost: BigInt(row.retry_cost),
+      retryShare: row.retry_cost_share ?? "—",
+      firstTrySuccessRate: row.first_try_success_rate ?? "—",
+      costPerCompletedRun: row.cost_per_completed_run_formatted ?? "—",
+      costPerSuccessfulOutcome: row.outcomes.map((o) => `${o.type} ${o.cost_per_successful_outcome_formatted ?? "—"}`).join(", ") || "—",
+    });
+  }
+  return { total: BigInt(byTag.total.cost), byTag: byField(byTag, "tag"), byModel: byField(byModel, "model"), byDay: byField(byDay, "day"), workflows };
 }
 
 main().catch((error: unknown) => {
