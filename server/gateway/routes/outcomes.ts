@@ -38,7 +38,8 @@ export function recordOutcome(ctx: GatewayContext) {
       success: body.success,
       value: body.value ?? null,
       keyId: key.id,
-      recordedAt: Math.floor(Date.now() / 1000),
+      // The clock records are served by, so an outcome and its run's calls fall on the same days.
+      recordedAt: ctx.state.now(),
     });
     if ("refused" in result) {
       if (result.refused === "unknown_trace") {
