@@ -96,6 +96,7 @@ function table(header: string[], rows: string[][], numeric: boolean[]): string[]
   return [line(header), ...rows.map(line)];
 }
 
+const calls = (n: number) => `${n} call${n === 1 ? "" : "s"}`;
 const percent = (share: string | null) => (share === null ? "n/a" : `${(Number(share) * 100).toFixed(2)}%`);
 
 function printSummary(ctx: CliContext, summary: GetUsageSummaryReturnType, range: { from?: number; to?: number }): void {
@@ -120,8 +121,8 @@ function printSummary(ctx: CliContext, summary: GetUsageSummaryReturnType, range
   ctx.out.say("");
   ctx.out.say("workflows (a run is a trace; it succeeded when it has a successful outcome):");
   for (const w of summary.workflows) {
-    ctx.out.say(`  ${w.workflow}: ${w.calls} calls, ${money(w.cost_formatted)}`);
-    ctx.out.say(`    retries: ${w.retry_calls} calls, ${money(w.retry_cost_formatted)} (${percent(w.retry_cost_share)} of the cost)`);
+    ctx.out.say(`  ${w.workflow}: ${calls(w.calls)}, ${money(w.cost_formatted)}`);
+    ctx.out.say(`    retries: ${calls(w.retry_calls)}, ${money(w.retry_cost_formatted)} (${percent(w.retry_cost_share)} of the cost)`);
     ctx.out.say(
       `    runs: ${w.runs}, ${w.successful_runs} succeeded, ${w.first_try_successes} at the first try (${percent(w.first_try_success_rate)}); ` +
         `cost per completed run ${money(w.cost_per_completed_run_formatted)}`,

@@ -105,7 +105,7 @@ describe("tollgate CLI: usage report and outcomes", function () {
     expect(lines.find((line) => line.startsWith("small-model"))).to.match(/^small-model\s+3\s/);
     expect(lines.find((line) => line.startsWith("total"))).to.match(new RegExp(`^total\\s+4\\s.*\\s${total_cost_formatted.replace(".", "\\.")}$`));
     expect(out).to.contain("workflow:triage: 4 calls");
-    expect(out).to.contain("retries: 1 calls");
+    expect(out).to.contain("retries: 1 call, ");
     expect(out).to.contain("runs: 2, 1 succeeded, 0 at the first try (0.00%)");
     expect(out).to.contain("ticket_resolved: 2 (1 succeeded, 1 failed)");
   });
