@@ -115,6 +115,14 @@ export class UsageStore {
     return this.summaries.workflows(buyer, this.outcomes.outcomesOf(buyer), filter);
   }
 
+  /**
+   * The summary and the workflow report read in one transaction, so both see the same records and outcomes:
+   * a call recorded between the two passes would otherwise make the workflows disagree with the total.
+   */
+  usageReport(buyer: Address, groupBy: readonly SummaryDimension[], filter: SummaryFilter = {}): { summary: UsageSummary; workflows: WorkflowCosts[] } {
+    return this.db.transaction(() => ({ summary: this.usageSummary(buyer, groupBy, filter), workflows: this.workflowCosts(buyer, filter) }))();
+  }
+
   /** See `OutcomeTable.record`: refused, writing nothing, for a trace none of the buyer's calls carry or a repeat. */
   recordOutcome(input: OutcomeInput): RecordOutcomeResult {
     return this.outcomes.record(input);

@@ -196,6 +196,16 @@ describe("usage summary (store)", function () {
       ]);
     });
 
+    it("reads the summary and the workflows in one go that agree: the workflows' calls and cost are the total's", function () {
+      const store = runs();
+      const { summary, workflows } = store.usageReport(ALICE, ["key"]);
+      expect(summary).to.deep.equal(store.usageSummary(ALICE, ["key"]));
+      expect(workflows).to.deep.equal(store.workflowCosts(ALICE));
+      // No key here has two workflow tags, so the workflows partition the calls.
+      expect(workflows.reduce((sum, w) => sum + w.cost, 0n)).to.equal(summary.total.cost);
+      expect(workflows.reduce((sum, w) => sum + w.calls, 0)).to.equal(summary.total.calls);
+    });
+
     it("refuses an outcome for an unknown trace, another buyer's trace, or a repeat, writing nothing", function () {
       const store = runs();
       append(store, { cost: 9n, buyer: BOB, keyId: "key-bob", tags: ["team:search"] }, { traceId: "bob-run" });

@@ -18,7 +18,6 @@ import {
   type OutcomeCosts,
   type SummaryDimension,
   type SummaryFilter,
-  type UsageStore,
   type UsageSummary,
   type UsageTotals,
   type WorkflowCosts,
@@ -156,15 +155,16 @@ function summaryCsv(ctx: GatewayContext, summary: UsageSummary): string {
   return csvDocument(["row", ...dimensions, ...TOTAL_COLUMNS], rows);
 }
 
-function summaryView(ctx: GatewayContext, store: UsageStore, req: Request, res: Response, q: SummaryQuery): void {
+function summaryView(ctx: GatewayContext, req: Request, res: Response, q: SummaryQuery): void {
   const buyer = readerOf(req);
-  const summary = store.usageSummary(buyer, q.group_by, filterOf(q));
   if (q.format === "csv") {
+    const summary = ctx.store.usageSummary(buyer, q.group_by, filterOf(q));
     res.setHeader("content-type", "text/csv; charset=utf-8");
     res.setHeader("content-disposition", 'attachment; filename="tollgate-usage-summary.csv"');
     res.send(summaryCsv(ctx, summary));
     return;
   }
+  const { summary, workflows } = ctx.store.usageReport(buyer, q.group_by, filterOf(q));
   res.json({
     object: "usage.summary",
     buyer,
@@ -183,15 +183,15 @@ function summaryView(ctx: GatewayContext, store: UsageStore, req: Request, res: 
         : []),
       "Workflows are the keys' workflow:* tags (a call counts under each), or the key for a key without one. A run is a trace; it succeeded when it has a successful outcome. Outcomes count for their run whenever they were recorded; a run's cost is its calls in this range.",
     ],
-    workflows: store.workflowCosts(buyer, filterOf(q)).map((w) => workflowJson(ctx, w)),
+    workflows: workflows.map((w) => workflowJson(ctx, w)),
   });
 }
 
 const LOG_COLUMNS = ["time", "sequence", "key_id", "model", "input_tokens", "cached_input_tokens", "output_tokens", "cost", "cost_formatted"] as const;
 
-function logView(ctx: GatewayContext, store: UsageStore, req: Request, res: Response, q: SummaryQuery): void {
+function logView(ctx: GatewayContext, req: Request, res: Response, q: SummaryQuery): void {
   const buyer = readerOf(req);
-  const records = store.recordsOf(buyer, { ...filterOf(q), afterSequence: q.after === undefined ? undefined : BigInt(q.after), limit: q.limit });
+  const records = ctx.store.recordsOf(buyer, { ...filterOf(q), afterSequence: q.after === undefined ? undefined : BigInt(q.after), limit: q.limit });
   const entries = records.map((r) => ({
     time: new Date(r.servedAt * 1000).toISOString().replace(".000Z", "Z"),
     sequence: r.sequence.toString(),
@@ -222,7 +222,7 @@ function logView(ctx: GatewayContext, store: UsageStore, req: Request, res: Resp
 export function usageSummary(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const q = parseQuery(req.query);
-    if (q.view === "log") logView(ctx, ctx.store, req, res, q);
-    else summaryView(ctx, ctx.store, req, res, q);
+    if (q.view === "log") logView(ctx, req, res, q);
+    else summaryView(ctx, req, res, q);
   };
 }
