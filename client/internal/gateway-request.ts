@@ -15,6 +15,9 @@ export const GATEWAY_HINTS: Record<string, string> = {
   invalid_api_key: "the API key (or read session) is not live at this gateway; create a key, or open a new session",
   session_not_api_key: "a read session only reads; model calls need an API key (createApiKey)",
   invalid_value: "fix the value named above and try again",
+  trace_not_found: "an outcome belongs to a run: send x-tollgate-trace-id with the run's calls (with this buyer's key), then record it",
+  outcome_exists: "a run has one outcome per type; record a different type, or leave this one as it is",
+  unknown_parameter: "remove or correct the parameter named above",
 };
 
 export interface GatewayRequest {

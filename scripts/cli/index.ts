@@ -16,6 +16,7 @@ import { CliError, describeError, type ErrorReport } from "./errors";
 import { registerKeystore } from "./keystore";
 import { registerOperator } from "./operator";
 import { registerProvider } from "./provider";
+import { registerUsage } from "./usage-report";
 
 export type { CliIo } from "./context";
 
@@ -70,6 +71,7 @@ Examples:
   $ tollgate provider register 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 https://provider.example/meta.json
   $ tollgate buyer deposit 25 && tollgate buyer buy-credits 1 100 --from-balance
   $ tollgate buyer keys create --label laptop --spend-cap 5
+  $ TOLLGATE_API_KEY=tg_… tollgate usage report --group-by tag,month --from 2026-11-01
 `,
     );
 
@@ -82,6 +84,7 @@ Examples:
   registerProvider(program, context);
   registerOperator(program, context);
   registerKeystore(program, context);
+  registerUsage(program, context);
   // `tollgate audit` is the chain audit; `tollgate audit receipts FILE` reconciles a buyer's receipts with it.
   registerAuditReceipts(registerAudit(program, context), context);
   return program;

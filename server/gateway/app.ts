@@ -14,7 +14,9 @@ import type { GatewayContext } from "./context";
 import { embeddings } from "./routes/embeddings";
 import { getModel, listModels } from "./routes/models";
 import { closeSession, openSession } from "./routes/sessions";
+import { recordOutcome } from "./routes/outcomes";
 import { usage } from "./routes/usage";
+import { usageSummary } from "./routes/usage-summary";
 import { webApp, type WebAppOptions } from "./routes/web-app";
 
 export interface AppOptions {
@@ -137,6 +139,8 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
 
   app.get("/v1/balance", routeLabel("balance"), reader, handle(balance(ctx)));
   app.get("/v1/usage", routeLabel("usage"), reader, handle(usage(ctx)));
+  app.get("/v1/usage/summary", routeLabel("usage.summary"), reader, handle(usageSummary(ctx)));
+  app.post("/v1/outcomes", routeLabel("outcomes"), requireJson, json, auth, limit, handle(recordOutcome(ctx)));
   app.get("/v1/keys", routeLabel("keys.read"), reader, handle(listKeysOfReader(ctx)));
   app.post("/v1/keys", routeLabel("keys.create"), requireJson, json, handle(createKey(ctx)));
   app.post("/v1/keys/list", routeLabel("keys.list"), requireJson, json, handle(listKeys(ctx)));

@@ -2,14 +2,16 @@
  * The gateway's durable usage store: one SQLite database (WAL) per gateway signer key. A facade over the
  * parts, each a file of its own: opening and its checks (open-store.ts), the usage records and their
  * settlement (usage-records.ts, over the table declared in usage-table.ts), API keys and signed-message
- * nonces (api-keys.ts), read sessions (read-sessions.ts). One object, so the gateway and the oracle hold one handle per database.
+ * nonces (api-keys.ts), read sessions (read-sessions.ts), outcomes (outcomes.ts) and the usage summary (usage-summary.ts). One object, so the gateway and the oracle hold one handle per database.
  */
 import type Database from "better-sqlite3";
 import type { Address, Hex } from "viem";
 import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
 import { openStore, type UsageStoreOptions } from "./open-store";
+import { OutcomeTable, type OutcomeInput, type RecordOutcomeResult, type StoredOutcome } from "./outcomes";
 import { ReadSessionTable, type ReadSession } from "./read-sessions";
 import type { RetainedContent } from "./usage-content";
+import { UsageSummaries, type SummaryDimension, type SummaryFilter, type UsageSummary, type WorkflowCosts } from "./usage-summary";
 import { UsageRecords, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 import type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
@@ -26,6 +28,19 @@ export {
 export { SettlementConflictError, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 export type { RetainedContent } from "./usage-content";
 export type { ReadSession } from "./read-sessions";
+export type { OutcomeInput, OutcomeRefusal, RecordOutcomeResult, StoredOutcome } from "./outcomes";
+export {
+  SUMMARY_DIMENSIONS,
+  costPer,
+  ratio,
+  type OutcomeCosts,
+  type SummaryDimension,
+  type SummaryFilter,
+  type SummaryGroup,
+  type UsageSummary,
+  type UsageTotals,
+  type WorkflowCosts,
+} from "./usage-summary";
 export type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
 function unixNow(): number {
@@ -39,6 +54,8 @@ export class UsageStore {
   private readonly keys: ApiKeyTable;
   private readonly nonces: NonceTable;
   private readonly sessions: ReadSessionTable;
+  private readonly outcomes: OutcomeTable;
+  private readonly summaries: UsageSummaries;
 
   static open(options: UsageStoreOptions): UsageStore {
     const { db, signer, next } = openStore(options);
@@ -51,6 +68,8 @@ export class UsageStore {
     this.keys = new ApiKeyTable(db);
     this.nonces = new NonceTable(db);
     this.sessions = new ReadSessionTable(db);
+    this.outcomes = new OutcomeTable(db);
+    this.summaries = new UsageSummaries(db);
     this.records = new UsageRecords(db, signer, next, this.keys);
   }
 
@@ -84,6 +103,37 @@ export class UsageStore {
   /** In sequence order; filters combine with AND. */
   recordsOf(buyer: Address, filter: UsageFilter = {}): StoredUsageRecord[] {
     return this.records.recordsOf(buyer, filter);
+  }
+
+  /** See `UsageSummaries.summarize`: totals grouped by key, tag, model, trace, day or month; costs summed as bigint. */
+  usageSummary(buyer: Address, groupBy: readonly SummaryDimension[], filter: SummaryFilter = {}): UsageSummary {
+    return this.summaries.summarize(buyer, groupBy, filter);
+  }
+
+  /** See `UsageSummaries.workflows`: per workflow, the retry tail, runs and their success, and what outcomes cost. */
+  workflowCosts(buyer: Address, filter: SummaryFilter = {}): WorkflowCosts[] {
+    return this.summaries.workflows(buyer, this.outcomes.outcomesOf(buyer), filter);
+  }
+
+  /**
+   * The summary and the workflow report read in one transaction, so both see the same records and outcomes:
+   * a call recorded between the two passes would otherwise make the workflows disagree with the total.
+   */
+  usageReport(buyer: Address, groupBy: readonly SummaryDimension[], filter: SummaryFilter = {}): { summary: UsageSummary; workflows: WorkflowCosts[] } {
+    return this.db.transaction(() => ({ summary: this.usageSummary(buyer, groupBy, filter), workflows: this.workflowCosts(buyer, filter) }))();
+  }
+
+  /** See `OutcomeTable.record`: refused, writing nothing, for a trace none of the buyer's calls carry or a repeat. */
+  recordOutcome(input: OutcomeInput): RecordOutcomeResult {
+    return this.outcomes.record(input);
+  }
+
+  outcomesOf(buyer: Address): StoredOutcome[] {
+    return this.outcomes.outcomesOf(buyer);
+  }
+
+  outcomeCount(): number {
+    return this.outcomes.count();
   }
 
   recordBySequence(sequence: bigint): StoredUsageRecord | undefined {

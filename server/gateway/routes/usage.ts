@@ -15,6 +15,7 @@ import { merkleProofs, merkleRoot } from "../../chain/merkle";
 import type { StoredUsageRecord, UsageStore } from "../../store/usage-store";
 import type { GatewayContext } from "../context";
 import { invalidRequest } from "../errors";
+import { csvCell } from "../http/csv";
 import { receiptEnvelope } from "../metering/meter";
 import { readerOf } from "../middleware/authenticate";
 
@@ -77,12 +78,6 @@ function inclusionProofs(store: UsageStore) {
 /** Base64 of the retained bytes: JSON cannot carry bytes, and these must arrive exactly as exchanged. */
 function base64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
-}
-
-function csvCell(value: string): string {
-  // Quote everything that could break the row, and defuse spreadsheet formulas.
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
 export function usage(ctx: GatewayContext) {
