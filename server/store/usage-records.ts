@@ -9,6 +9,7 @@
 import Database from "better-sqlite3";
 import { getAddress, type Address, type Hex } from "viem";
 import type { ApiKeyTable } from "./api-keys";
+import type { BudgetCharge, BudgetTable } from "./budgets";
 import { ATTRIBUTION_JOIN, ATTRIBUTION_SELECT, CallAttributionTable, type CallAttribution } from "./call-attribution";
 import { UsageContentTable, type RetainedContent } from "./usage-content";
 import {
@@ -145,17 +146,21 @@ export class UsageRecords {
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly content: UsageContentTable;
   private readonly attribution: CallAttributionTable;
-  private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => StoredUsageRecord>;
+  private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => { record: StoredUsageRecord; charges: BudgetCharge[] }>;
   /** The outer transaction of a group; `appendTx` called inside it becomes a savepoint (better-sqlite3 nests that way). */
   private readonly groupTx: Database.Transaction<(run: () => AppendOutcome[]) => AppendOutcome[]>;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
 
-  /** `keys` takes each record's cost into its key's running `spent`, inside the append's transaction. */
+  /**
+   * `keys` takes each record's cost into its key's running `spent`, and `budgets` into the spend of every budget
+   * the record counts against, inside the append's transaction.
+   */
   constructor(
     private readonly db: Database.Database,
     private readonly signer: Address,
     next: bigint,
     private readonly keys: ApiKeyTable,
+    private readonly budgets: BudgetTable,
   ) {
     this.next = next;
     this.insertRecordStmt = db.prepare(INSERT_RECORD_SQL);
@@ -226,23 +231,27 @@ export class UsageRecords {
    */
   appendRecords(entries: readonly PendingAppend[]): AppendOutcome[] {
     let next = this.next;
+    const charges: BudgetCharge[] = [];
     const outcomes = this.groupTx.immediate(() =>
       entries.map((entry): AppendOutcome => {
         try {
-          const record = this.appendTx(next, entry);
+          const written = this.appendTx(next, entry);
           next++;
-          return { record };
+          charges.push(...written.charges);
+          return { record: written.record };
         } catch (error) {
           return { error };
         }
       }),
     );
-    // Only after COMMIT: a rolled-back append must leave its number for the next call, or a gap opens.
+    // Only after COMMIT: a rolled-back append must leave its number for the next call, or a gap opens; and
+    // budgets must not count spend that was never written.
     this.next = next;
+    if (charges.length > 0) this.budgets.applyCommitted(charges);
     return outcomes;
   }
 
-  private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): StoredUsageRecord {
+  private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): { record: StoredUsageRecord; charges: BudgetCharge[] } {
     checkSequence(sequence, "sequence");
     // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
@@ -262,7 +271,8 @@ export class UsageRecords {
     if (content) this.content.insert(sequence, content);
     const stored: StoredUsageRecord = { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
     if (attribution) stored.attribution = this.attribution.insert(sequence, owner, input.requestHash, attribution);
-    return stored;
+    const charges = this.budgets.charge({ sequence, buyer: owner, tags: input.tags, cost: input.cost, servedAt: input.servedAt }, attribution?.traceId);
+    return { record: stored, charges };
   }
 
   /** In sequence order; filters combine with AND. */

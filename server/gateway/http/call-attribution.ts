@@ -18,7 +18,7 @@ export const TRACE_HEADER = "x-tollgate-trace-id";
 export const STEP_HEADER = "x-tollgate-step";
 export const IDEMPOTENCY_HEADER = "idempotency-key";
 
-const TRACE_ID = /^[\w.:-]{1,128}$/;
+export const TRACE_ID = /^[\w.:-]{1,128}$/;
 const STEP = /^[\w.:/ -]{1,128}$/;
 /** Visible ASCII, as an HTTP header value carries it. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
