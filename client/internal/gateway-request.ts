@@ -15,6 +15,9 @@ export const GATEWAY_HINTS: Record<string, string> = {
   invalid_api_key: "the API key (or read session) is not live at this gateway; create a key, or open a new session",
   session_not_api_key: "a read session only reads; model calls need an API key (createApiKey)",
   invalid_value: "fix the value named above and try again",
+  budget_exists: "a budget on that tag or trace and period is live; delete it first to set a new limit",
+  budget_not_found: "list your budgets to see which are live",
+  budget_exceeded: "the budget refuses calls until its period resets; raise it (delete and create a larger one) or lower max_tokens",
 };
 
 export interface GatewayRequest {

@@ -239,6 +239,12 @@ describe("gateway: budgets per tag and per trace", function () {
       expect((await call(otherTeam)).status).to.equal(200);
       const listed = (await listBudgets(buyer)).find((b) => b.id === budget.id)!;
       expect(listed.spent).to.equal(spent.toString());
+
+      // GET /v1/balance shows the budgets that bind the key: its tags', not another team's.
+      const balanceOf = async (bearer: string) =>
+        ((await (await fetch(`${url}/v1/balance`, { headers: { authorization: `Bearer ${bearer}` } })).json()) as { budgets: BudgetJson[] }).budgets;
+      expect((await balanceOf(key)).map((b) => [b.id, b.spent, b.limit])).to.deep.equal([[budget.id, spent.toString(), limit.toString()]]);
+      expect(await balanceOf(otherTeam)).to.deep.equal([]);
     });
 
     it("a trace budget refuses further calls of that trace only", async function () {

@@ -5,6 +5,7 @@
  */
 import { periodEnd, periodStart } from "../../store/budget-periods";
 import type { Budget } from "../../store/usage-store";
+import type { GatewayContext } from "../context";
 
 /** Where a budget stands in the period holding some moment. */
 export interface BudgetStanding {
@@ -61,3 +62,9 @@ export function describeBudget(budget: Budget, standing: BudgetStanding, formatA
 }
 
 export type BudgetDescription = ReturnType<typeof describeBudget>;
+
+/** The budget with where it stands this period, at the gateway's clock. */
+export function budgetView(ctx: Pick<GatewayContext, "state" | "store" | "ledger">, budget: Budget): BudgetDescription {
+  const standing = budgetStanding(budget, ctx.state.now(), { budgetSpent: (id, start) => ctx.store.budgetSpent(id, start), budgetReserved: (id) => ctx.ledger.budgetReserved(id) });
+  return describeBudget(budget, standing, (value) => ctx.state.formatAmount(value));
+}

@@ -10,19 +10,13 @@ import type { Address, Hex } from "viem";
 import type { z } from "zod";
 import { BudgetExistsError, type Budget } from "../../store/usage-store";
 import { DEFAULT_THRESHOLDS_BPS, createBudgetMessage, deleteBudgetMessage, listBudgetsMessage } from "../budgets/budget-messages";
-import { budgetStanding, describeBudget } from "../budgets/budget-status";
+import { budgetView } from "../budgets/budget-status";
 import { signedRequest } from "../api-keys/wallet-messages";
 import type { GatewayContext } from "../context";
 import { GatewayError, invalidRequest } from "../errors";
 import { parseBody } from "../http/parse-body";
 import { readerOf } from "../middleware/authenticate";
 import { authorize, rawMessageOf } from "./api-keys";
-
-/** The budget with where it stands this period (at the gateway's clock). */
-export function budgetView(ctx: GatewayContext, budget: Budget) {
-  const standing = budgetStanding(budget, ctx.state.now(), { budgetSpent: (id, start) => ctx.store.budgetSpent(id, start), budgetReserved: (id) => ctx.ledger.budgetReserved(id) });
-  return describeBudget(budget, standing, (value) => ctx.state.formatAmount(value));
-}
 
 const budgetExists = (id: string) =>
   new GatewayError(409, "invalid_request_error", `You already have budget ${id} on this scope, target and period. Delete it first to set a new limit.`, "budget_exists", "message.target");
