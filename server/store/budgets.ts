@@ -147,6 +147,8 @@ export class BudgetTable {
   private readonly live = new Map<Address, BuyerBudgets>();
   /** Each live budget's spend in its latest charged period, as committed. */
   private readonly spend = new Map<string, BudgetSpend>();
+  /** Spend moved by the records of the group being written, by budget and period: written once per group by `flush`. */
+  private readonly pending = new Map<string, BudgetCharge>();
 
   private readonly insertStmt: Statement<[Record<string, unknown>]>;
   private readonly liveStmt: Statement<[], BudgetRow>;
@@ -313,21 +315,20 @@ export class BudgetTable {
 
   /**
    * Inside a record's savepoint: adds its cost to every live budget it counts against, in the period of its
-   * `servedAt`, and writes an alert for each threshold the addition crosses. Returns the charges, to be applied
-   * to the in-memory spend with `applyCommitted` once the transaction has committed (a rolled-back record
-   * must not count).
+   * `servedAt`, and writes an alert for each threshold the addition crosses. The new spend is held for the
+   * group (`flush` writes it once per budget, before COMMIT) and reaches the in-memory copy only after COMMIT
+   * (`applyCommitted`): a record that rolls back counts nowhere. It is taken into the group only once nothing
+   * more can throw, so a savepoint that rolls back leaves it untouched too.
    */
-  charge(record: { sequence: bigint; buyer: Address; tags: readonly string[]; cost: bigint; servedAt: number }, traceId: string | undefined): BudgetCharge[] {
-    if (record.cost === 0n) return [];
+  charge(record: { sequence: bigint; buyer: Address; tags: readonly string[]; cost: bigint; servedAt: number }, traceId: string | undefined): void {
+    if (record.cost === 0n) return;
     const budgets = this.applicable(record.buyer, record.tags, traceId);
-    if (budgets.length === 0) return [];
+    if (budgets.length === 0) return;
     const charges: BudgetCharge[] = [];
     for (const budget of budgets) {
       const start = periodStart(budget.period, record.servedAt);
-      // From the row, not the in-memory copy: earlier records of this same group are not committed yet.
-      const before = decodeAmount(this.spendStmt.get(budget.id, start)?.spent ?? "0");
+      const before = this.spentBefore(budget.id, start);
       const after = before + record.cost;
-      this.upsertSpendStmt.run(budget.id, start, encodeAmount(after, "budget spend"));
       for (const bps of budget.thresholdsBps) {
         const mark = budget.limit * BigInt(bps);
         if (before * 10_000n < mark && after * 10_000n >= mark) {
@@ -344,7 +345,29 @@ export class BudgetTable {
       }
       charges.push({ budgetId: budget.id, periodStart: start, spent: after });
     }
+    for (const charge of charges) this.pending.set(`${charge.budgetId}:${charge.periodStart}`, charge);
+  }
+
+  /** The spend of a budget's period so far: this group's, else the committed copy, else the row (an older period). */
+  private spentBefore(budgetId: string, start: number): bigint {
+    const inGroup = this.pending.get(`${budgetId}:${start}`);
+    if (inGroup) return inGroup.spent;
+    const committed = this.spend.get(budgetId);
+    if (committed && committed.periodStart === start) return committed.spent;
+    return decodeAmount(this.spendStmt.get(budgetId, start)?.spent ?? "0");
+  }
+
+  /** Inside the group's transaction, after its records: writes the spend they moved; returns it for `applyCommitted`. */
+  flush(): BudgetCharge[] {
+    const charges = [...this.pending.values()];
+    this.pending.clear();
+    for (const charge of charges) this.upsertSpendStmt.run(charge.budgetId, charge.periodStart, encodeAmount(charge.spent, "budget spend"));
     return charges;
+  }
+
+  /** The group's transaction failed: what its records moved was never written. */
+  discardPending(): void {
+    this.pending.clear();
   }
 
   /** After COMMIT: the in-memory spend takes the committed values (a later period replaces an earlier one). */

@@ -146,9 +146,9 @@ export class UsageRecords {
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly content: UsageContentTable;
   private readonly attribution: CallAttributionTable;
-  private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => { record: StoredUsageRecord; charges: BudgetCharge[] }>;
+  private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => StoredUsageRecord>;
   /** The outer transaction of a group; `appendTx` called inside it becomes a savepoint (better-sqlite3 nests that way). */
-  private readonly groupTx: Database.Transaction<(run: () => AppendOutcome[]) => AppendOutcome[]>;
+  private readonly groupTx: Database.Transaction<(run: () => { outcomes: AppendOutcome[]; charges: BudgetCharge[] }) => { outcomes: AppendOutcome[]; charges: BudgetCharge[] }>;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
 
   /**
@@ -231,27 +231,32 @@ export class UsageRecords {
    */
   appendRecords(entries: readonly PendingAppend[]): AppendOutcome[] {
     let next = this.next;
-    const charges: BudgetCharge[] = [];
-    const outcomes = this.groupTx.immediate(() =>
-      entries.map((entry): AppendOutcome => {
-        try {
-          const written = this.appendTx(next, entry);
-          next++;
-          charges.push(...written.charges);
-          return { record: written.record };
-        } catch (error) {
-          return { error };
-        }
-      }),
-    );
+    let written;
+    try {
+      written = this.groupTx.immediate(() => {
+        const outcomes = entries.map((entry): AppendOutcome => {
+          try {
+            const record = this.appendTx(next, entry);
+            next++;
+            return { record };
+          } catch (error) {
+            return { error };
+          }
+        });
+        // The budgets' spend, once per budget for the whole group, in the same transaction.
+        return { outcomes, charges: this.budgets.flush() };
+      });
+    } finally {
+      this.budgets.discardPending();
+    }
     // Only after COMMIT: a rolled-back append must leave its number for the next call, or a gap opens; and
     // budgets must not count spend that was never written.
     this.next = next;
-    if (charges.length > 0) this.budgets.applyCommitted(charges);
-    return outcomes;
+    if (written.charges.length > 0) this.budgets.applyCommitted(written.charges);
+    return written.outcomes;
   }
 
-  private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): { record: StoredUsageRecord; charges: BudgetCharge[] } {
+  private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): StoredUsageRecord {
     checkSequence(sequence, "sequence");
     // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
@@ -271,8 +276,9 @@ export class UsageRecords {
     if (content) this.content.insert(sequence, content);
     const stored: StoredUsageRecord = { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
     if (attribution) stored.attribution = this.attribution.insert(sequence, owner, input.requestHash, attribution);
-    const charges = this.budgets.charge({ sequence, buyer: owner, tags: input.tags, cost: input.cost, servedAt: input.servedAt }, attribution?.traceId);
-    return { record: stored, charges };
+    // Last: nothing after it may throw, so a record that rolls back never counts against a budget.
+    this.budgets.charge({ sequence, buyer: owner, tags: input.tags, cost: input.cost, servedAt: input.servedAt }, attribution?.traceId);
+    return stored;
   }
 
   /** In sequence order; filters combine with AND. */
