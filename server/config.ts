@@ -97,6 +97,16 @@ const fileSchema = z
         explorerUrl: z.url().nullable().default(null),
       })
       .prefault({}),
+    /** Budget threshold alerts: how the webhook outbox is read and retried (server/gateway/budgets/budget-webhooks.ts). */
+    budgets: z
+      .object({
+        webhookPollMs: z.number().int().positive().default(1_000),
+        webhookRetryBaseMs: z.number().int().positive().default(2_000),
+        webhookMaxRetryDelayMs: z.number().int().positive().default(3_600_000),
+        webhookMaxAttempts: z.number().int().min(1).max(100).default(12),
+        webhookTimeoutMs: z.number().int().positive().default(5_000),
+      })
+      .prefault({}),
     log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") }).prefault({}),
     shutdownTimeoutMs: z.number().int().positive().default(30_000),
   })

@@ -1,6 +1,7 @@
 /** What the key's (or read session's) buyer can spend now at the gateway, and why (`GET /v1/balance`). */
 import { bearerOf, gatewayRequest, type ReadCredential } from "../internal/gateway-request";
 import type { TollgateGatewayClient } from "../tollgate-client";
+import type { GatewayBudget } from "./list-budgets";
 
 /** Amounts as the gateway sends them: base units as decimal strings. */
 export interface GatewayBalance {
@@ -14,6 +15,8 @@ export interface GatewayBalance {
   spendable_by_model: { model: string; spendable: string }[];
   /** The key asked with; null when asked with a read session. */
   key?: { id: string; spend_cap: string | null; spent: string; remaining: string | null } | null;
+  /** The budgets that bind the key (its tags'), or every budget of the buyer for a read session. */
+  budgets?: GatewayBudget[];
   [more: string]: unknown;
 }
 /** An API key, or a read session (`openSession`). */

@@ -18,6 +18,9 @@ export const GATEWAY_HINTS: Record<string, string> = {
   trace_not_found: "an outcome belongs to a run: send x-tollgate-trace-id with the run's calls (with this buyer's key), then record it",
   outcome_exists: "a run has one outcome per type; record a different type, or leave this one as it is",
   unknown_parameter: "remove or correct the parameter named above",
+  budget_exists: "a budget on that tag or trace and period is live; delete it first to set a new limit",
+  budget_not_found: "list your budgets to see which are live",
+  budget_exceeded: "the budget refuses calls until its period resets; raise it (delete and create a larger one) or lower max_tokens",
 };
 
 export interface GatewayRequest {

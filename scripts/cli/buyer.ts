@@ -1,7 +1,7 @@
 /**
  * `tollgate buyer …`: fund the vault (approve + deposit, or a permit), buy and move credits, cap what a
  * provider may charge, withdraw, claim dispute awards, see the balance, and manage gateway API keys (`buyer keys`,
- * in buyer-keys.ts).
+ * in buyer-keys.ts) and budgets (`buyer budgets`, in buyer-budgets.ts).
  * Every transaction is a client action (client/actions/), signed by the key from the environment; what is
  * here is the checks that name the shortfall before anything is signed, and what the command prints.
  */
@@ -25,6 +25,7 @@ import {
 } from "../../client";
 import { tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, MAX_UINT32, parseAddress, parseDuration, parseId, parseInteger } from "./arguments";
+import { registerBudgetCommands } from "./buyer-budgets";
 import { registerKeyCommands, gatewayBalance } from "./buyer-keys";
 import { CliError } from "./errors";
 import { ENV, envValue, examples, type CliContext, type Connection, type ContextFactory } from "./context";
@@ -427,6 +428,7 @@ export function registerBuyer(program: Command, context: ContextFactory): void {
     .action((_options: unknown, cmd: Command) => claimAwards(context(cmd)));
 
   registerKeyCommands(buyer, context);
+  registerBudgetCommands(buyer, context);
 
   buyer
     .command("balance")

@@ -9,6 +9,7 @@ import { rateLimit } from "./middleware/rate-limit";
 import { requestContext, routeLabel } from "./middleware/request-context";
 import { createKey, listKeys, listKeysOfReader, revokeKey } from "./routes/api-keys";
 import { balance } from "./routes/balance";
+import { createBudget, deleteBudget, listBudgets, listBudgetsOfReader } from "./routes/budgets";
 import { chatCompletions } from "./routes/chat-completions";
 import type { GatewayContext } from "./context";
 import { embeddings } from "./routes/embeddings";
@@ -145,6 +146,10 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
   app.post("/v1/keys", routeLabel("keys.create"), requireJson, json, handle(createKey(ctx)));
   app.post("/v1/keys/list", routeLabel("keys.list"), requireJson, json, handle(listKeys(ctx)));
   app.post("/v1/keys/revoke", routeLabel("keys.revoke"), requireJson, json, handle(revokeKey(ctx)));
+  app.get("/v1/budgets", routeLabel("budgets.read"), reader, handle(listBudgetsOfReader(ctx)));
+  app.post("/v1/budgets", routeLabel("budgets.create"), requireJson, json, handle(createBudget(ctx)));
+  app.post("/v1/budgets/list", routeLabel("budgets.list"), requireJson, json, handle(listBudgets(ctx)));
+  app.post("/v1/budgets/delete", routeLabel("budgets.delete"), requireJson, json, handle(deleteBudget(ctx)));
   app.post("/v1/sessions", routeLabel("sessions.open"), requireJson, json, handle(openSession(ctx)));
   app.delete("/v1/sessions/current", routeLabel("sessions.close"), authenticateSession(ctx.store), handle(closeSession(ctx)));
 

@@ -13,6 +13,7 @@ import { WalCheckpointer } from "../store/wal-checkpointer";
 import { createOpenAICompatibleUpstream } from "../upstream/openai-compatible";
 import type { UpstreamAdapter } from "../upstream/types";
 import { createApp } from "./app";
+import { BudgetWebhooks } from "./budgets/budget-webhooks";
 import { createLogger } from "../logging/logger";
 import { MarketplaceReader } from "../chain/marketplace-reader";
 import { MarketplaceState } from "./marketplace-state";
@@ -148,7 +149,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     state,
     ledger,
     store,
-    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent }),
+    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent, budgets: store }),
     tokenizer,
     keys: new ApiKeyCache(store),
     metrics,
@@ -158,6 +159,17 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     sessionLifetimeSeconds: config.limits.sessionLifetimeSeconds,
     upstreamFor: (model) => upstreams[model.config.upstream],
   };
+
+  const webhooks = new BudgetWebhooks({
+    store,
+    logger,
+    pollMs: config.budgets.webhookPollMs,
+    retryBaseMs: config.budgets.webhookRetryBaseMs,
+    maxRetryDelayMs: config.budgets.webhookMaxRetryDelayMs,
+    maxAttempts: config.budgets.webhookMaxAttempts,
+    timeoutMs: config.budgets.webhookTimeoutMs,
+  });
+  webhooks.start();
 
   let draining = false;
   let inFlight = 0;
@@ -208,6 +220,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         await Promise.all(Object.values(upstreams).map((upstream) => upstream.close()));
         await tokenizer.close();
         await records.drained();
+        await webhooks.stop();
         await checkpointer.stop();
         store.close();
         logger.info({ nextSequence: store.nextSequence().toString() }, "gateway stopped; usage store closed");

@@ -164,6 +164,58 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX outcomes_by_buyer_time ON outcomes (buyer, recorded_at);
     `,
   },
+  {
+    version: 5,
+    description: "budgets per tag or trace, their spend per period, and their threshold alerts (webhook outbox)",
+    // Spend is a running counter per budget per period, moved in each record's own savepoint (see budgets.ts for
+    // why not a sum over records). An alert row is written in that same savepoint when a record crosses a
+    // threshold, and is the webhook's outbox: UNIQUE keeps one per threshold per period, restarts included.
+    // next_attempt_at, delivered_at and failed_at are unix milliseconds: retries back off from a fraction of a second.
+    sql: `
+      CREATE TABLE budgets (
+        id                    TEXT PRIMARY KEY,
+        buyer                 TEXT NOT NULL,
+        scope                 TEXT NOT NULL CHECK (scope IN ('tag', 'trace')),
+        target                TEXT NOT NULL,
+        period                TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+        limit_amount          TEXT NOT NULL,
+        thresholds            TEXT NOT NULL,
+        webhook_url           TEXT,
+        webhook_secret        TEXT,
+        degrade_threshold_bps INTEGER,
+        degrade_model         TEXT,
+        label                 TEXT NOT NULL,
+        created_at            INTEGER NOT NULL,
+        deleted_at            INTEGER
+      ) STRICT;
+      CREATE UNIQUE INDEX budgets_live ON budgets (buyer, scope, target, period) WHERE deleted_at IS NULL;
+      CREATE INDEX budgets_by_buyer ON budgets (buyer, created_at);
+
+      CREATE TABLE budget_spend (
+        budget_id    TEXT NOT NULL REFERENCES budgets (id),
+        period_start INTEGER NOT NULL,
+        spent        TEXT NOT NULL,
+        PRIMARY KEY (budget_id, period_start)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE budget_alerts (
+        id              INTEGER PRIMARY KEY,
+        budget_id       TEXT NOT NULL REFERENCES budgets (id),
+        period_start    INTEGER NOT NULL,
+        threshold_bps   INTEGER NOT NULL,
+        spent           TEXT NOT NULL,
+        crossed_at      INTEGER NOT NULL,
+        sequence        INTEGER,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at    INTEGER,
+        failed_at       INTEGER,
+        last_error      TEXT,
+        UNIQUE (budget_id, period_start, threshold_bps)
+      ) STRICT;
+      CREATE INDEX budget_alerts_due ON budget_alerts (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+    `,
+  },
 ];
 
 export class SchemaTooNewError extends Error {

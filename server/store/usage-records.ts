@@ -9,6 +9,7 @@
 import Database from "better-sqlite3";
 import { getAddress, type Address, type Hex } from "viem";
 import type { ApiKeyTable } from "./api-keys";
+import type { BudgetCharge, BudgetTable } from "./budgets";
 import { ATTRIBUTION_JOIN, ATTRIBUTION_SELECT, CallAttributionTable, type CallAttribution } from "./call-attribution";
 import { UsageContentTable, type RetainedContent } from "./usage-content";
 import {
@@ -147,15 +148,19 @@ export class UsageRecords {
   private readonly attribution: CallAttributionTable;
   private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => StoredUsageRecord>;
   /** The outer transaction of a group; `appendTx` called inside it becomes a savepoint (better-sqlite3 nests that way). */
-  private readonly groupTx: Database.Transaction<(run: () => AppendOutcome[]) => AppendOutcome[]>;
+  private readonly groupTx: Database.Transaction<(run: () => { outcomes: AppendOutcome[]; charges: BudgetCharge[] }) => { outcomes: AppendOutcome[]; charges: BudgetCharge[] }>;
   private readonly settleTx: Database.Transaction<(first: bigint, last: bigint, settlement: Settlement) => number>;
 
-  /** `keys` takes each record's cost into its key's running `spent`, inside the append's transaction. */
+  /**
+   * `keys` takes each record's cost into its key's running `spent`, and `budgets` into the spend of every budget
+   * the record counts against, inside the append's transaction.
+   */
   constructor(
     private readonly db: Database.Database,
     private readonly signer: Address,
     next: bigint,
     private readonly keys: ApiKeyTable,
+    private readonly budgets: BudgetTable,
   ) {
     this.next = next;
     this.insertRecordStmt = db.prepare(INSERT_RECORD_SQL);
@@ -226,20 +231,29 @@ export class UsageRecords {
    */
   appendRecords(entries: readonly PendingAppend[]): AppendOutcome[] {
     let next = this.next;
-    const outcomes = this.groupTx.immediate(() =>
-      entries.map((entry): AppendOutcome => {
-        try {
-          const record = this.appendTx(next, entry);
-          next++;
-          return { record };
-        } catch (error) {
-          return { error };
-        }
-      }),
-    );
-    // Only after COMMIT: a rolled-back append must leave its number for the next call, or a gap opens.
+    let written;
+    try {
+      written = this.groupTx.immediate(() => {
+        const outcomes = entries.map((entry): AppendOutcome => {
+          try {
+            const record = this.appendTx(next, entry);
+            next++;
+            return { record };
+          } catch (error) {
+            return { error };
+          }
+        });
+        // The budgets' spend, once per budget for the whole group, in the same transaction.
+        return { outcomes, charges: this.budgets.flush() };
+      });
+    } finally {
+      this.budgets.discardPending();
+    }
+    // Only after COMMIT: a rolled-back append must leave its number for the next call, or a gap opens; and
+    // budgets must not count spend that was never written.
     this.next = next;
-    return outcomes;
+    if (written.charges.length > 0) this.budgets.applyCommitted(written.charges);
+    return written.outcomes;
   }
 
   private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): StoredUsageRecord {
@@ -262,6 +276,8 @@ export class UsageRecords {
     if (content) this.content.insert(sequence, content);
     const stored: StoredUsageRecord = { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
     if (attribution) stored.attribution = this.attribution.insert(sequence, owner, input.requestHash, attribution);
+    // Last: nothing after it may throw, so a record that rolls back never counts against a budget.
+    this.budgets.charge({ sequence, buyer: owner, tags: input.tags, cost: input.cost, servedAt: input.servedAt }, attribution?.traceId);
     return stored;
   }
 

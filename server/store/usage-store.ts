@@ -2,11 +2,13 @@
  * The gateway's durable usage store: one SQLite database (WAL) per gateway signer key. A facade over the
  * parts, each a file of its own: opening and its checks (open-store.ts), the usage records and their
  * settlement (usage-records.ts, over the table declared in usage-table.ts), API keys and signed-message
- * nonces (api-keys.ts), read sessions (read-sessions.ts), outcomes (outcomes.ts) and the usage summary (usage-summary.ts). One object, so the gateway and the oracle hold one handle per database.
+ * nonces (api-keys.ts), read sessions (read-sessions.ts), outcomes (outcomes.ts), the usage summary (usage-summary.ts), and budgets,
+ * their spend and alerts (budgets.ts). One object, so the gateway and the oracle hold one handle per database.
  */
 import type Database from "better-sqlite3";
 import type { Address, Hex } from "viem";
 import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
+import { BudgetTable, type Budget, type BudgetSpend, type NewBudget, type PendingBudgetAlert } from "./budgets";
 import { openStore, type UsageStoreOptions } from "./open-store";
 import { OutcomeTable, type OutcomeInput, type RecordOutcomeResult, type StoredOutcome } from "./outcomes";
 import { ReadSessionTable, type ReadSession } from "./read-sessions";
@@ -41,6 +43,7 @@ export {
   type UsageTotals,
   type WorkflowCosts,
 } from "./usage-summary";
+export { BudgetExistsError, type Budget, type BudgetDegradeRule, type BudgetScope, type BudgetSpend, type NewBudget, type PendingBudgetAlert } from "./budgets";
 export type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
 function unixNow(): number {
@@ -56,6 +59,7 @@ export class UsageStore {
   private readonly sessions: ReadSessionTable;
   private readonly outcomes: OutcomeTable;
   private readonly summaries: UsageSummaries;
+  private readonly budgets: BudgetTable;
 
   static open(options: UsageStoreOptions): UsageStore {
     const { db, signer, next } = openStore(options);
@@ -70,7 +74,8 @@ export class UsageStore {
     this.sessions = new ReadSessionTable(db);
     this.outcomes = new OutcomeTable(db);
     this.summaries = new UsageSummaries(db);
-    this.records = new UsageRecords(db, signer, next, this.keys);
+    this.budgets = new BudgetTable(db);
+    this.records = new UsageRecords(db, signer, next, this.keys, this.budgets);
   }
 
   nextSequence(): bigint {
@@ -201,6 +206,44 @@ export class UsageStore {
   /** False when there was no such session. */
   endReadSession(tokenHash: Hex): boolean {
     return this.sessions.end(tokenHash);
+  }
+
+  /** See `BudgetTable.create`: the budget and its current period's spend so far (at `now`), in one transaction. */
+  createBudget(budget: NewBudget, now: number): BudgetSpend {
+    return this.budgets.create(budget, now);
+  }
+
+  /** The buyer's live budgets, oldest first. */
+  listBudgets(buyer: Address): Budget[] {
+    return this.budgets.listOf(buyer);
+  }
+
+  /** False if the buyer has no live budget by that id. */
+  deleteBudget(buyer: Address, id: string, at: number): boolean {
+    return this.budgets.delete(buyer, id, at);
+  }
+
+  /** The live budgets a call of this key's tags and trace counts against. In memory: safe in a synchronous step. */
+  applicableBudgets(buyer: Address, tags: readonly string[], traceId: string | undefined): Budget[] {
+    return this.budgets.applicable(buyer, tags, traceId);
+  }
+
+  /** A budget's committed spend in the period starting at `periodStart`. In memory: safe in a synchronous step. */
+  budgetSpent(budgetId: string, periodStart: number): bigint {
+    return this.budgets.spentIn(budgetId, periodStart);
+  }
+
+  /** Threshold alerts whose webhook is due at `nowMs`. */
+  dueBudgetAlerts(nowMs: number, limit = 32): PendingBudgetAlert[] {
+    return this.budgets.dueAlerts(nowMs, limit);
+  }
+
+  budgetAlertDelivered(id: bigint, atMs: number = Date.now()): void {
+    this.budgets.alertDelivered(id, atMs);
+  }
+
+  budgetAlertFailed(id: bigint, attempts: number, error: string, next: { nextAttemptAtMs: number } | { gaveUpAtMs: number }): void {
+    this.budgets.alertAttemptFailed(id, attempts, error, next);
   }
 
   /** Folds the WAL back into the database file, so the store is one self-contained file at rest. */

@@ -94,7 +94,7 @@ describe("API keys: created, listed and revoked with a wallet signature", functi
   const sign = (signer: Buyer, primaryType: MessageType, message: Record<string, unknown>, signingDomain: TypedDataDomain = domain) =>
     signer.signTypedData(signingDomain as Record<string, unknown>, { [primaryType]: apiKeyMessageTypes[primaryType].map((field) => ({ ...field })) }, message);
 
-  const PATHS: Record<MessageType, string> = { CreateApiKey: "/v1/keys", ListApiKeys: "/v1/keys/list", RevokeApiKey: "/v1/keys/revoke", OpenSession: "/v1/sessions" };
+  const PATHS: Record<MessageType, string> = { CreateApiKey: "/v1/keys", ListApiKeys: "/v1/keys/list", RevokeApiKey: "/v1/keys/revoke", OpenSession: "/v1/sessions", CreateBudget: "/v1/budgets", ListBudgets: "/v1/budgets/list", DeleteBudget: "/v1/budgets/delete" };
   const send = (primaryType: MessageType, message: Record<string, unknown>, signature: string) =>
     fetch(`${h.url}${PATHS[primaryType]}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ message, signature }) });
   const signAndSend = async (signer: Buyer, primaryType: MessageType, message: Record<string, unknown>, signingDomain?: TypedDataDomain) =>

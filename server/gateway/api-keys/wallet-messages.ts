@@ -41,15 +41,41 @@ export const apiKeyMessageTypes = {
     { name: "issuedAt", type: "uint64" },
     { name: "nonce", type: "bytes32" },
   ],
+  /** Budgets (`routes/budgets.ts`; fields explained in `budgets/budget-messages.ts`). */
+  CreateBudget: [
+    { name: "buyer", type: "address" },
+    { name: "label", type: "string" },
+    { name: "scope", type: "string" },
+    { name: "target", type: "string" },
+    { name: "period", type: "string" },
+    { name: "limit", type: "uint256" },
+    { name: "thresholdsBps", type: "uint16[]" },
+    { name: "webhookUrl", type: "string" },
+    { name: "degradeThresholdBps", type: "uint16" },
+    { name: "degradeModel", type: "string" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "nonce", type: "bytes32" },
+  ],
+  ListBudgets: [
+    { name: "buyer", type: "address" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "nonce", type: "bytes32" },
+  ],
+  DeleteBudget: [
+    { name: "buyer", type: "address" },
+    { name: "budgetId", type: "string" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "nonce", type: "bytes32" },
+  ],
 } as const;
 
 export type ApiKeyMessageType = keyof typeof apiKeyMessageTypes;
 
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "an 0x-prefixed 20-byte address").transform((value) => getAddress(value));
-const uintString = z.union([z.string().regex(/^\d{1,78}$/), z.number().int().nonnegative()]).transform((value) => BigInt(value));
+export const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "an 0x-prefixed 20-byte address").transform((value) => getAddress(value));
+export const uintString = z.union([z.string().regex(/^\d{1,78}$/), z.number().int().nonnegative()]).transform((value) => BigInt(value));
 const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "0x-prefixed 32 bytes") as z.ZodType<Hex>;
-const tag = z.string().min(1).max(64).regex(/^[\w.-]+:[\w./-]+$/, 'tags look like "team:search" or "workflow:nightly-report"');
-const common = { buyer: address, issuedAt: uintString, nonce: bytes32 };
+export const tag = z.string().min(1).max(64).regex(/^[\w.-]+:[\w./-]+$/, 'tags look like "team:search" or "workflow:nightly-report"');
+export const common = { buyer: address, issuedAt: uintString, nonce: bytes32 };
 
 export const createApiKeyMessage = z.object({
   ...common,

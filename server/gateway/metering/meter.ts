@@ -11,9 +11,12 @@ import type { Address } from "viem";
 import type { UsageReceipt } from "../../chain/eip712";
 import { priceEpochAt, type PriceEpoch } from "../../chain/marketplace-reader";
 import { recordCost } from "../../chain/pricing";
+import { periodStart } from "../../store/budget-periods";
 import { receiptToWire, type ReceiptEnvelope } from "../../chain/receipt-envelope";
 import type { CallAttribution } from "../../store/call-attribution";
-import type { ApiKeyRecord, StoredUsageRecord } from "../../store/usage-store";
+import type { ApiKeyRecord, StoredUsageRecord, UsageStore } from "../../store/usage-store";
+import { BudgetExceededError } from "../budgets/budget-exceeded";
+import { budgetStanding } from "../budgets/budget-status";
 import { GatewayError } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
 import type { GatewayMetrics } from "../metrics";
@@ -21,7 +24,7 @@ import { commitContent } from "./content-hash";
 import type { GroupCommit } from "./group-commit";
 import type { ReceiptSigner } from "./receipt-signer";
 import type { ServedCall } from "./served-call";
-import type { Reservation, SpendLedger } from "./spend-ledger";
+import type { BudgetCheck, Reservation, SpendLedger } from "./spend-ledger";
 import { billedCounts, reservedInputTokens } from "./usage-counts";
 
 export interface ReservedCall {
@@ -64,6 +67,8 @@ export class Meter {
       domain: ReceiptEnvelope["domain"];
       /** `store.retainContent`: keep the call's exact bytes with its record, for the buyer's own audit. */
       retainContent?: boolean;
+      /** The buyer's budgets and their committed spend (the usage store, whose reads here are in memory). */
+      budgets?: Pick<UsageStore, "applicableBudgets" | "budgetSpent">;
     },
   ) {}
 
@@ -99,7 +104,16 @@ export class Meter {
       // Without the buyer's on-chain balance the gateway cannot know the call is covered: refuse, charge nothing.
       throw new GatewayError(503, "server_error", `The gateway cannot read your balance from the chain right now (${(error as Error).message.split("\n")[0]}). Nothing was charged; retry shortly.`, "chain_unavailable", null, { "retry-after": "2" });
     }
-    const { reservation, breakdown, keyRemaining } = ledger.tryReserve(snapshot, model.terms, servedAt, { id: key.id, spendCap: key.spendCap, spent: key.spent }, amount);
+    // From here to tryReserve nothing awaits: the budgets' spend read here is what the reservation is checked against.
+    const budgets = this.deps.budgets?.applicableBudgets(key.buyer, key.tags, attribution?.traceId) ?? [];
+    const checks: BudgetCheck[] = budgets.map((budget) => ({ id: budget.id, limit: budget.limit, spent: this.deps.budgets!.budgetSpent(budget.id, periodStart(budget.period, servedAt)) }));
+    const { reservation, breakdown, keyRemaining, budgetRefusal } = ledger.tryReserve(snapshot, model.terms, servedAt, { id: key.id, spendCap: key.spendCap, spent: key.spent }, amount, checks);
+    if (budgetRefusal) {
+      this.deps.metrics.refusals.inc({ reason: "budget" });
+      const budget = budgets.find((candidate) => candidate.id === budgetRefusal.budget.id)!;
+      const standing = budgetStanding(budget, servedAt, { budgetSpent: () => budgetRefusal.budget.spent, budgetReserved: () => budgetRefusal.reserved });
+      throw new BudgetExceededError(budget, standing, amount, servedAt, (value) => `${state.formatAmount(value)} ${state.token.symbol}`);
+    }
     if (!reservation) {
       state.forget(key.buyer);
       this.deps.metrics.refusals.inc({ reason: keyRemaining !== null && amount > keyRemaining ? "key_cap" : "funds" });

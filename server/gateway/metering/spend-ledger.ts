@@ -8,7 +8,8 @@
  * and never more than what is left of the buyer's on-chain spending limit for the provider.
  *
  * The check and the reservation happen in one synchronous step, so concurrent calls cannot both spend
- * the same money: Node runs one of them to completion before the other's check begins.
+ * the same money: Node runs one of them to completion before the other's check begins. The same step checks
+ * the key's cap and every budget the call counts against (committed spend this period + open reservations).
  */
 import type { Address } from "viem";
 import type { BuyerSnapshot, ModelTerms } from "../../chain/marketplace-reader";
@@ -65,13 +66,31 @@ export interface Reservation {
   readonly buyer: Address;
   readonly keyId: string;
   readonly amount: bigint;
+  /** The budgets this reservation counts against until it is released. */
+  readonly budgetIds: readonly string[];
   released: boolean;
+}
+
+/** A budget as the reservation step sees it: its limit and what its current period has committed. */
+export interface BudgetCheck {
+  id: string;
+  limit: bigint;
+  /** Recorded spend in the current period, as committed. */
+  spent: bigint;
+}
+
+/** The first budget a call would overrun: its figures at the moment of the check. */
+export interface BudgetRefusal {
+  budget: BudgetCheck;
+  /** Open reservations of calls in flight that count against it. */
+  reserved: bigint;
 }
 
 export class SpendLedger {
   private readonly unsettled = new Map<Address, UnsettledQueue>();
   private readonly reservedByBuyer = new Map<Address, bigint>();
   private readonly reservedByKey = new Map<string, bigint>();
+  private readonly reservedByBudget = new Map<string, bigint>();
   private open = 0;
 
   /** Records one served call; called right after its usage record is durable. */
@@ -118,8 +137,14 @@ export class SpendLedger {
     };
   }
 
+  /** What calls in flight hold against a budget. */
+  budgetReserved(budgetId: string): bigint {
+    return this.reservedByBudget.get(budgetId) ?? 0n;
+  }
+
   /**
-   * Reserves `amount` if the buyer can spend it and the key's cap allows it; returns undefined otherwise.
+   * Reserves `amount` if the buyer can spend it, the key's cap allows it and every budget in `budgets` has it
+   * left; returns no reservation otherwise, with `budgetRefusal` naming the budget when one is what refused.
    * Synchronous on purpose: see the file comment.
    */
   tryReserve(
@@ -128,17 +153,24 @@ export class SpendLedger {
     now: number,
     key: { id: string; spendCap: bigint | null; spent: bigint },
     amount: bigint,
-  ): { reservation?: Reservation; breakdown: SpendableBreakdown; keyRemaining: bigint | null } {
+    budgets: readonly BudgetCheck[] = [],
+  ): { reservation?: Reservation; breakdown: SpendableBreakdown; keyRemaining: bigint | null; budgetRefusal?: BudgetRefusal } {
     const breakdown = this.breakdown(snapshot, model, now);
     const keyReserved = this.reservedByKey.get(key.id) ?? 0n;
     const keyRemaining = key.spendCap === null ? null : key.spendCap - key.spent - keyReserved;
+    for (const budget of budgets) {
+      const reserved = this.budgetReserved(budget.id);
+      if (amount > budget.limit - budget.spent - reserved) return { breakdown, keyRemaining, budgetRefusal: { budget, reserved } };
+    }
     if (amount > breakdown.spendable || (keyRemaining !== null && amount > keyRemaining)) {
       return { breakdown, keyRemaining };
     }
     this.reservedByBuyer.set(snapshot.buyer, (this.reservedByBuyer.get(snapshot.buyer) ?? 0n) + amount);
     this.reservedByKey.set(key.id, keyReserved + amount);
+    for (const budget of budgets) this.reservedByBudget.set(budget.id, this.budgetReserved(budget.id) + amount);
     this.open++;
-    return { reservation: { buyer: snapshot.buyer, keyId: key.id, amount, released: false }, breakdown, keyRemaining };
+    const budgetIds = budgets.map((budget) => budget.id);
+    return { reservation: { buyer: snapshot.buyer, keyId: key.id, amount, budgetIds, released: false }, breakdown, keyRemaining };
   }
 
   /** Releases a reservation; safe to call twice. */
@@ -152,6 +184,11 @@ export class SpendLedger {
     const keyLeft = (this.reservedByKey.get(reservation.keyId) ?? 0n) - reservation.amount;
     if (keyLeft === 0n) this.reservedByKey.delete(reservation.keyId);
     else this.reservedByKey.set(reservation.keyId, keyLeft);
+    for (const budgetId of reservation.budgetIds) {
+      const budgetLeft = this.budgetReserved(budgetId) - reservation.amount;
+      if (budgetLeft === 0n) this.reservedByBudget.delete(budgetId);
+      else this.reservedByBudget.set(budgetId, budgetLeft);
+    }
   }
 
   openReservations(): number {

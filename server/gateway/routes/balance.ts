@@ -1,10 +1,12 @@
 /**
  * `GET /v1/balance`: what the key's (or read session's) buyer can spend now, per model, and why: on-chain balance, credits,
  * this gateway's unsettled usage, calls in flight, the pending withdrawal (not spendable here: it may
- * leave before settlement) and the on-chain spending limit. Amounts are base-unit strings.
+ * leave before settlement), the on-chain spending limit, and the budgets that bind the key (every budget of the
+ * buyer for a read session) with this period's spend and reset. Amounts are base-unit strings.
  */
 import type { Request, Response } from "express";
 import { planCoversModel } from "../../chain/plan-eligibility";
+import { budgetView } from "../budgets/budget-status";
 import type { GatewayContext } from "../context";
 import { readerOf } from "../middleware/authenticate";
 
@@ -54,6 +56,8 @@ export function balance(ctx: GatewayContext) {
       // A read session is no key: it has no cap or spend of its own.
       key: key ? { id: key.id, spend_cap: key.spendCap?.toString() ?? null, spent: amount(key.spent), remaining: keyRemaining === null ? null : amount(keyRemaining) } : null,
       spendable_by_model: models,
+      // Trace budgets bind calls by their header, not by the key: a key sees its tags' budgets only.
+      budgets: (key ? ctx.store.applicableBudgets(buyer, key.tags, undefined) : ctx.store.listBudgets(buyer)).map((budget) => budgetView(ctx, budget)),
     });
   };
 }
