@@ -164,6 +164,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX outcomes_by_buyer_time ON outcomes (buyer, recorded_at);
     `,
   },
+  {
+    // MERGE NOTE: a stand-in so this branch's version 6 is consecutive; issue 13's budgets branch owns version 5.
+    // At merge keep the budgets migration here and drop this entry.
+    version: 5,
+    description: "reserved for budgets (issue 13)",
+    sql: "",
+  },
+  {
+    version: 6,
+    description: "routing decisions: the alias called, the rule that chose the tier, the dearest candidate's cost, fallbacks",
+    // One row per routed call, beside its record; the dearest candidate's cost is a TEXT decimal like every amount.
+    sql: `
+      CREATE TABLE routing_decisions (
+        sequence      INTEGER PRIMARY KEY REFERENCES usage_records (sequence),
+        alias         TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        dearest_model TEXT NOT NULL,
+        dearest_cost  TEXT NOT NULL,
+        fallbacks     INTEGER NOT NULL CHECK (fallbacks >= 0)
+      ) STRICT;
+    `,
+  },
 ];
 
 export class SchemaTooNewError extends Error {

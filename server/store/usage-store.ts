@@ -9,6 +9,7 @@ import type { Address, Hex } from "viem";
 import { ApiKeyTable, NonceTable, type ApiKeyRecord } from "./api-keys";
 import { openStore, type UsageStoreOptions } from "./open-store";
 import { ReadSessionTable, type ReadSession } from "./read-sessions";
+import type { RoutingSavings } from "./routing-decisions";
 import type { RetainedContent } from "./usage-content";
 import { UsageRecords, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 import type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
@@ -25,6 +26,7 @@ export {
 } from "./open-store";
 export { SettlementConflictError, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 export type { RetainedContent } from "./usage-content";
+export type { RoutingDecision, RoutingSavings } from "./routing-decisions";
 export type { ReadSession } from "./read-sessions";
 export type { Settlement, SignedReceipt, StoredUsageRecord, UsageRecordInput } from "./usage-table";
 
@@ -84,6 +86,14 @@ export class UsageStore {
   /** In sequence order; filters combine with AND. */
   recordsOf(buyer: Address, filter: UsageFilter = {}): StoredUsageRecord[] {
     return this.records.recordsOf(buyer, filter);
+  }
+
+  /**
+   * What routing saved a buyer over records served in [from, to) (unix seconds; open ends when omitted): the
+   * routed calls, what they cost, what the dearest model of each call's policy would have cost, and the difference.
+   */
+  routingSavings(buyer: Address, from?: number, to?: number): RoutingSavings {
+    return this.records.routingSavings(buyer, from, to);
   }
 
   recordBySequence(sequence: bigint): StoredUsageRecord | undefined {
