@@ -63,9 +63,15 @@ export class RoutingDecisionTable {
       WHERE r.buyer = @buyer AND r.served_at >= @from AND r.served_at < @to`);
   }
 
+  /** Throws, naming the field, for a decision that cannot be stored: called before the record's receipt is signed. */
+  check(decision: RoutingDecision): void {
+    if (!Number.isSafeInteger(decision.fallbacks) || decision.fallbacks < 0) throw new RangeError(`fallbacks must be a non-negative integer, got ${decision.fallbacks}`);
+    encodeAmount(decision.dearestCost, "dearestCost");
+  }
+
   /** Inside the record's own savepoint, after its row. */
   insert(sequence: bigint, decision: RoutingDecision): RoutingDecision {
-    if (!Number.isSafeInteger(decision.fallbacks) || decision.fallbacks < 0) throw new RangeError(`fallbacks must be a non-negative integer, got ${decision.fallbacks}`);
+    this.check(decision);
     this.insertStmt.run({
       sequence,
       alias: decision.alias,

@@ -252,6 +252,7 @@ export class UsageRecords {
     // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
     checkRecordInput(input);
+    if (routing) this.routing.check(routing);
     // Before signing, so no signature is ever made for a record that cannot be written.
     const owner = this.keys.addSpent(input.keyId, input.cost);
     if (owner.toLowerCase() !== input.buyer.toLowerCase()) {

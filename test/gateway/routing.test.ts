@@ -288,10 +288,13 @@ describe("gateway: routing to the cheapest model good enough", function () {
     it("tries the next candidate after a connection error and a 5xx, and charges only the call that was served", async function () {
       const before = ledgerView(h, buyer, keyId);
       const flakyBefore = flaky.stats().requests;
+      const fallbacksCounted = async () => (await h.gateway.ctx.metrics.routeFallbacks.get()).values.reduce((sum, { value }) => sum + value, 0);
+      const counterBefore = await fallbacksCounted();
       const { data, response } = await client.chat.completions.create({ model: "auto", messages: short(), max_tokens: 16 }).withResponse();
       expect(data.model).to.equal("large-model");
       expect(flaky.stats().requests - flakyBefore).to.equal(1);
       expect(response.headers.get("x-tollgate-route-fallbacks")).to.equal("2");
+      expect((await fallbacksCounted()) - counterBefore).to.equal(2);
       const envelope = parseReceiptHeader(response.headers.get("x-tollgate-receipt")!);
       expect(envelope.routing).to.deep.equal({ requested: "auto", reason: "default", fallbacks: 2 });
 

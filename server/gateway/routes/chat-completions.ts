@@ -86,6 +86,7 @@ export function chatCompletions(ctx: GatewayContext) {
           const failure = upstreamFailure(ctx, upstream.name, error);
           // A 4xx passed through is about the request itself: another model would refuse it too.
           if (failure.status >= 500 && attempt + 1 < plan.attempts.length) {
+            ctx.metrics.routeFallbacks.inc({ alias: plan.route!.alias, from_model: model.config.name });
             ctx.logger.warn({ requestId: req.id, model: model.config.name, upstream: upstream.name, code: failure.code, next: plan.attempts[attempt + 1].model.config.name }, "routed call: upstream failed, trying the next candidate");
             continue;
           }
