@@ -10,6 +10,7 @@ import path from "node:path";
 import { z } from "zod";
 import { isHex, type Hex } from "viem";
 import { deploymentSchema, type Deployment } from "./chain/deployment-schema";
+import { compileRouting, routingSchema, type CompiledRouting } from "./gateway/routing/routing-config";
 
 const ENCODINGS = ["o200k_base", "cl100k_base"] as const;
 
@@ -107,6 +108,8 @@ const fileSchema = z
         webhookTimeoutMs: z.number().int().positive().default(5_000),
       })
       .prefault({}),
+    /** Model tiers and the aliases (`auto`, …) routed to the cheapest model good enough for each call (gateway/routing/). */
+    routing: routingSchema.optional(),
     log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") }).prefault({}),
     shutdownTimeoutMs: z.number().int().positive().default(30_000),
   })
@@ -123,6 +126,7 @@ const fileSchema = z
         });
       }
     });
+    for (const problem of compileRouting(config.routing, config.models).problems) ctx.addIssue({ code: "custom", path: problem.path, message: problem.message });
   });
 
 export type GatewayFileConfig = z.infer<typeof fileSchema>;
@@ -141,12 +145,14 @@ export interface WebAppConfig {
 /** The repository's own `app/dist`, wherever the process was started from. */
 export const DEFAULT_APP_DIR = path.resolve(__dirname, "..", "app", "dist");
 
-export interface GatewayConfig extends Omit<GatewayFileConfig, "upstreams" | "chain" | "app"> {
+export interface GatewayConfig extends Omit<GatewayFileConfig, "upstreams" | "chain" | "app" | "routing"> {
   chain: GatewayFileConfig["chain"] & { rpcUrl: string; deployment: DeploymentFile };
   app: WebAppConfig;
   upstreams: Record<string, UpstreamConfig>;
   /** The gateway key: it signs receipts and batches, never pays gas. */
   signerKey: Hex;
+  /** Tiers and routing policies, resolved (none when the file declares no `routing`). */
+  routing?: CompiledRouting;
 }
 
 /** A configuration problem, with every issue listed as `path: what is wrong`. */
@@ -229,6 +235,8 @@ export function parseGatewayConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir
     },
     upstreams,
     signerKey: signerKey as Hex,
+    // Already checked by the schema's refinement: compiling again cannot find a problem.
+    routing: compileRouting(file.routing, file.models).routing,
   };
 }
 

@@ -24,6 +24,21 @@ export interface ReceiptEnvelope {
   model: string;
   reasoningTokens: number;
   countSource: "upstream" | "gateway";
+  /**
+   * Present when the buyer called an alias (`auto`) and the gateway chose the model. Not signed: the signed
+   * receipt names the model that served (`modelId`); this says why that one.
+   */
+  routing?: ReceiptRouting;
+}
+
+/** How a routed call chose its model, as the envelope carries it. */
+export interface ReceiptRouting {
+  /** The alias the buyer called. */
+  requested: string;
+  /** The rule that set the least tier: "default", "prompt_tokens>=N", "tools", "reasoning_effort=high", "hint". */
+  reason: string;
+  /** Candidates that failed upstream before the one that served; none of them was charged. */
+  fallbacks: number;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { ApiKeyCache } from "./middleware/authenticate";
 import type { MarketplaceState, ModelOnSale } from "./marketplace-state";
 import type { ReceiptEnvelope } from "../chain/receipt-envelope";
 import type { Meter } from "./metering/meter";
+import type { CompiledRouting } from "./routing/routing-config";
 import type { SpendLedger } from "./metering/spend-ledger";
 import type { Tokenizer } from "./metering/tokenizer";
 import type { GatewayMetrics } from "./metrics";
@@ -28,4 +29,6 @@ export interface GatewayContext {
   /** How long a read session opened with `POST /v1/sessions` lasts. */
   sessionLifetimeSeconds: number;
   upstreamFor(model: ModelOnSale): UpstreamAdapter;
+  /** The provider's tiers and aliases (`auto`, …); undefined or empty when it routes nothing. */
+  routing?: CompiledRouting;
 }

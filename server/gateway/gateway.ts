@@ -31,7 +31,7 @@ export interface GatewayOptions {
   config: GatewayConfig;
   /** Defaults to an HTTP client for `config.chain.rpcUrl`; tests pass one over Hardhat's in-process provider. */
   client?: PublicClient;
-  /** Defaults to OpenAI-compatible adapters built from `config.upstreams`. */
+  /** Adapters by upstream name; any configured upstream not given here gets an OpenAI-compatible adapter from `config.upstreams`. */
   upstreams?: Record<string, UpstreamAdapter>;
   logger?: Logger;
   defaultMetrics?: boolean;
@@ -132,14 +132,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     logger.warn({ signer: signer.address, providerId: config.providerId }, "the gateway key is not authorized by the provider: metered calls get 503 until it is");
   }
 
-  const upstreams: Record<string, UpstreamAdapter> =
-    options.upstreams ??
-    Object.fromEntries(
-      Object.entries(config.upstreams).map(([name, upstream]) => [
-        name,
-        createOpenAICompatibleUpstream({ name, baseUrl: upstream.baseUrl, apiKey: upstream.apiKey, timeoutMs: upstream.timeoutMs, connections: upstream.connections }),
-      ]),
-    );
+  // An adapter given in `options.upstreams` replaces the one its name would get; the others are built from the config.
+  const upstreams: Record<string, UpstreamAdapter> = {
+    ...Object.fromEntries(
+      Object.entries(config.upstreams)
+        .filter(([name]) => !options.upstreams?.[name])
+        .map(([name, upstream]) => [
+          name,
+          createOpenAICompatibleUpstream({ name, baseUrl: upstream.baseUrl, apiKey: upstream.apiKey, timeoutMs: upstream.timeoutMs, connections: upstream.connections }),
+        ]),
+    ),
+    ...options.upstreams,
+  };
   const tokenizer = new Tokenizer({ workers: config.tokenizer.workers, inlineLimitChars: config.tokenizer.inlineLimitChars });
   const receiptDomain = { name: TOLLGATE_DOMAIN_NAME, version: TOLLGATE_DOMAIN_VERSION, chainId, verifyingContract: tollgate };
   const ctx: GatewayContext = {
@@ -158,6 +162,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     signatureMaxAgeSeconds: config.limits.signatureMaxAgeSeconds,
     sessionLifetimeSeconds: config.limits.sessionLifetimeSeconds,
     upstreamFor: (model) => upstreams[model.config.upstream],
+    routing: config.routing,
   };
 
   const webhooks = new BudgetWebhooks({

@@ -29,6 +29,7 @@ export class GatewayMetrics {
   readonly cappedBills = new Counter({ name: "tollgate_bills_capped_total", help: "Calls whose reported usage exceeded the reservation and was capped", labelNames: ["model"] as const, registers: [this.registry] });
   readonly refusals = new Counter({ name: "tollgate_refusals_total", help: "Calls refused before going upstream, by reason", labelNames: ["reason"] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: "tollgate_upstream_errors_total", help: "Upstream failures (never charged)", labelNames: ["upstream", "reason"] as const, registers: [this.registry] });
+  readonly routeFallbacks = new Counter({ name: "tollgate_route_fallbacks_total", help: "Routed calls moved to the next candidate after an upstream failure (the failed try uncharged)", labelNames: ["alias", "from_model"] as const, registers: [this.registry] });
   readonly openReservations = new Gauge({ name: "tollgate_open_reservations", help: "Calls in flight holding a reservation", registers: [this.registry] });
   readonly lastSequence = new Gauge({ name: "tollgate_last_sequence", help: "Sequence number of the last usage record written", registers: [this.registry] });
 

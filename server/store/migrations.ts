@@ -216,6 +216,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX budget_alerts_due ON budget_alerts (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
     `,
   },
+  {
+    version: 6,
+    description: "routing decisions: the alias called, the rule that chose the tier, the dearest candidate's cost, fallbacks",
+    // One row per routed call, beside its record; the dearest candidate's cost is a TEXT decimal like every amount.
+    sql: `
+      CREATE TABLE routing_decisions (
+        sequence      INTEGER PRIMARY KEY REFERENCES usage_records (sequence),
+        alias         TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        dearest_model TEXT NOT NULL,
+        dearest_cost  TEXT NOT NULL,
+        fallbacks     INTEGER NOT NULL CHECK (fallbacks >= 0)
+      ) STRICT;
+    `,
+  },
 ];
 
 export class SchemaTooNewError extends Error {

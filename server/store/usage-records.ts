@@ -11,6 +11,7 @@ import { getAddress, type Address, type Hex } from "viem";
 import type { ApiKeyTable } from "./api-keys";
 import type { BudgetCharge, BudgetTable } from "./budgets";
 import { ATTRIBUTION_JOIN, ATTRIBUTION_SELECT, CallAttributionTable, type CallAttribution } from "./call-attribution";
+import { ROUTING_JOIN, ROUTING_SELECT, RoutingDecisionTable, type RoutingDecision, type RoutingSavings } from "./routing-decisions";
 import { UsageContentTable, type RetainedContent } from "./usage-content";
 import {
   checkSequence,
@@ -59,6 +60,8 @@ export interface PendingAppend {
   content?: RetainedContent;
   /** The call's trace, step, user, metadata and idempotency key, if it carried any. */
   attribution?: CallAttribution;
+  /** How the call was routed, when it named an alias (`auto`) rather than a model. */
+  routing?: RoutingDecision;
 }
 
 /** What became of one record of a group: written, or refused alone with the reason. */
@@ -112,7 +115,7 @@ function filterSql(params: Record<string, unknown>): string {
   if ("to" in params) where.push("usage_records.served_at < @to");
   if ("afterSequence" in params) where.push("usage_records.sequence > @afterSequence");
   const limit = "limit" in params ? " LIMIT @limit" : "";
-  return `SELECT usage_records.*, ${ATTRIBUTION_SELECT} FROM usage_records ${ATTRIBUTION_JOIN} WHERE ${where.join(" AND ")} ORDER BY usage_records.sequence${limit}`;
+  return `SELECT usage_records.*, ${ATTRIBUTION_SELECT}, ${ROUTING_SELECT} FROM usage_records ${ATTRIBUTION_JOIN} ${ROUTING_JOIN} WHERE ${where.join(" AND ")} ORDER BY usage_records.sequence${limit}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +149,7 @@ export class UsageRecords {
   private readonly filterStmts = new Map<string, UsageStatement<[Record<string, unknown>]>>();
   private readonly content: UsageContentTable;
   private readonly attribution: CallAttributionTable;
+  private readonly routing: RoutingDecisionTable;
   private readonly appendTx: Database.Transaction<(sequence: bigint, entry: PendingAppend) => StoredUsageRecord>;
   /** The outer transaction of a group; `appendTx` called inside it becomes a savepoint (better-sqlite3 nests that way). */
   private readonly groupTx: Database.Transaction<(run: () => { outcomes: AppendOutcome[]; charges: BudgetCharge[] }) => { outcomes: AppendOutcome[]; charges: BudgetCharge[] }>;
@@ -197,6 +201,7 @@ export class UsageRecords {
       .safeIntegers(true);
     this.content = new UsageContentTable(db);
     this.attribution = new CallAttributionTable(db);
+    this.routing = new RoutingDecisionTable(db);
     this.appendTx = db.transaction((sequence, entry) => this.writeRecord(sequence, entry));
     this.groupTx = db.transaction((run) => run());
     this.settleTx = db.transaction((first, last, settlement) => this.writeSettlement(first, last, settlement));
@@ -256,11 +261,12 @@ export class UsageRecords {
     return written.outcomes;
   }
 
-  private writeRecord(sequence: bigint, { input, sign, content, attribution }: PendingAppend): StoredUsageRecord {
+  private writeRecord(sequence: bigint, { input, sign, content, attribution, routing }: PendingAppend): StoredUsageRecord {
     checkSequence(sequence, "sequence");
     // Without the receipt hash and signature, which are made below. Binding checks every field's range.
     const params = insertParams({ ...input, sequence });
     checkRecordInput(input);
+    if (routing) this.routing.check(routing);
     // Before signing, so no signature is ever made for a record that cannot be written.
     const owner = this.keys.addSpent(input.keyId, input.cost);
     if (owner.toLowerCase() !== input.buyer.toLowerCase()) {
@@ -276,9 +282,15 @@ export class UsageRecords {
     if (content) this.content.insert(sequence, content);
     const stored: StoredUsageRecord = { ...input, tags: [...input.tags], buyer: owner, sequence, signer: this.signer, ...receipt, settlement: null };
     if (attribution) stored.attribution = this.attribution.insert(sequence, owner, input.requestHash, attribution);
+    if (routing) stored.routing = this.routing.insert(sequence, routing);
     // Last: nothing after it may throw, so a record that rolls back never counts against a budget.
     this.budgets.charge({ sequence, buyer: owner, tags: input.tags, cost: input.cost, servedAt: input.servedAt }, attribution?.traceId);
     return stored;
+  }
+
+  /** What routing saved a buyer over [from, to): routed calls, their cost, the dearest candidates' cost, the difference. */
+  routingSavings(buyer: Address, from?: number, to?: number): RoutingSavings {
+    return this.routing.savings(getAddress(buyer), from, to);
   }
 
   /** In sequence order; filters combine with AND. */

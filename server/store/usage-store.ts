@@ -12,6 +12,7 @@ import { BudgetTable, type Budget, type BudgetSpend, type NewBudget, type Pendin
 import { openStore, type UsageStoreOptions } from "./open-store";
 import { OutcomeTable, type OutcomeInput, type RecordOutcomeResult, type StoredOutcome } from "./outcomes";
 import { ReadSessionTable, type ReadSession } from "./read-sessions";
+import type { RoutingSavings } from "./routing-decisions";
 import type { RetainedContent } from "./usage-content";
 import { UsageSummaries, type SummaryDimension, type SummaryFilter, type UsageSummary, type WorkflowCosts } from "./usage-summary";
 import { UsageRecords, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
@@ -29,6 +30,7 @@ export {
 } from "./open-store";
 export { SettlementConflictError, type AppendOutcome, type PendingAppend, type PendingUsage, type SettledBatchLeaves, type UsageFilter } from "./usage-records";
 export type { RetainedContent } from "./usage-content";
+export type { RoutingDecision, RoutingSavings } from "./routing-decisions";
 export type { ReadSession } from "./read-sessions";
 export type { OutcomeInput, OutcomeRefusal, RecordOutcomeResult, StoredOutcome } from "./outcomes";
 export {
@@ -139,6 +141,14 @@ export class UsageStore {
 
   outcomeCount(): number {
     return this.outcomes.count();
+  }
+
+  /**
+   * What routing saved a buyer over records served in [from, to) (unix seconds; open ends when omitted): the
+   * routed calls, what they cost, what the dearest model of each call's policy would have cost, and the difference.
+   */
+  routingSavings(buyer: Address, from?: number, to?: number): RoutingSavings {
+    return this.records.routingSavings(buyer, from, to);
   }
 
   recordBySequence(sequence: bigint): StoredUsageRecord | undefined {

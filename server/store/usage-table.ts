@@ -13,6 +13,7 @@ import { isUint32 } from "../chain/batch-limits";
 import type { UsageReceipt } from "../chain/eip712";
 import { attributionOfRow, type StoredAttribution } from "./call-attribution";
 import { decodeAmount, encodeAmount } from "./migrations";
+import { routingOfRow, type RoutingDecision } from "./routing-decisions";
 
 /**
  * One served call as the store keeps it: the receipt handed to the buyer (every field but the
@@ -61,13 +62,15 @@ export interface StoredUsageRecord extends UsageRecordInput {
   settlement: Settlement | null;
   /** The call's trace, step, user, metadata and idempotency key, when it carried any (call-attribution.ts). */
   attribution?: StoredAttribution;
+  /** How the call was routed, when it named an alias rather than a model (routing-decisions.ts). */
+  routing?: RoutingDecision;
 }
 
 /**
  * What one row holds of a record: all of it but the signer (one per store), the settlement (set later) and
  * the attribution (a table of its own).
  */
-type RowFields = Omit<StoredUsageRecord, "signer" | "settlement" | "attribution">;
+type RowFields = Omit<StoredUsageRecord, "signer" | "settlement" | "attribution" | "routing">;
 
 /** A value as bound to a statement, or as read back with safeIntegers (every INTEGER arrives as a bigint). */
 export type SqlValue = string | number | bigint | null;
@@ -208,5 +211,7 @@ export function toStored(row: UsageRow, signer: Address): StoredUsageRecord {
   // Only rows read with the attribution join carry it (usage-records.ts filter queries).
   const attribution = attributionOfRow(row);
   if (attribution) record.attribution = attribution;
+  const routing = routingOfRow(row);
+  if (routing) record.routing = routing;
   return record;
 }

@@ -63,11 +63,13 @@ export function nonce(): Hex {
 }
 
 export function gatewayConfigObject(dir: string, simUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  // Upstreams given in `extra` join the simulated one (whose URL is only known here) rather than replace it.
+  const { upstreams, ...rest } = extra as { upstreams?: Record<string, unknown> };
   return {
     chain: { rpcUrl: "http://127.0.0.1:1", deploymentFile: "deployment.json", accountCacheMs: 0, registryRefreshMs: 60_000 },
     providerId: 1,
     store: { path: "usage.sqlite" },
-    upstreams: { sim: { baseUrl: simUrl, timeoutMs: 5_000 } },
+    upstreams: { sim: { baseUrl: simUrl, timeoutMs: 5_000 }, ...upstreams },
     models: [
       { name: "small-model", modelId: 1, upstream: "sim", maxOutputTokens: 512 },
       { name: "large-model", modelId: 2, upstream: "sim", upstreamModel: "large-reasoning", maxOutputTokens: 1024 },
@@ -75,7 +77,7 @@ export function gatewayConfigObject(dir: string, simUrl: string, extra: Record<s
     ],
     limits: { requestsPerMinute: 0 },
     log: { level: "silent" },
-    ...extra,
+    ...rest,
   };
 }
 

@@ -17,6 +17,7 @@ import type { CallAttribution } from "../../store/call-attribution";
 import type { ApiKeyRecord, StoredUsageRecord, UsageStore } from "../../store/usage-store";
 import { BudgetExceededError } from "../budgets/budget-exceeded";
 import { budgetStanding } from "../budgets/budget-status";
+import { routingDecision, type RouteTaken } from "../routing/route-decision";
 import { GatewayError } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
 import type { GatewayMetrics } from "../metrics";
@@ -25,7 +26,8 @@ import type { GroupCommit } from "./group-commit";
 import type { ReceiptSigner } from "./receipt-signer";
 import type { ServedCall } from "./served-call";
 import type { BudgetCheck, Reservation, SpendLedger } from "./spend-ledger";
-import { billedCounts, reservedInputTokens } from "./usage-counts";
+import { reservationCost } from "./reservation-cost";
+import { billedCounts } from "./usage-counts";
 
 export interface ReservedCall {
   key: ApiKeyRecord;
@@ -37,6 +39,8 @@ export interface ReservedCall {
   reservedOutput: number;
   /** The call's trace, step, user, metadata and idempotency key, kept with its record. */
   attribution?: CallAttribution;
+  /** Set by the route when the buyer called an alias: kept with the record, with what the dearest candidate would have cost. */
+  route?: RouteTaken;
 }
 
 /** The envelope of a stored record, in the one browser-safe shape of `server/chain/receipt-envelope.ts`. */
@@ -52,6 +56,7 @@ export function receiptEnvelope(record: StoredUsageRecord, domain: ReceiptEnvelo
     model: record.modelName,
     reasoningTokens: record.reasoningTokens,
     countSource: record.countSource,
+    ...(record.routing ? { routing: { requested: record.routing.alias, reason: record.routing.reason, fallbacks: record.routing.fallbacks } } : {}),
   };
 }
 
@@ -90,10 +95,7 @@ export class Meter {
     if (!epoch) {
       throw new GatewayError(503, "server_error", `The model \`${model.config.name}\` has no price in force yet.`, "model_not_priced", "model");
     }
-    const reservedInput = reservedInputTokens(inputEstimate);
-    // Price every input token at the dearer of the two input prices: the cache split is only known afterwards.
-    const inputPrice = epoch.cachedInput > epoch.input ? epoch.cachedInput : epoch.input;
-    const amount = recordCost({ inputTokens: reservedInput, cachedInputTokens: 0, outputTokens: maxOutputTokens }, { input: inputPrice, cachedInput: inputPrice, output: epoch.output });
+    const { amount, reservedInput } = reservationCost(epoch, inputEstimate, maxOutputTokens);
 
     let snapshot;
     const waitStarted = performance.now();
@@ -188,6 +190,7 @@ export class Meter {
       },
       content: this.deps.retainContent ? { request: served.requestBytes, response: served.responseBytes } : undefined,
       attribution: call.attribution,
+      routing: call.route && routingDecision(call.route, counts, call.servedAt),
     });
     // The record is durable: count it as unsettled before the reservation that covered it goes away.
     ledger.addUnsettled(record.buyer, record.sequence, cost);

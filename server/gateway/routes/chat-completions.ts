@@ -19,6 +19,11 @@ import { parseBody } from "../http/parse-body";
 import { sendMeteredJson } from "../http/receipt-header";
 import { upstreamFailure } from "../http/upstream-failure";
 import { countChatOutput, OutputTextCollector } from "../metering/output-text";
+import { minTierHint } from "../http/min-tier-hint";
+import type { ModelOnSale } from "../marketplace-state";
+import { planRoute } from "../routing/route-plan";
+import type { RoutingPolicy } from "../routing/routing-config";
+import type { ApiKeyRecord } from "../../store/usage-store";
 
 const MAX_CHOICES = 8;
 
@@ -32,70 +37,125 @@ const chatBody = z.looseObject({
   n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   tools: z.array(z.unknown()).nullish(),
   store: z.boolean().nullish(),
+  // Passed through as sent; routing rules read the values OpenAI defines.
+  reasoning_effort: z.unknown().optional(),
 });
+
+/** On a routed answer: the alias the buyer called, the rule that chose the tier, and how many candidates failed first. */
+export const ROUTED_FROM_HEADER = "x-tollgate-routed-from";
+export const ROUTE_REASON_HEADER = "x-tollgate-route-reason";
+export const ROUTE_FALLBACKS_HEADER = "x-tollgate-route-fallbacks";
 
 export function chatCompletions(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const body = parseBody(chatBody, req.body);
     const attribution = callAttribution(req.headers, body);
     const key = req.apiKey!;
-    const model = ctx.state.model(body.model);
-    if (!model || model.config.kind !== "chat") throw modelNotFound(body.model);
-    if (key.models && !key.models.includes(model.config.name)) {
-      throw new GatewayError(403, "permission_error", `API key ${key.id} may not use the model \`${model.config.name}\`. It may use: ${key.models.join(", ")}.`, "model_not_allowed", "model");
-    }
-    const requested = body.max_completion_tokens ?? body.max_tokens;
-    if (requested && requested > model.config.maxOutputTokens) {
-      throw invalidRequest(
-        `max_tokens is too large: ${requested}. The model \`${model.config.name}\` produces at most ${model.config.maxOutputTokens} tokens per choice.`,
-        body.max_completion_tokens ? "max_completion_tokens" : "max_tokens",
-        "max_tokens_too_large",
-      );
-    }
-    const maxTokens = requested ?? model.config.maxOutputTokens;
     const choices = body.n ?? 1;
-    const encoding = model.config.encoding;
-    const promptTokens =
-      ctx.tokenizer.countChatPromptSync(encoding, body.messages, body.tools ?? undefined) ??
-      (await ctx.tokenizer.countChatPrompt(encoding, body.messages, body.tools ?? undefined));
+    const policy = ctx.routing?.policies.get(body.model);
+    const plan = policy ? await routedCall(ctx, req, body, policy) : await namedModelCall(ctx, key, body);
 
-    const call = await ctx.meter.reserve(key, model, promptTokens, maxTokens * choices, attribution);
-    try {
-      // The upstream gets the model's upstream name and an explicit output bound, so it cannot produce
-      // more than was reserved; the client's own parameters and tools pass through as they were.
-      const upstreamBody: Record<string, unknown> = { ...req.body, model: model.config.upstreamModel ?? model.config.name };
-      if (body.max_completion_tokens == null) upstreamBody.max_tokens = maxTokens;
-      const clientWantsUsage = body.stream_options?.include_usage === true;
-      if (body.stream) upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
-      // OpenAI refuses `metadata` unless the completion is stored (`store: true`); a buyer who sends it only to
-      // attribute its spend here must not have the call fail upstream because of it.
-      if (body.store !== true) delete upstreamBody.metadata;
-
-      const abort = new AbortController();
-      let clientGone = false;
-      res.on("close", () => {
-        if (!res.writableFinished) {
-          clientGone = true;
-          abort.abort();
-        }
-      });
-      const upstream = ctx.upstreamFor(model);
-      let answer;
+    const abort = new AbortController();
+    let clientGone = false;
+    res.on("close", () => {
+      if (!res.writableFinished) {
+        clientGone = true;
+        abort.abort();
+      }
+    });
+    const clientWantsUsage = body.stream_options?.include_usage === true;
+    // A routed call whose model server fails before answering moves on to the next candidate: the failed try is
+    // released uncharged and the next one reserved at its own prices. Nothing has reached the client by then
+    // (a stream's headers go out only once its upstream answered), so the buyer sees one answer or one error.
+    for (let attempt = 0; ; attempt++) {
+      const { model, promptTokens, maxTokens } = plan.attempts[attempt];
+      const call = await ctx.meter.reserve(key, model, promptTokens, maxTokens * choices, attribution);
+      if (plan.route) call.route = { alias: plan.route.alias, reason: plan.route.reason, fallbacks: attempt, policyModels: plan.route.policyModels };
       try {
-        answer = await upstream.send({ endpoint: "/chat/completions", body: upstreamBody, signal: abort.signal, requestId: req.id });
-      } catch (error) {
-        if (clientGone) return; // the client left before anything was produced: nothing to charge
-        throw upstreamFailure(ctx, upstream.name, error);
+        // The upstream gets the model's upstream name and an explicit output bound, so it cannot produce
+        // more than was reserved; the client's own parameters and tools pass through as they were.
+        const upstreamBody: Record<string, unknown> = { ...req.body, model: model.config.upstreamModel ?? model.config.name };
+        if (body.max_completion_tokens == null) upstreamBody.max_tokens = maxTokens;
+        if (body.stream) upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+        // OpenAI refuses `metadata` unless the completion is stored (`store: true`); a buyer who sends it only to
+        // attribute its spend here must not have the call fail upstream because of it.
+        if (body.store !== true) delete upstreamBody.metadata;
+
+        const upstream = ctx.upstreamFor(model);
+        let answer;
+        try {
+          answer = await upstream.send({ endpoint: "/chat/completions", body: upstreamBody, signal: abort.signal, requestId: req.id });
+        } catch (error) {
+          if (clientGone) return; // the client left before anything was produced: nothing to charge
+          const failure = upstreamFailure(ctx, upstream.name, error);
+          // A 4xx passed through is about the request itself: another model would refuse it too.
+          if (failure.status >= 500 && attempt + 1 < plan.attempts.length) {
+            ctx.metrics.routeFallbacks.inc({ alias: plan.route!.alias, from_model: model.config.name });
+            ctx.logger.warn({ requestId: req.id, model: model.config.name, upstream: upstream.name, code: failure.code, next: plan.attempts[attempt + 1].model.config.name }, "routed call: upstream failed, trying the next candidate");
+            continue;
+          }
+          throw failure;
+        }
+        if (plan.route) {
+          res.setHeader(ROUTED_FROM_HEADER, plan.route.alias);
+          res.setHeader(ROUTE_REASON_HEADER, plan.route.reason);
+          res.setHeader(ROUTE_FALLBACKS_HEADER, String(attempt));
+        }
+        if (answer.kind === "json") {
+          await respondJson(ctx, req, res, call, promptTokens, answer.body);
+        } else {
+          await respondStream(ctx, req, res, call, promptTokens, answer.events, clientWantsUsage, () => clientGone);
+        }
+        return;
+      } finally {
+        ctx.meter.release(call);
       }
-      if (answer.kind === "json") {
-        await respondJson(ctx, req, res, call, promptTokens, answer.body);
-      } else {
-        await respondStream(ctx, req, res, call, promptTokens, answer.events, clientWantsUsage, () => clientGone);
-      }
-    } finally {
-      ctx.meter.release(call);
     }
   };
+}
+
+type ChatBody = z.infer<typeof chatBody>;
+
+/** The models a call may be served by, in the order to try them, and the route when it named an alias. */
+interface CallPlan {
+  attempts: { model: ModelOnSale; promptTokens: number; maxTokens: number }[];
+  route?: { alias: string; reason: string; policyModels: readonly ModelOnSale[] };
+}
+
+/** A call that names its model: that model or an error, as before routing existed. */
+async function namedModelCall(ctx: GatewayContext, key: ApiKeyRecord, body: ChatBody): Promise<CallPlan> {
+  const model = ctx.state.model(body.model);
+  if (!model || model.config.kind !== "chat") throw modelNotFound(body.model);
+  if (key.models && !key.models.includes(model.config.name)) {
+    throw new GatewayError(403, "permission_error", `API key ${key.id} may not use the model \`${model.config.name}\`. It may use: ${key.models.join(", ")}.`, "model_not_allowed", "model");
+  }
+  const requested = body.max_completion_tokens ?? body.max_tokens;
+  if (requested && requested > model.config.maxOutputTokens) {
+    throw invalidRequest(
+      `max_tokens is too large: ${requested}. The model \`${model.config.name}\` produces at most ${model.config.maxOutputTokens} tokens per choice.`,
+      body.max_completion_tokens ? "max_completion_tokens" : "max_tokens",
+      "max_tokens_too_large",
+    );
+  }
+  const encoding = model.config.encoding;
+  const promptTokens =
+    ctx.tokenizer.countChatPromptSync(encoding, body.messages, body.tools ?? undefined) ??
+    (await ctx.tokenizer.countChatPrompt(encoding, body.messages, body.tools ?? undefined));
+  return { attempts: [{ model, promptTokens, maxTokens: requested ?? model.config.maxOutputTokens }] };
+}
+
+/** A call to an alias (`auto`): the cheapest candidates good enough for it (routing/route-plan.ts). */
+async function routedCall(ctx: GatewayContext, req: Request, body: ChatBody, policy: RoutingPolicy): Promise<CallPlan> {
+  const levels = ctx.routing!.levels;
+  const plan = await planRoute(ctx, levels, policy, req.apiKey!, {
+    messages: body.messages,
+    tools: body.tools ?? undefined,
+    reasoningEffort: body.reasoning_effort,
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    choices: body.n ?? 1,
+    hint: minTierHint(req.headers, levels),
+  });
+  return { attempts: plan.attempts, route: { alias: plan.alias, reason: plan.reason, policyModels: plan.policyModels } };
 }
 
 async function respondJson(ctx: GatewayContext, req: Request, res: Response, call: ReservedCall, promptTokens: number, body: Record<string, unknown>): Promise<void> {

@@ -161,11 +161,19 @@ export function usage(ctx: GatewayContext) {
         settlement: r.settlement && settlementOf(r.settlement, proofOf(r)),
         request_id: r.requestId,
         ...attributionFields(r),
+        routing: routingFields(r),
         receipt: receiptEnvelope(r, ctx.receiptDomain),
         ...(q.include_content === "true" ? { retained_content: retainedContent(ctx, r) } : {}),
       })),
     });
   };
+}
+
+/** How a routed call chose its model and what the dearest candidate would have cost; null for a call that named its model. */
+function routingFields(record: StoredUsageRecord) {
+  const d = record.routing;
+  if (!d) return null;
+  return { alias: d.alias, reason: d.reason, fallbacks: d.fallbacks, dearest_model: d.dearestModel, dearest_cost: d.dearestCost.toString(), saved: (d.dearestCost - record.cost).toString() };
 }
 
 /** A record's attribution in the export: null fields for a call that carried none, so every row has the same shape. */
