@@ -86,6 +86,21 @@ export const usageSummarySchema = z.object({
       outcomes: z.array(outcomeFigures.extend({ type: z.string(), by_day: z.array(outcomeFigures.extend({ day: z.string() })) })),
     }),
   ),
+  /**
+   * What routing (`auto`, the provider's aliases) saved against each policy's dearest model for the same counts.
+   * `whole_range`: a key, tag or model filter was given, but these figures cover every routed call in the range.
+   */
+  routing: z.object({
+    routed_calls: z.number().int().nonnegative(),
+    cost: units,
+    cost_formatted: z.string(),
+    dearest_cost: units,
+    dearest_cost_formatted: z.string(),
+    saved: units,
+    saved_formatted: z.string(),
+    saved_share: share,
+    whole_range: z.boolean(),
+  }),
 });
 
 export interface UsageSummaryFilters {

@@ -117,6 +117,13 @@ function printSummary(ctx: CliContext, summary: GetUsageSummaryReturnType, range
   if (summary.records_in_several_groups > 0) {
     ctx.out.say(`note: ${summary.records_in_several_groups} calls count under more than one tag; the tag rows add up to more than the total, which counts each call once`);
   }
+  const r = summary.routing;
+  if (r.routed_calls > 0) {
+    ctx.out.say(
+      `routing: ${calls(r.routed_calls)} routed cost ${money(r.cost_formatted)}; at each policy's dearest model ${money(r.dearest_cost_formatted)}: ` +
+        `saved ${money(r.saved_formatted)} (${percent(r.saved_share)})${r.whole_range ? " (every routed call in the range, whatever the filters)" : ""}`,
+    );
+  }
   if (summary.workflows.length === 0) return;
   ctx.out.say("");
   ctx.out.say("workflows (a run is a trace; it succeeded when it has a successful outcome):");

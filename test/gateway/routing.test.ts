@@ -12,6 +12,7 @@ import path from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
 import { getAddress, type Address } from "viem";
+import { getUsageSummary } from "../../client";
 import { LARGE_PRICES, SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
 import { recordCost, type ModelPrices } from "../../server/chain/pricing";
 import { parseReceiptHeader, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
@@ -223,6 +224,10 @@ describe("gateway: routing to the cheapest model good enough", function () {
       // The period is half-open on served time: nothing was served before the first record.
       const first = Math.min(...records.map((record) => record.servedAt));
       expect(h.gateway.ctx.store.routingSavings(buyer, 0, first)).to.deep.equal({ routedCalls: 0n, cost: 0n, dearestCost: 0n, saved: 0n });
+
+      // The usage report says the same, through the client action a finance tool would use.
+      const report = await getUsageSummary(h.market.clientOf(buyer, { url: h.url }), { apiKey: key });
+      expect(report.routing).to.deep.include({ routed_calls: routed.length, cost: cost.toString(), dearest_cost: dearest.toString(), saved: (dearest - cost).toString(), whole_range: false });
 
       const response = await fetch(`${h.url}/v1/usage`, { headers: { authorization: `Bearer ${key}` } });
       const rows = ((await response.json()) as { data: { sequence: string; cost: string; routing: Record<string, unknown> | null }[] }).data;

@@ -22,6 +22,7 @@ import {
   type UsageTotals,
   type WorkflowCosts,
 } from "../../store/usage-store";
+import type { RoutingSavings } from "../../store/routing-decisions";
 import type { GatewayContext } from "../context";
 import { invalidRequest } from "../errors";
 import { csvDocument } from "../http/csv";
@@ -184,7 +185,23 @@ function summaryView(ctx: GatewayContext, req: Request, res: Response, q: Summar
       "Workflows are the keys' workflow:* tags (a call counts under each), or the key for a key without one. A run is a trace; it succeeded when it has a successful outcome. Outcomes count for their run whenever they were recorded; a run's cost is its calls in this range.",
     ],
     workflows: workflows.map((w) => workflowJson(ctx, w)),
+    routing: routingJson(ctx, ctx.store.routingSavings(buyer, q.from, q.to), q),
   });
+}
+
+/**
+ * What routing (`auto` and the provider's aliases) saved over the range against calling each policy's dearest
+ * model for the same counts. Over the whole range whatever the key, tag or model filter: a note says so.
+ */
+function routingJson(ctx: GatewayContext, savings: RoutingSavings, q: SummaryQuery) {
+  return {
+    routed_calls: Number(savings.routedCalls),
+    ...money(ctx, "cost", savings.cost),
+    ...money(ctx, "dearest_cost", savings.dearestCost),
+    ...money(ctx, "saved", savings.saved),
+    saved_share: ratio(savings.saved, savings.dearestCost),
+    whole_range: q.key_id !== undefined || q.tag !== undefined || q.model !== undefined,
+  };
 }
 
 const LOG_COLUMNS = ["time", "sequence", "key_id", "model", "input_tokens", "cached_input_tokens", "output_tokens", "cost", "cost_formatted"] as const;
