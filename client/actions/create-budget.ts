@@ -19,7 +19,7 @@ export interface CreateBudgetParameters {
   thresholdsBps?: readonly number[];
   /** Where alerts are POSTed, signed with the returned `webhook_secret`; absent: the gateway only logs them. */
   webhookUrl?: string;
-  /** Kept with the budget for routing to a cheaper model past a threshold; the gateway does not act on it yet. */
+  /** Past `thresholdBps` of the limit, the calls it governs are served by `model` instead (chat calls; the answer says so). */
   degrade?: { thresholdBps: number; model: string };
 }
 export type CreateBudgetReturnType = GatewayBudget & {

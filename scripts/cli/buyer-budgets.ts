@@ -25,7 +25,7 @@ function describeBudgetLines(budget: GatewayBudget, amount: (units: string) => s
     `${budget.id}  ${what}, per ${budget.period}${budget.label ? `  "${budget.label}"` : ""}`,
     `    limit ${amount(budget.limit)}; this ${budget.period} spent ${amount(budget.spent)}, ${amount(budget.reserved)} in flight, ${amount(budget.remaining)} left`,
     `    resets ${budget.resets_at}; alerts at ${budget.thresholds_bps.map((bps) => `${bps / 100}%`).join(", ")}${budget.webhook_url ? ` to ${budget.webhook_url}` : " (logged only)"}`,
-    ...(budget.degrade ? [`    degrade to ${budget.degrade.model} past ${budget.degrade.threshold_bps / 100}% (stored; the gateway refuses at the limit for now)`] : []),
+    ...(budget.degrade ? [`    degrade to ${budget.degrade.model} past ${budget.degrade.threshold_bps / 100}% (refused at the limit)`] : []),
   ];
 }
 
@@ -111,8 +111,8 @@ export function registerBudgetCommands(buyer: Command, context: ContextFactory):
     .option("--label <text>", "a name for the budget")
     .option("--thresholds <percents>", "comma-separated percentages of the limit that send an alert (default: 80,100)")
     .option("--webhook <url>", "where alerts are POSTed, signed with the secret printed once (default: logged by the gateway only)")
-    .option("--degrade-to <model>", "a cheaper model for calls past --degrade-at (stored for routing; not acted on yet)")
-    .option("--degrade-at <percent>", "the share of the limit past which --degrade-to would apply")
+    .option("--degrade-to <model>", "a cheaper model that serves the budget's calls past --degrade-at")
+    .option("--degrade-at <percent>", "the share of the limit past which --degrade-to serves the calls")
     .addHelpText(
       "after",
       examples(

@@ -7,6 +7,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
+import { parseReceiptHeader } from "../../server/chain/receipt-envelope";
 import hre from "hardhat";
 import OpenAI, { APIError } from "openai";
 import { getAddress, type Address } from "viem";
@@ -202,6 +203,37 @@ describe("gateway: budgets per tag and per trace", function () {
       expect(created.degrade).to.deep.equal({ threshold_bps: 9000, model: "small-model" });
       expect((await listBudgets(buyer)).find((budget) => budget.id === created.id)!.degrade).to.deep.equal({ threshold_bps: 9000, model: "small-model" });
       expect((await deleteBudget(buyer, created.id)).status).to.equal(200);
+    });
+  });
+
+  describe("degrading to a cheaper model", function () {
+    it("past its threshold, serves the model the budget names instead of the one asked for, and says so in the headers, the receipt and the report", async function () {
+      const buyer = h.market.buyers[0];
+      const { key } = await h.createKey(buyer, { tags: ["workflow:degrade-live"] });
+      const large = (k: string) => openai(k).chat.completions.create({ model: "large-model", messages: MESSAGES, max_tokens: MAX_TOKENS }).withResponse();
+      // The first call sets the scale: a limit of four such calls, degrading from half of it.
+      const first = await large(key);
+      expect(first.data.model).to.equal("large-model");
+      const perCall = costOf(recordsOf(buyer, { tag: "workflow:degrade-live" }));
+      const budget = await createBudget(buyer, { target: "workflow:degrade-live", limit: (perCall * 4n).toString(), degradeModel: "small-model", degradeThresholdBps: 5000 });
+      // Budgets count the period's earlier spend: one call is 25 %, below the threshold; the second reaches 50 %.
+      expect((await large(key)).data.model).to.equal("large-model");
+      const degraded = await large(key);
+      expect(degraded.data.model).to.equal("small-model");
+      expect(degraded.response.headers.get("x-tollgate-routed-from")).to.equal("large-model");
+      expect(degraded.response.headers.get("x-tollgate-route-reason")).to.equal(`budget ${budget.id} at 50.00%`);
+      const envelope = parseReceiptHeader(degraded.response.headers.get("x-tollgate-receipt")!);
+      expect(envelope.routing).to.deep.include({ requested: "large-model", reason: `budget ${budget.id} at 50.00%`, fallbacks: 0 });
+      // What the degraded call saved against the model asked for, to the unit.
+      const record = recordsOf(buyer, { tag: "workflow:degrade-live" }).at(-1)!;
+      expect(record.modelName).to.equal("small-model");
+      expect(record.routing).to.deep.include({ dearestModel: "large-model" });
+      expect(record.routing!.dearestCost > record.cost).to.equal(true);
+      // Another key of the buyer, outside the budget, still gets what it asks for.
+      const { key: outside } = await h.createKey(buyer, { tags: ["workflow:other"] });
+      expect((await large(outside)).data.model).to.equal("large-model");
+      expect((await deleteBudget(buyer, budget.id)).status).to.equal(200);
+      expect((await large(key)).data.model).to.equal("large-model");
     });
   });
 

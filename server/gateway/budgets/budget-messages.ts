@@ -5,7 +5,7 @@
  *   CreateBudget  scope "tag" (a key tag, e.g. "team:support") or "trace" (an x-tollgate-trace-id), target,
  *                 period "day" | "week" | "month" (UTC calendar periods, weeks from Monday), limit in token base
  *                 units per period, thresholdsBps (alerts; empty: 80% and 100%), webhookUrl ("" for none),
- *                 degradeThresholdBps + degradeModel (0 and "" for none: stored for routing, not acted on yet)
+ *                 degradeThresholdBps + degradeModel (0 and "" for none; applied by budget-degrade.ts)
  *   ListBudgets   the buyer's live budgets
  *   DeleteBudget  one of them, by id
  */

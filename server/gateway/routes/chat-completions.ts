@@ -24,6 +24,7 @@ import type { ModelOnSale } from "../marketplace-state";
 import { planRoute } from "../routing/route-plan";
 import type { RoutingPolicy } from "../routing/routing-config";
 import type { ApiKeyRecord } from "../../store/usage-store";
+import { budgetDegrade } from "../budgets/budget-degrade";
 
 const MAX_CHOICES = 8;
 
@@ -53,7 +54,8 @@ export function chatCompletions(ctx: GatewayContext) {
     const key = req.apiKey!;
     const choices = body.n ?? 1;
     const policy = ctx.routing?.policies.get(body.model);
-    const plan = policy ? await routedCall(ctx, req, body, policy) : await namedModelCall(ctx, key, body);
+    const asked = policy ? await routedCall(ctx, req, body, policy) : await namedModelCall(ctx, key, body);
+    const plan = await degradedPlan(ctx, key, body, attribution?.traceId, asked);
 
     const abort = new AbortController();
     let clientGone = false;
@@ -120,6 +122,34 @@ type ChatBody = z.infer<typeof chatBody>;
 interface CallPlan {
   attempts: { model: ModelOnSale; promptTokens: number; maxTokens: number }[];
   route?: { alias: string; reason: string; policyModels: readonly ModelOnSale[] };
+}
+
+/**
+ * The plan a budget past its degrade threshold turns the call into: the model its rule names, with no fallback,
+ * the route saying which budget and how far it is spent, and the model(s) first chosen kept as what the call
+ * would have cost (the usage report's routing savings). A degrade model this key may not use, or that cannot
+ * serve the request, leaves the call as it was, with a warning in the log.
+ */
+async function degradedPlan(ctx: GatewayContext, key: ApiKeyRecord, body: ChatBody, traceId: string | undefined, plan: CallPlan): Promise<CallPlan> {
+  const chosen = plan.attempts[0].model;
+  const degrade = budgetDegrade(ctx.store, { buyer: key.buyer, tags: key.tags, traceId, chosenModel: chosen.config.name, now: ctx.state.now() });
+  if (!degrade) return plan;
+  let degraded: CallPlan;
+  try {
+    degraded = await namedModelCall(ctx, key, { ...body, model: degrade.model });
+  } catch (error) {
+    ctx.logger.warn({ budget: degrade.budget.id, model: degrade.model, err: error }, "a budget's degrade model cannot serve this call; serving the model asked for");
+    return plan;
+  }
+  const percent = `${degrade.spentBps / 100n}.${String(degrade.spentBps % 100n).padStart(2, "0")}%`;
+  return {
+    attempts: degraded.attempts,
+    route: {
+      alias: plan.route?.alias ?? body.model,
+      reason: `budget ${degrade.budget.id} at ${percent}`,
+      policyModels: [...(plan.route?.policyModels ?? [chosen]), degraded.attempts[0].model],
+    },
+  };
 }
 
 /** A call that names its model: that model or an error, as before routing existed. */
