@@ -145,10 +145,9 @@ abstract contract UsageSettlement is IUsageSettlement, SubscriptionBilling, EIP7
             (commitment & ~bytes32(COMMITMENT_TIME_MASK)) | bytes32(block.timestamp & COMMITMENT_TIME_MASK);
 
         ModelTerms[] memory models = _loadModels(batch.models, providerId);
-        (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial, bool anySubscribed) =
-            _loadBuyers(batch.buyers, providerId);
+        (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial) = _loadBuyers(batch.buyers, providerId);
         _priceRecords(batch, recordCount, models, buyers, anyPlan);
-        if (anySubscribed) _drawSubscriptions(buyers, providerId);
+        if (anySpecial) _drawSubscriptions(buyers, providerId);
         (Totals memory totals, bytes memory buyerResults) =
             _applyTallies(buyers, anySpecial, providerId, signer, firstSequence);
 
@@ -568,7 +567,7 @@ abstract contract UsageSettlement is IUsageSettlement, SubscriptionBilling, EIP7
     function _loadBuyers(bytes calldata table, uint32 providerId)
         private
         view
-        returns (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial, bool anySubscribed)
+        returns (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial)
     {
         uint256 count = _entryCount(SECTION_BUYERS, table.length, UsageTypes.BUYER_ENTRY_SIZE, MAX_BUYERS);
         uint256 unsorted; // 1 + index of the first buyer not above its predecessor, or 0
@@ -616,8 +615,6 @@ abstract contract UsageSettlement is IUsageSettlement, SubscriptionBilling, EIP7
         if (unsorted != 0) revert SettlementBuyersNotSorted(unsorted - 1);
         anyPlan = plans != 0;
         anySpecial = special != 0;
-        // A plan id fits 32 bits and the limits flag is 1, so this bit of `special` can only come from a subscription.
-        anySubscribed = special & ACCOUNT_HAS_SUBSCRIPTION_BIT != 0;
         if (anySpecial) _loadCreditsAndLimits(buyers, providerId);
     }
 
