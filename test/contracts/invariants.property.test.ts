@@ -54,10 +54,10 @@ const PLAN2 = { price: 450_000n, value: 500_000n };
 /** Plan 3: provider 2's only model, $2 for $2.50. */
 const PLAN3 = { price: 2_000_000n, value: 2_500_000n };
 const PLAN_IDS = [1, 2, 3];
-/** Subscription plan 1: provider 1, small model, $0.30 a 10-day period including $0.20, overage billed. */
-const SUB1 = { providerId: 1, period: 10 * DAY, price: 300_000n, included: 200_000n, mask: 1n, refuse: false };
-/** Subscription plan 2: provider 1, both models, $0.50 a 5-day period including $0.15, overage refused. */
-const SUB2 = { providerId: 1, period: 5 * DAY, price: 500_000n, included: 150_000n, mask: 3n, refuse: true };
+/** Subscription plan 1: provider 1, small model, $0.30 a 2-day period including $0.20, overage billed. */
+const SUB1 = { providerId: 1, period: 2 * DAY, price: 300_000n, included: 200_000n, mask: 1n, refuse: false };
+/** Subscription plan 2: provider 1, both models, $0.50 a 1-day period including $0.15, overage refused (short periods, so renewals, catch-ups and unpaid ends happen within a run). */
+const SUB2 = { providerId: 1, period: DAY, price: 500_000n, included: 150_000n, mask: 3n, refuse: true };
 /** Subscription plan 3: provider 2's model, $1 a 30-day period including $2, overage billed. */
 const SUB3 = { providerId: 2, period: 30 * DAY, price: 1_000_000n, included: 2_000_000n, mask: 1n, refuse: false };
 const SUB_PLANS = [SUB1, SUB2, SUB3];
