@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IGatewayDisputes} from "./interfaces/IGatewayDisputes.sol";
-import {
-    UsageTypes, USAGE_BUYER_ENTRY_SIZE, USAGE_MODEL_ENTRY_SIZE, USAGE_RECORD_SIZE, RECEIPT_WORDS_SIZE
-} from "./libraries/UsageTypes.sol";
+import {UsageTypes} from "./libraries/UsageTypes.sol";
 import {ProviderBonds} from "./ProviderBonds.sol";
+import {DisputeEvidence} from "./DisputeEvidence.sol";
 
 /// @title Fraud proofs against gateway signers, paid from their provider's bond.
 /// @dev Every proof is checked in gas bounded by its own calldata: one or two signature recoveries, one
@@ -15,21 +12,12 @@ import {ProviderBonds} from "./ProviderBonds.sol";
 /// a Merkle proof of at most 24 hashes, or nothing more. Proofs work while the protocol is paused: they
 /// protect buyers.
 abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
-    using UsageTypes for UsageTypes.UsageBatch;
-    using UsageTypes for UsageTypes.UsageBatchHeader;
-    using UsageTypes for UsageTypes.UsageReceipt;
-
     /// @inheritdoc IGatewayDisputes
     uint256 public constant DISPUTE_WINDOW = 14 days;
     /// @inheritdoc IGatewayDisputes
     uint256 public constant DISPUTE_PENALTY_BPS = 1_000;
-    /// @dev A batch holds at most 2^24 records, so its content tree is at most 24 levels deep.
-    uint256 private constant MAX_PROOF_LENGTH = 24;
-
-    // Offsets of a `PriceEpoch`'s prices in memory (field n at n * 32).
-    uint256 private constant EPOCH_INPUT = 0x20;
-    uint256 private constant EPOCH_CACHED_INPUT = 0x40;
-    uint256 private constant EPOCH_OUTPUT = 0x60;
+    /// @dev Deployed by this contract: runs the proofs' checks, which no longer fit in Tollgate's code.
+    DisputeEvidence private immutable _evidence;
 
     uint8 private constant KIND_RECORD_MISMATCH = 0;
     uint8 private constant KIND_CONTENT_MISMATCH = 1;
@@ -54,74 +42,41 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
 
     mapping(address beneficiary => Award) private _awards;
 
+    constructor() {
+        _evidence = new DisputeEvidence(address(this));
+    }
+
     /// @inheritdoc IGatewayDisputes
     function proveSettledRecordMismatch(
         UsageTypes.UsageReceipt calldata receipt,
-        bytes calldata receiptSignature,
-        UsageTypes.UsageBatch calldata batch
+        bytes calldata, /* receiptSignature */
+        UsageTypes.UsageBatch calldata /* batch */
     ) external nonReentrant returns (uint256 refund, uint256 penalty) {
-        bytes32 receiptHash = receipt.hash();
-        (address signer, uint32 providerId) = _receiptSigner(receiptHash, receiptSignature);
-        uint64 firstSequence = batch.firstSequence;
-        _checkWindow(_settledAtOrRevert(signer, firstSequence, batch.hash()));
-        uint64 sequence = receipt.sequence;
-        // The batch hashed to a settled commitment, so its sections are as settlement validated them.
-        uint256 recordCount = batch.records.length / USAGE_RECORD_SIZE;
-        if (sequence < firstSequence || sequence - firstSequence >= recordCount) {
-            revert DisputeSequenceNotInBatch(sequence, firstSequence, recordCount);
-        }
-        _markProven(signer, sequence);
-        (bytes32 recordHash, address chargedBuyer, uint256 cost) =
-            _settledRecordAsReceipt(batch, sequence - firstSequence, receipt);
-        if (recordHash == receiptHash) revert DisputeNoDiscrepancy(signer, sequence);
-        uint256 overcharge = _overcharge(cost, chargedBuyer, receipt);
-        return _punish(signer, providerId, sequence, KIND_RECORD_MISMATCH, chargedBuyer, overcharge, receipt.buyer);
+        DisputeEvidence.Finding memory finding = _readEvidence();
+        return _judge(finding, finding.sequence, KIND_RECORD_MISMATCH, receipt.buyer);
     }
 
     /// @inheritdoc IGatewayDisputes
     function proveContentMismatch(
         UsageTypes.UsageReceipt calldata receipt,
-        bytes calldata receiptSignature,
-        UsageTypes.UsageBatchHeader calldata header,
-        UsageTypes.UsageReceipt calldata settledReceipt,
-        bytes32[] calldata proof
+        bytes calldata, /* receiptSignature */
+        UsageTypes.UsageBatchHeader calldata, /* header */
+        UsageTypes.UsageReceipt calldata, /* settledReceipt */
+        bytes32[] calldata /* proof */
     ) external nonReentrant returns (uint256 refund, uint256 penalty) {
-        bytes32 receiptHash = receipt.hash();
-        (address signer, uint32 providerId) = _receiptSigner(receiptHash, receiptSignature);
-        _checkWindow(_settledAtOrRevert(signer, header.firstSequence, header.hash()));
-        uint64 sequence = receipt.sequence;
-        if (settledReceipt.sequence != sequence) revert DisputeSequenceMismatch(sequence, settledReceipt.sequence);
-        if (proof.length > MAX_PROOF_LENGTH) revert DisputeProofTooLong(proof.length, MAX_PROOF_LENGTH);
-        bytes32 leaf = settledReceipt.hash();
-        if (!MerkleProof.verifyCalldata(proof, header.contentRoot, leaf)) {
-            revert DisputeInvalidMerkleProof(leaf, header.contentRoot);
-        }
-        _markProven(signer, sequence | SIGNED_ONLY_PROOFS);
-        if (leaf == receiptHash) revert DisputeNoDiscrepancy(signer, sequence);
-        uint256 overcharge = _overcharge(settledReceipt.cost, settledReceipt.buyer, receipt);
-        return _punish(
-            signer, providerId, sequence, KIND_CONTENT_MISMATCH, settledReceipt.buyer, overcharge, receipt.buyer
-        );
+        DisputeEvidence.Finding memory finding = _readEvidence();
+        return _judge(finding, finding.sequence | SIGNED_ONLY_PROOFS, KIND_CONTENT_MISMATCH, receipt.buyer);
     }
 
     /// @inheritdoc IGatewayDisputes
     function proveEquivocation(
         UsageTypes.UsageReceipt calldata a,
-        bytes calldata sigA,
-        UsageTypes.UsageReceipt calldata b,
-        bytes calldata sigB
+        bytes calldata, /* sigA */
+        UsageTypes.UsageReceipt calldata, /* b */
+        bytes calldata /* sigB */
     ) external nonReentrant returns (uint256 refund, uint256 penalty) {
-        bytes32 hashA = a.hash();
-        bytes32 hashB = b.hash();
-        (address signer, uint32 providerId) = _receiptSigner(hashA, sigA);
-        (address signerB,) = _receiptSigner(hashB, sigB);
-        if (signerB != signer) revert DisputeSignerMismatch(signer, signerB);
-        uint64 sequence = a.sequence;
-        if (b.sequence != sequence) revert DisputeSequenceMismatch(sequence, b.sequence);
-        _checkWindow(a.servedAt > b.servedAt ? a.servedAt : b.servedAt);
-        _markProven(signer, sequence | SIGNED_ONLY_PROOFS);
-        if (hashA == hashB) revert DisputeNoDiscrepancy(signer, sequence);
-        return _punish(signer, providerId, sequence, KIND_EQUIVOCATION, b.buyer, 0, a.buyer);
+        DisputeEvidence.Finding memory finding = _readEvidence();
+        return _judge(finding, finding.sequence | SIGNED_ONLY_PROOFS, KIND_EQUIVOCATION, a.buyer);
     }
 
     /// @inheritdoc IGatewayDisputes
@@ -148,31 +103,33 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         return _provenSequences[signer][sequence >> 8] & (uint256(1) << (sequence & 0xff)) != 0;
     }
 
-    /// @dev The key that signed the receipt of struct hash `receiptHash` under this contract's EIP-712 domain, and
-    /// the provider that authorized it (at any time: a revoked or compromised key stays answerable for what it signed).
-    function _receiptSigner(bytes32 receiptHash, bytes calldata signature)
-        private
-        view
-        returns (address signer, uint32 providerId)
-    {
-        // OZ's ECDSA rejects malformed and high-s signatures with its own named errors.
-        signer = ECDSA.recover(_hashTypedDataV4(receiptHash), signature);
-        providerId = _signers[signer].providerId;
-        if (providerId == 0) revert DisputeUnknownSigner(signer);
+    /// @dev The same call, read by `DisputeEvidence` (its function of the same name takes this calldata as it is):
+    /// its reverts pass through unchanged, and its answer is a `Finding`, 6 static words. Written out because the
+    /// compiler's encoder and decoder for it cost more code than Tollgate has room for.
+    function _readEvidence() private view returns (DisputeEvidence.Finding memory finding) {
+        address evidence = address(_evidence);
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            let size := calldatasize()
+            calldatacopy(data, 0, size)
+            if iszero(staticcall(gas(), evidence, data, size, finding, 0xc0)) {
+                returndatacopy(0, 0, returndatasize())
+                revert(0, returndatasize())
+            }
+        }
     }
 
-    function _settledAtOrRevert(address signer, uint64 firstSequence, bytes32 commitment)
+    /// @dev Acts on what a proof established: marks it proven under `key`, refuses a proof without discrepancy, and
+    /// punishes the signer, the refund to `finding.refundedBuyer` and the penalty to `penalizedTo`.
+    function _judge(DisputeEvidence.Finding memory finding, uint256 key, uint8 kind, address penalizedTo)
         private
-        view
-        returns (uint256 settledAt)
+        returns (uint256 refund, uint256 penalty)
     {
-        settledAt = _batchSettledAt(signer, firstSequence, commitment);
-        if (settledAt == 0) revert DisputeUnknownBatch(signer, firstSequence);
-    }
-
-    function _checkWindow(uint256 since) private view {
-        uint256 closedAt = since + DISPUTE_WINDOW;
-        if (block.timestamp > closedAt) revert DisputeWindowClosed(closedAt, block.timestamp);
+        _markProven(finding.signer, key);
+        if (finding.noDiscrepancy) revert DisputeNoDiscrepancy(finding.signer, finding.sequence);
+        return _punish(
+            finding.signer, finding.providerId, finding.sequence, kind, finding.refundedBuyer, finding.overcharge, penalizedTo
+        );
     }
 
     /// @dev `key` is the sequence, with `SIGNED_ONLY_PROOFS` set for the proofs built from receipts alone.
@@ -181,76 +138,6 @@ abstract contract GatewayDisputes is IGatewayDisputes, ProviderBonds {
         uint256 bits = _provenSequences[signer][key >> 8];
         if (bits & bit != 0) revert DisputeAlreadyProven(signer, uint64(key));
         _provenSequences[signer][key >> 8] = bits | bit;
-    }
-
-    /// @dev Record `index` of a settled batch, read as settlement read it (layout in `IUsageSettlement`), as the
-    /// receipt the gateway should have signed for it: `receipt` with buyer, model, counts, serving time and prices
-    /// replaced by the record's and its epoch's (sequence, cost and content hash kept, as a record has none). Its
-    /// struct hash equals the receipt's exactly when all those fields agree. Also returns the record's buyer and
-    /// what settlement charged for it. The batch hashed to a settled commitment, so its indices are in range and
-    /// its sections well formed: no bounds checks.
-    function _settledRecordAsReceipt(
-        UsageTypes.UsageBatch calldata batch,
-        uint256 index,
-        UsageTypes.UsageReceipt calldata receipt
-    ) private view returns (bytes32 recordHash, address buyer, uint256 cost) {
-        bytes calldata records = batch.records;
-        bytes calldata buyers = batch.buyers;
-        bytes calldata models = batch.models;
-        uint256 word;
-        uint256 model;
-        assembly ("memory-safe") {
-            word := calldataload(add(records.offset, mul(index, USAGE_RECORD_SIZE)))
-            let buyerAt := add(buyers.offset, mul(shr(RECORD_BUYER_INDEX_SHIFT, word), USAGE_BUYER_ENTRY_SIZE))
-            buyer := shr(BUYER_ENTRY_BUYER_SHIFT, calldataload(buyerAt))
-            let modelIndex := and(shr(RECORD_MODEL_INDEX_SHIFT, word), UINT8_MASK)
-            model := calldataload(add(models.offset, mul(modelIndex, USAGE_MODEL_ENTRY_SIZE)))
-        }
-        uint32 modelId = uint32(model >> MODEL_ENTRY_MODEL_SHIFT);
-        PriceEpoch memory epoch = _priceEpochs[modelId][(model >> MODEL_ENTRY_EPOCH_SHIFT) & UINT32_MASK];
-        bytes32 typehash = UsageTypes.USAGE_RECEIPT_TYPEHASH;
-        uint256 baseTime = batch.baseTime;
-        assembly ("memory-safe") {
-            let input := and(shr(RECORD_INPUT_SHIFT, word), UINT32_MASK)
-            let cached := and(shr(RECORD_CACHED_SHIFT, word), UINT32_MASK)
-            let output := and(shr(RECORD_OUTPUT_SHIFT, word), UINT32_MASK)
-            let inputPrice := mload(add(epoch, EPOCH_INPUT))
-            let cachedPrice := mload(add(epoch, EPOCH_CACHED_INPUT))
-            let outputPrice := mload(add(epoch, EPOCH_OUTPUT))
-            // The formula settlement charged by (`IUsageSettlement`); settlement checked cached <= input, and
-            // counts < 2^32 at prices < 2^72 cannot overflow.
-            cost := div(
-                add(
-                    add(mul(sub(input, cached), inputPrice), mul(cached, cachedPrice)),
-                    add(mul(output, outputPrice), sub(TOKENS_PER_PRICE, 1))
-                ),
-                TOKENS_PER_PRICE
-            )
-            let data := mload(0x40)
-            mstore(data, typehash)
-            calldatacopy(add(data, 0x20), receipt, RECEIPT_WORDS_SIZE)
-            // Words 1-10 of the receipt (word 0 is its sequence), after the typehash.
-            mstore(add(data, 0x40), buyer)
-            mstore(add(data, 0x60), modelId)
-            mstore(add(data, 0x80), input)
-            mstore(add(data, 0xa0), cached)
-            mstore(add(data, 0xc0), output)
-            mstore(add(data, 0xe0), add(baseTime, and(shr(RECORD_SERVED_OFFSET_SHIFT, word), UINT24_MASK)))
-            mstore(add(data, 0x100), inputPrice)
-            mstore(add(data, 0x120), cachedPrice)
-            mstore(add(data, 0x140), outputPrice)
-            recordHash := keccak256(data, add(0x20, RECEIPT_WORDS_SIZE))
-        }
-    }
-
-    /// @dev What `chargedBuyer` paid beyond the receipt: all of `charged` if the receipt names another buyer.
-    function _overcharge(uint256 charged, address chargedBuyer, UsageTypes.UsageReceipt calldata receipt)
-        private
-        pure
-        returns (uint256)
-    {
-        if (chargedBuyer != receipt.buyer) return charged;
-        return charged > receipt.cost ? charged - receipt.cost : 0;
     }
 
     /// @dev Takes the refund (`overcharge`, capped at the bond) and then the penalty on what is left.

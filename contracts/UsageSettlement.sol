@@ -6,8 +6,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IUsageSettlement} from "./interfaces/IUsageSettlement.sol";
 import {UsageTypes, USAGE_BUYER_ENTRY_SIZE, USAGE_RECORD_SIZE} from "./libraries/UsageTypes.sol";
-import {PackedAccount, ACCOUNT_HAS_LIMITS_BIT} from "./libraries/AccountPacking.sol";
-import {AccessCredits} from "./AccessCredits.sol";
+import {PackedAccount, ACCOUNT_HAS_LIMITS_BIT, ACCOUNT_HAS_SUBSCRIPTION_BIT} from "./libraries/AccountPacking.sol";
+import {SubscriptionBilling} from "./SubscriptionBilling.sol";
+import {ITollgateSubscriptions} from "./interfaces/ITollgateSubscriptions.sol";
 
 /// @title Settlement of gateway-signed usage batches.
 /// @dev Gas is the design constraint: a batch reads and writes each buyer's account slot once, prices
@@ -15,7 +16,7 @@ import {AccessCredits} from "./AccessCredits.sol";
 /// settlement time, which the dispute window counts from (a second preimage on 224 bits is out of reach). Records stay in calldata, which
 /// (with the price events) is all an auditor needs to recompute every charge; a batch relayed through another
 /// contract is published in `BatchDataPublished`, since its calldata is then inside an internal call.
-abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
+abstract contract UsageSettlement is IUsageSettlement, SubscriptionBilling, EIP712 {
     using UsageTypes for UsageTypes.UsageBatch;
     using UsageTypes for UsageTypes.UsageBatchHeader;
     using UsageTypes for UsageTypes.UsageReceipt;
@@ -61,6 +62,8 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         PackedAccount account; // that slot as read at the start of the batch; `_drawTally` leaves it drawn
         uint256 creditChange; // value left from a partly used credit of `planId`
         uint256 creditChangeBefore;
+        uint256 subscriptionCovered; // cost the subscription took out of the two costs: included, or refused
+        uint256 subscriptionRefused; // the part of it refused under a REFUSE plan: shortfall, not charged
     }
 
     // Memory offsets of the struct fields the assembly touches: a memory struct keeps field n at n * 32.
@@ -80,8 +83,10 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
     uint256 private constant TALLY_ELIGIBLE_COST = 0x160;
     uint256 private constant TALLY_ACCOUNT_SLOT = 0x1e0;
     uint256 private constant TALLY_ACCOUNT = 0x200;
-    /// @dev Bytes of one BuyerTally in memory: 19 fields.
-    uint256 private constant TALLY_SIZE = 0x260;
+    uint256 private constant TALLY_SUBSCRIPTION_COVERED = 0x260;
+    uint256 private constant TALLY_SUBSCRIPTION_REFUSED = 0x280;
+    /// @dev Bytes of one BuyerTally in memory: 21 fields.
+    uint256 private constant TALLY_SIZE = 0x2a0;
     /// @dev A memory array's or bytes' length word comes first; its data follows.
     uint256 private constant ARRAY_DATA = 0x20;
 
@@ -142,6 +147,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         ModelTerms[] memory models = _loadModels(batch.models, providerId);
         (BuyerTally[] memory buyers, bool anyPlan, bool anySpecial) = _loadBuyers(batch.buyers, providerId);
         _priceRecords(batch, recordCount, models, buyers, anyPlan);
+        if (anySpecial) _drawSubscriptions(buyers, providerId);
         (Totals memory totals, bytes memory buyerResults) =
             _applyTallies(buyers, anySpecial, providerId, signer, firstSequence);
 
@@ -366,6 +372,9 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
             // The cap counts what was actually charged (credits and balance), not what went unpaid.
             if (tally.limited) tally.spent += covered + paid;
             fee = _feeOn(paid, feeBps);
+            // What the subscription covered goes back into the batch's total cost; what it refused is shortfall.
+            tally.otherCost += tally.subscriptionCovered;
+            tally.shortfall += tally.subscriptionRefused;
         }
     }
 
@@ -422,9 +431,65 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
         }
     }
 
-    /// @dev Buyers with a credit plan named or a spending limit set draw through `_drawTally`.
+    /// @dev Buyers with a credit plan named, a spending limit set or a subscription draw through `_drawTally`.
     function _takesGeneralPath(BuyerTally memory tally) private pure returns (bool) {
-        return tally.planId != 0 || tally.limited;
+        return tally.planId != 0 || tally.limited || tally.account.hasSubscription();
+    }
+
+    /// @dev Asks the subscriptions satellite, once per batch with a subscribed buyer, how much of each one's usage its
+    /// included value covers (or its REFUSE rule refuses), and takes that out of the costs `_drawTally` charges, from
+    /// the bucket each record was in. It runs after `_priceRecords`, so the satellite reads a batch already validated,
+    /// from this call's own calldata. Assembly because Tollgate is at the code size limit: the call is
+    /// `drawIncluded(providerId, msg.data, subscribed)`, `subscribed` one byte per buyer (its account's flag), and the
+    /// answer 3 words per buyer (`ITollgateSubscriptions.drawIncluded`; the satellite is ours, deployed by this contract).
+    function _drawSubscriptions(BuyerTally[] memory buyers, uint32 providerId) private {
+        address satellite = address(_subscriptions);
+        bytes4 selector = ITollgateSubscriptions.drawIncluded.selector;
+        assembly ("memory-safe") {
+            let count := mload(buyers)
+            let buyerData := add(buyers, ARRAY_DATA)
+            let size := calldatasize()
+            let paddedSize := and(add(size, 31), not(31))
+            let paddedCount := and(add(count, 31), not(31))
+            // Built past the free memory pointer, used only here.
+            let data := mload(0x40)
+            mstore(data, selector)
+            mstore(add(data, 0x04), providerId)
+            mstore(add(data, 0x24), 0x60) // offset of settleBatchCall
+            mstore(add(data, 0x44), add(0x80, paddedSize)) // offset of subscribed
+            mstore(add(data, 0x64), size)
+            let flags := add(add(data, 0x84), paddedSize)
+            // Zero the padding after the calldata and the flags' whole area, by copying from past calldata's end.
+            calldatacopy(sub(flags, 0x20), size, add(0x40, paddedCount))
+            calldatacopy(add(data, 0x84), 0, size)
+            mstore(flags, count)
+            let any := 0
+            for { let j := 0 } lt(j, count) { j := add(j, 1) } {
+                let tally := mload(add(buyerData, shl(5, j)))
+                let subscribed := iszero(iszero(and(mload(add(tally, TALLY_ACCOUNT)), ACCOUNT_HAS_SUBSCRIPTION_BIT)))
+                mstore8(add(add(flags, 0x20), j), subscribed)
+                any := or(any, subscribed)
+            }
+            if any {
+                if iszero(call(gas(), satellite, 0, data, sub(add(add(flags, 0x20), paddedCount), data), 0, 0)) {
+                    returndatacopy(0, 0, returndatasize())
+                    revert(0, returndatasize())
+                }
+                // The answer is an ABI `bytes`: its offset, its length, then the words.
+                returndatacopy(data, 0x40, sub(returndatasize(), 0x40))
+                for { let j := 0 } lt(j, count) { j := add(j, 1) } {
+                    let tally := mload(add(buyerData, shl(5, j)))
+                    let at := add(data, mul(j, 0x60))
+                    let fromEligible := mload(at)
+                    let fromOther := mload(add(at, 0x20))
+                    // The satellite takes from each bucket at most what that buyer's records in it cost.
+                    mstore(add(tally, TALLY_ELIGIBLE_COST), sub(mload(add(tally, TALLY_ELIGIBLE_COST)), fromEligible))
+                    mstore(add(tally, TALLY_OTHER_COST), sub(mload(add(tally, TALLY_OTHER_COST)), fromOther))
+                    mstore(add(tally, TALLY_SUBSCRIPTION_COVERED), add(fromEligible, fromOther))
+                    mstore(add(tally, TALLY_SUBSCRIPTION_REFUSED), mload(add(at, 0x40)))
+                }
+            }
+        }
     }
 
     /// @dev The fast path: the whole total from the account, as `_drawTally` does once credits and cap are
@@ -535,6 +600,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
                 let word := sload(slot)
                 let planId := and(shr(BUYER_ENTRY_PLAN_SHIFT, entry), UINT32_MASK)
                 let hasLimits := iszero(iszero(and(word, ACCOUNT_HAS_LIMITS_BIT)))
+                let subscribed := and(word, ACCOUNT_HAS_SUBSCRIPTION_BIT)
                 let tally := add(tallies, mul(j, TALLY_SIZE))
                 mstore(add(add(buyers, ARRAY_DATA), shl(5, j)), tally)
                 mstore(add(tally, TALLY_BUYER), buyer)
@@ -543,7 +609,7 @@ abstract contract UsageSettlement is IUsageSettlement, AccessCredits, EIP712 {
                 mstore(add(tally, TALLY_ACCOUNT_SLOT), slot)
                 mstore(add(tally, TALLY_ACCOUNT), word)
                 plans := or(plans, planId)
-                special := or(special, or(planId, hasLimits))
+                special := or(special, or(or(planId, hasLimits), subscribed))
             }
         }
         if (unsorted != 0) revert SettlementBuyersNotSorted(unsorted - 1);

@@ -6,7 +6,7 @@
 import { artifacts } from "hardhat";
 
 const EIP170_LIMIT = 24_576;
-const DEPLOYABLE = ["Tollgate", "TollgateCredits"];
+const DEPLOYABLE = ["Tollgate", "TollgateCredits", "TollgateSubscriptions", "DisputeEvidence"];
 
 async function main() {
   for (const name of DEPLOYABLE) {

@@ -9,7 +9,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { artifacts } from "hardhat";
 
-const EXPORTED = { tollgateAbi: "Tollgate", tollgateCreditsAbi: "TollgateCredits", testUsdAbi: "TestUSD" } as const;
+const EXPORTED = {
+  tollgateAbi: "Tollgate",
+  tollgateCreditsAbi: "TollgateCredits",
+  tollgateSubscriptionsAbi: "TollgateSubscriptions",
+  testUsdAbi: "TestUSD",
+} as const;
 const OUTPUT = path.join(__dirname, "..", "server", "chain", "abis.ts");
 
 async function main() {

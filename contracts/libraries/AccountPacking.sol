@@ -4,6 +4,8 @@ pragma solidity ^0.8.28;
 /// @dev `AccountPacking.FLAG_HAS_LIMITS` where it sits in the word. At file level because settlement's buyer
 /// loop, in assembly, tests it on the word it has just loaded, and inline assembly cannot name a library's members.
 uint256 constant ACCOUNT_HAS_LIMITS_BIT = 0x0100000000000000000000000000000000000000000000000000000000000000;
+/// @dev `AccountPacking.FLAG_HAS_SUBSCRIPTION` where it sits in the word, for the same assembly.
+uint256 constant ACCOUNT_HAS_SUBSCRIPTION_BIT = 0x0200000000000000000000000000000000000000000000000000000000000000;
 
 /// @dev A buyer's `TollgateVault.Account` as the single storage word it is.
 type PackedAccount is uint256;
@@ -37,6 +39,10 @@ library AccountPacking {
     /// @dev Flag: the buyer has set a spending limit, so settlement must read its limits. In the word it is
     /// `ACCOUNT_HAS_LIMITS_BIT`, which a reader tests with one AND and no shift.
     uint256 internal constant FLAG_HAS_LIMITS = 1;
+    /// @dev Flag: the buyer has paid for a subscription at some time, so settlement asks `TollgateSubscriptions`
+    /// about its included usage. It stays set when the subscription ends (late records of paid periods still draw
+    /// included value); `ACCOUNT_HAS_SUBSCRIPTION_BIT` in the word.
+    uint256 internal constant FLAG_HAS_SUBSCRIPTION = 2;
 
     function balance(PackedAccount account) internal pure returns (uint256) {
         return (PackedAccount.unwrap(account) >> BALANCE_OFFSET) & BALANCE_MASK;
@@ -56,6 +62,10 @@ library AccountPacking {
 
     function hasLimits(PackedAccount account) internal pure returns (bool) {
         return PackedAccount.unwrap(account) & ACCOUNT_HAS_LIMITS_BIT != 0;
+    }
+
+    function hasSubscription(PackedAccount account) internal pure returns (bool) {
+        return PackedAccount.unwrap(account) & ACCOUNT_HAS_SUBSCRIPTION_BIT != 0;
     }
 
     /// @dev Each value is masked to its field, so a value too wide can never spill into its neighbour; callers

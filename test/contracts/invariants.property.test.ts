@@ -4,14 +4,18 @@
  *  - (invariant 1) the vault's token balance equals every buyer's balance + pending withdrawal + unclaimed dispute
  *    award, plus every provider's earnings and bond (available + pending), plus the uncollected protocol fees;
  *  - (invariant 5) a buyer's balance + pending only ever goes down by its own withdraw / credit purchase from
- *    balance, or by a settlement signed by an authorized gateway key; adversarial batches (unknown key,
+ *    balance / subscription, a renewal of a subscription it took out (anyone may trigger it, at the plan's price,
+ *    from the spendable balance only), or by a settlement signed by an authorized gateway key; adversarial batches (unknown key,
  *    revoked key, replay, wrong first sequence, tampered, cross-provider) revert and change nothing;
  *  - every settlement's BatchSettled event balances (earnings + fee == what left buyers' accounts) and the
  *    signer's sequence advances by exactly the record count;
  *  - bonds are posted by anyone, leave only after their delay, and pay a proof of equivocation (a gateway key
  *    signing two receipts for one sequence) once, compromising the key, into an award bucket that pays out in
  *    tokens only BOND_WITHDRAWAL_DELAY after the beneficiary's latest award (never into a spendable balance);
- *  - the whole state (accounts, credits, earnings, fees, bonds, wallets, limits, sequences, signer standing) matches a
+ *  - subscriptions (subscribe, cancel, renew across periods, included usage drawn in settlement before credits and
+ *    balance, overage billed or refused as shortfall, no rollover) keep all of the above;
+ *  - the whole state (accounts, credits, earnings, fees, bonds, wallets, limits, sequences, signer standing,
+ *    subscriptions and the included usage drawn per period) matches a
  *    TypeScript model of the NatSpec (`test/helpers/model.ts`), including which operations revert and why.
  */
 import { expect } from "chai";
@@ -26,7 +30,8 @@ import { deployMarketplace, FEE_BPS, LARGE_PRICES, PRICE_NOTICE, SMALL_PRICES, U
 import { commitmentPrefix, encodeUsageBatch, type UsageBatch, type UsageRecord } from "../../server/chain/usage-batch";
 import { signUsageBatch, signUsageReceipt } from "../../server/chain/sign-batch";
 import type { UsageReceipt } from "../../server/chain/usage-batch";
-import { BOND_WITHDRAWAL_DELAY, DISPUTE_WINDOW, MarketModel, type AwardState, type BondState, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";
+import type { TollgateSubscriptions } from "../../typechain-types";
+import { BOND_WITHDRAWAL_DELAY, DISPUTE_WINDOW, MarketModel, type SubscriptionState, type AwardState, type BondState, type ModelRecord, type Prices, type Revert, type SettlementResult } from "../helpers/model";
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration
@@ -49,6 +54,13 @@ const PLAN2 = { price: 450_000n, value: 500_000n };
 /** Plan 3: provider 2's only model, $2 for $2.50. */
 const PLAN3 = { price: 2_000_000n, value: 2_500_000n };
 const PLAN_IDS = [1, 2, 3];
+/** Subscription plan 1: provider 1, small model, $0.30 a 2-day period including $0.20, overage billed. */
+const SUB1 = { providerId: 1, period: 2 * DAY, price: 300_000n, included: 200_000n, mask: 1n, refuse: false };
+/** Subscription plan 2: provider 1, both models, $0.50 a 1-day period including $0.15, overage refused (short periods, so renewals, catch-ups and unpaid ends happen within a run). */
+const SUB2 = { providerId: 1, period: DAY, price: 500_000n, included: 150_000n, mask: 3n, refuse: true };
+/** Subscription plan 3: provider 2's model, $1 a 30-day period including $2, overage billed. */
+const SUB3 = { providerId: 2, period: 30 * DAY, price: 1_000_000n, included: 2_000_000n, mask: 1n, refuse: false };
+const SUB_PLANS = [SUB1, SUB2, SUB3];
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixture: the shared marketplace plus a one-time setup the property runs start from.
@@ -102,11 +114,21 @@ async function invariantFixture() {
   // Pending withdrawals, which settlement may still draw on.
   await tollgate.connect(buyers[5]).requestWithdrawal(USD(60));
   await tollgate.connect(buyers[6]).requestWithdrawal(USD(105));
+  // Subscription plans, and subscriptions some buyers already hold (one of them with a credit plan and a cap too).
+  const subs = (await ethers.getContractAt("TollgateSubscriptions", await tollgate.subscriptions())) as unknown as TollgateSubscriptions;
+  for (const plan of SUB_PLANS) {
+    const owner = plan.providerId === 1 ? provider : provider2;
+    await subs.connect(owner).defineSubscriptionPlan(plan.providerId, plan.period, plan.price, plan.included, plan.providerId === 1 ? (plan.mask === 1n ? [1] : [1, 2]) : [3], plan.refuse ? 1 : 0);
+  }
+  await subs.connect(buyers[0]).subscribe(1);
+  await subs.connect(buyers[2]).subscribe(2);
+  await subs.connect(buyers[3]).subscribe(3);
+  await subs.connect(buyers[4]).subscribe(1);
   // A price change already in force for the small model, and one still ahead for provider 2's model.
   await tollgate.connect(provider).scheduleModelPrice(1, { input: 200_000n, cachedInput: 50_000n, output: 800_000n });
   await time.increase(Number(PRICE_NOTICE) + 1);
   await tollgate.connect(provider2).scheduleModelPrice(3, { input: 900_000n, cachedInput: 300_000n, output: 2_700_000n });
-  return { ...m, gateway2, revoked, disputed, provider2, unfunded, payout2, plan2Expiry };
+  return { ...m, gateway2, revoked, disputed, provider2, unfunded, payout2, plan2Expiry, subs };
 }
 
 type Fixture = Awaited<ReturnType<typeof invariantFixture>>;
@@ -163,6 +185,9 @@ type Op =
   | { kind: "withdrawBond"; provider: 1 | 2; byOwner: boolean; wait: "none" | "delay" | "exact" | "justBefore" }
   | { kind: "equivocate"; caller: number; a: number; b: number; sequence: number; age: number; forged: boolean }
   | { kind: "claimAwards"; caller: number; holder: boolean; wait: "none" | "delay" | "exact" | "justBefore" }
+  | { kind: "subscribe"; buyer: number; plan: number }
+  | { kind: "cancelSubscription"; buyer: number; provider: 1 | 2 }
+  | { kind: "renew"; caller: number; buyer: number; provider: 1 | 2 }
   | { kind: "advanceTime"; seconds: number };
 
 const smallAmount = fc.oneof(
@@ -421,6 +446,18 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 2,
+    arbitrary: fc.record({ kind: fc.constant("subscribe" as const), buyer: who, plan: fc.integer({ min: 1, max: 4 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("cancelSubscription" as const), buyer: who, provider: fc.constantFrom(1 as const, 2 as const) }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant("renew" as const), caller: who, buyer: who, provider: fc.constantFrom(1 as const, 2 as const) }),
+  },
+  {
+    weight: 2,
     arbitrary: fc.record({
       kind: fc.constant("advanceTime" as const),
       seconds: fc.oneof(
@@ -459,6 +496,10 @@ interface Snap {
   /** Each buyer's unclaimed dispute award. */
   awards: Record<string, AwardState>;
   paused: boolean;
+  /** Each buyer's subscription to each provider (`buyer:provider`). */
+  subscriptions: Record<string, SubscriptionState>;
+  /** Included value drawn, by `subscriptionId:period`, for every paid period of those subscriptions. */
+  included: Record<string, bigint>;
 }
 
 /** The ERC-1155 surface the test uses: Tollgate's own, or that of the token `credits()` points to. */
@@ -470,6 +511,7 @@ const ERC1155_ABI = [
 
 interface Ctx {
   f: Fixture;
+  subs: TollgateSubscriptions;
   credits: Contract;
   model: MarketModel;
   buyers: Actor[];
@@ -500,6 +542,26 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
   ]);
   const bonds = await Promise.all([1, 2].map((p) => tollgate.bondOf(p)));
   const awards = await Promise.all(addrs.map((a) => tollgate.disputeAwardOf(a)));
+  const subscriptions: Record<string, SubscriptionState> = {};
+  const included: Record<string, bigint> = {};
+  for (const a of addrs) {
+    for (const p of [1, 2]) {
+      const s = await ctx.subs.subscriptionOf(a, p);
+      if (s.id === 0n) continue;
+      const state = {
+        id: Number(s.id),
+        planId: Number(s.planId),
+        startedAt: Number(s.startedAt),
+        paidPeriods: Number(s.paidPeriods),
+        active: s.active,
+        cancelled: s.cancelled,
+      };
+      subscriptions[`${a}:${p}`] = state;
+      for (let period = 0; period < state.paidPeriods; period++) {
+        included[`${state.id}:${period}`] = await ctx.subs.includedUsedOf(state.id, period);
+      }
+    }
+  }
   const snap: Snap & { vault: bigint } = {
     accounts: {},
     credits: {},
@@ -514,6 +576,8 @@ async function readChain(ctx: Ctx): Promise<Snap & { vault: bigint }> {
     bonds: {},
     awards: {},
     paused,
+    subscriptions,
+    included,
     vault,
   };
   addrs.forEach((a, i) => (snap.awards[a] = { amount: awards[i][0], claimableAt: Number(awards[i][1]) }));
@@ -559,6 +623,8 @@ function modelSnap(ctx: Ctx): Snap {
     bonds: { 1: { ...m.bond(1) }, 2: { ...m.bond(2) } },
     awards: {},
     paused: m.paused,
+    subscriptions: {},
+    included: {},
   };
   for (const b of ctx.buyers) {
     const a = m.account(b.address);
@@ -568,6 +634,14 @@ function modelSnap(ctx: Ctx): Snap {
     for (const p of PLAN_IDS) snap.credits[`${b.address}:${p}`] = m.creditsOf(b.address, p);
     for (const p of PLAN_IDS) snap.creditChange[`${b.address}:${p}`] = m.creditChangeOf(b.address, p);
     for (const p of [1, 2]) snap.limits[`${b.address}:${p}`] = { ...m.limitOf(b.address, p) };
+  }
+  for (const b of ctx.buyers) {
+    for (const p of [1, 2]) {
+      const sub = m.subscriptionOf(b.address, p);
+      if (!sub) continue;
+      snap.subscriptions[`${b.address}:${p}`] = { ...sub };
+      for (let period = 0; period < sub.paidPeriods; period++) snap.included[`${sub.id}:${period}`] = m.includedUsedOf(sub.id, period);
+    }
   }
   for (const a of ctx.walletHolders) snap.wallets[a] = m.wallet(a);
   for (const k of ctx.signerKeys) snap.sequences[k.address] = m.signer(k.address).nextSequence;
@@ -611,7 +685,7 @@ async function send(
   txFn: () => Promise<ContractTransactionResponse>,
 ): Promise<ContractTransactionReceipt | null> {
   if (expected) {
-    const contract = { token: ctx.f.token, tollgate: ctx.f.tollgate, credits: ctx.credits }[expected.on];
+    const contract = { token: ctx.f.token, tollgate: ctx.f.tollgate, credits: ctx.credits, subscriptions: ctx.subs }[expected.on];
     await expect(txFn(), `expected revert ${expected.error}`).to.be.revertedWithCustomError(contract, expected.error);
     return null;
   }
@@ -998,6 +1072,32 @@ async function step(ctx: Ctx, op: Op): Promise<StepEffect> {
       );
       return rc ? { held } : reverted();
     }
+    case "subscribe": {
+      const buyer = actor(op.buyer);
+      const at = await nextBlockAt();
+      const exp = m.subscribe(at, buyer.address, op.plan);
+      const rc = await send(ctx, isRevert(exp) ? exp : null, at, () => ctx.subs.connect(buyer).subscribe(op.plan));
+      if (!rc) return reverted();
+      held.set(buyer.address, -(exp as bigint));
+      return { held };
+    }
+    case "cancelSubscription": {
+      const buyer = actor(op.buyer);
+      const at = await nextBlockAt();
+      const exp = m.cancelSubscription(buyer.address, op.provider);
+      const rc = await send(ctx, exp, at, () => ctx.subs.connect(buyer).cancelSubscription(op.provider));
+      return rc ? { held } : reverted();
+    }
+    case "renew": {
+      const caller = actor(op.caller);
+      const buyer = actor(op.buyer);
+      const at = await nextBlockAt();
+      const exp = m.renew(at, buyer.address, op.provider);
+      const rc = await send(ctx, isRevert(exp) ? exp : null, at, () => ctx.subs.connect(caller).renew(buyer.address, op.provider));
+      if (!rc) return reverted();
+      if (exp !== 0n) held.set(buyer.address, -(exp as bigint));
+      return { held };
+    }
     case "advanceTime": {
       await time.increase(op.seconds);
       return { held };
@@ -1320,6 +1420,33 @@ async function freshContext(f: Fixture): Promise<Ctx> {
       mask: p.modelMask,
     }).to.deep.equal(plan);
   }
+  SUB_PLANS.forEach((plan, i) => model.subscriptionPlans.set(i + 1, plan));
+  for (const [id, plan] of model.subscriptionPlans) {
+    const p = await f.subs.subscriptionPlanOf(id);
+    expect({
+      providerId: Number(p.providerId),
+      period: Number(p.period),
+      price: p.price,
+      included: p.includedValue,
+      mask: p.modelMask,
+      refuse: p.overage === 1n,
+    }).to.deep.equal(plan);
+  }
+  for (const b of buyers) {
+    for (const p of [1, 2]) {
+      const s = await f.subs.subscriptionOf(b.address, p);
+      if (s.id === 0n) continue;
+      model.subscriptions.set(`${b.address.toLowerCase()}:${p}`, {
+        id: Number(s.id),
+        planId: Number(s.planId),
+        startedAt: Number(s.startedAt),
+        paidPeriods: Number(s.paidPeriods),
+        active: s.active,
+        cancelled: s.cancelled,
+      });
+      model.subscriptionCount = Math.max(model.subscriptionCount, Number(s.id));
+    }
+  }
   model.signers.set(f.gateway.address.toLowerCase(), { providerId: 1, authorized: true, nextSequence: 0n });
   model.signers.set(f.gateway2.address.toLowerCase(), { providerId: 2, authorized: true, nextSequence: 0n });
   model.signers.set(f.revoked.address.toLowerCase(), { providerId: 1, authorized: false, nextSequence: 0n });
@@ -1356,6 +1483,7 @@ async function freshContext(f: Fixture): Promise<Ctx> {
   }
   return {
     f,
+    subs: f.subs,
     credits,
     model,
     buyers,

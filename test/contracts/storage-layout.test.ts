@@ -14,7 +14,11 @@ import hre from "hardhat";
 import { expect } from "chai";
 
 const SNAPSHOT = path.join(__dirname, "storage-layout.snapshot.json");
-const DEPLOYABLE = ["contracts/Tollgate.sol:Tollgate", "contracts/TollgateCredits.sol:TollgateCredits"];
+const DEPLOYABLE = [
+  "contracts/Tollgate.sol:Tollgate",
+  "contracts/TollgateCredits.sol:TollgateCredits",
+  "contracts/TollgateSubscriptions.sol:TollgateSubscriptions",
+];
 
 interface StorageEntry {
   label: string;
@@ -165,6 +169,9 @@ describe("storage and memory layouts", function () {
     expect(account.members![0].offset).to.equal(0);
     expect(constant("MONEY_MASK")).to.equal((1n << moneyBits) - 1n);
     expect(fileLevel.get("ACCOUNT_HAS_LIMITS_BIT")).to.equal(constant("FLAG_HAS_LIMITS") << constant("FLAGS_OFFSET"));
+    expect(fileLevel.get("ACCOUNT_HAS_SUBSCRIPTION_BIT")).to.equal(
+      constant("FLAG_HAS_SUBSCRIPTION") << constant("FLAGS_OFFSET"),
+    );
   });
 
   it("UsageSettlement's memory offsets name the fields of ModelTerms and BuyerTally", async function () {
@@ -195,8 +202,8 @@ describe("storage and memory layouts", function () {
     expect(constants.get("ARRAY_DATA")).to.equal(32n);
   });
 
-  it("GatewayDisputes' memory offsets name PriceEpoch's prices, and a receipt is one word per field", async function () {
-    const disputes = contractNode(await sourceAst("contracts/Tollgate.sol:Tollgate", "contracts/GatewayDisputes.sol"), "GatewayDisputes");
+  it("DisputeEvidence's memory offsets name PriceEpoch's prices, and a receipt is one word per field", async function () {
+    const disputes = contractNode(await sourceAst("contracts/Tollgate.sol:Tollgate", "contracts/DisputeEvidence.sol"), "DisputeEvidence");
     const epochFields = structFields(
       contractNode(await sourceAst("contracts/Tollgate.sol:Tollgate", "contracts/interfaces/IProviderRegistry.sol"), "IProviderRegistry"),
       "PriceEpoch",

@@ -84,7 +84,7 @@ export interface SignerState {
 
 /** A revert the model expects: the named custom error, raised by `on` (the ERC-1155 credits may live in Tollgate itself or in its own token). */
 export interface Revert {
-  on: "tollgate" | "token" | "credits";
+  on: "tollgate" | "token" | "credits" | "subscriptions";
   error: string;
 }
 
@@ -119,6 +119,28 @@ export interface SettlementResult {
   buyers: BuyerResult[];
 }
 
+/** A subscription plan (`ITollgateSubscriptions.SubscriptionPlan`); `refuse` is the REFUSE overage rule. */
+export interface SubscriptionPlanInfo {
+  providerId: number;
+  period: number;
+  price: bigint;
+  included: bigint;
+  mask: bigint;
+  refuse: boolean;
+}
+
+/** A buyer's subscription to one provider, as `subscriptionOf` returns it. */
+export interface SubscriptionState {
+  id: number;
+  planId: number;
+  startedAt: number;
+  paidPeriods: number;
+  active: boolean;
+  cancelled: boolean;
+}
+
+export const MAX_RENEWALS_PER_CALL = 24;
+
 const key = (a: string) => a.toLowerCase();
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
@@ -142,7 +164,7 @@ export class MarketModel {
   /** Whether the owner paused settlement and credit purchases. */
   paused = false;
   /** Counts of what settlements exercised, for the test's report. */
-  readonly trace = { limited: 0, capped: 0, burns: 0, extraBurns: 0, fromPending: 0, eligibleRecords: 0, laterEpochs: 0 };
+  readonly trace = { limited: 0, capped: 0, burns: 0, extraBurns: 0, fromPending: 0, eligibleRecords: 0, laterEpochs: 0, includedDraws: 0, refusedRecords: 0, renewals: 0, subscriptionsEnded: 0 };
   readonly credits = new Map<string, bigint>();
   /** Value left from a partly used credit, per holder and plan (`creditChangeOf`). */
   readonly creditChange = new Map<string, bigint>();
@@ -158,6 +180,12 @@ export class MarketModel {
   readonly awards = new Map<string, AwardState>();
   /** `signer:sequence` of every fraud proven. */
   readonly proven = new Set<string>();
+  readonly subscriptionPlans = new Map<number, SubscriptionPlanInfo>();
+  /** By `buyer:providerId`. */
+  readonly subscriptions = new Map<string, SubscriptionState>();
+  /** Included value drawn, by `subscriptionId:periodIndex`. */
+  readonly includedUsed = new Map<string, bigint>();
+  subscriptionCount = 0;
 
   constructor(
     readonly feeBps: bigint,
@@ -512,6 +540,85 @@ export class MarketModel {
     return from;
   }
 
+  // ---------- subscriptions ----------
+
+  subscriptionOf(buyer: string, providerId: number): SubscriptionState | undefined {
+    return this.subscriptions.get(`${key(buyer)}:${providerId}`);
+  }
+
+  includedUsedOf(subscriptionId: number, periodIndex: number): bigint {
+    return this.includedUsed.get(`${subscriptionId}:${periodIndex}`) ?? 0n;
+  }
+
+  private paidUntil(sub: SubscriptionState): number {
+    return sub.startedAt + sub.paidPeriods * this.subscriptionPlans.get(sub.planId)!.period;
+  }
+
+  /** Charges a period from the spendable balance (never the pending withdrawal); false if it is short. */
+  private chargePeriod(buyer: string, plan: SubscriptionPlanInfo): boolean {
+    const acct = this.account(buyer);
+    if (plan.price > acct.balance) return false;
+    acct.balance -= plan.price;
+    this.creditEarnings(plan.providerId, plan.price);
+    return true;
+  }
+
+  /** Returns the price paid. */
+  subscribe(now: number, buyer: string, planId: number): Revert | bigint {
+    const plan = this.subscriptionPlans.get(planId);
+    if (!plan) return { on: "subscriptions", error: "SubscriptionsUnknownPlan" };
+    const current = this.subscriptionOf(buyer, plan.providerId);
+    if (current?.active && (!current.cancelled || now < this.paidUntil(current))) {
+      return { on: "subscriptions", error: "SubscriptionsAlreadySubscribed" };
+    }
+    // Judge the charge before ending the old subscription: a revert undoes both.
+    if (this.paused) return { on: "tollgate", error: "EnforcedPause" };
+    if (!this.chargePeriod(buyer, plan)) return { on: "subscriptions", error: "SubscriptionsInsufficientBalance" };
+    this.subscriptionCount++;
+    this.subscriptions.set(`${key(buyer)}:${plan.providerId}`, {
+      id: this.subscriptionCount,
+      planId,
+      startedAt: now,
+      paidPeriods: 1,
+      active: true,
+      cancelled: false,
+    });
+    return plan.price;
+  }
+
+  cancelSubscription(buyer: string, providerId: number): Revert | null {
+    const sub = this.subscriptionOf(buyer, providerId);
+    if (!sub?.active) return { on: "subscriptions", error: "SubscriptionsNotSubscribed" };
+    if (sub.cancelled) return { on: "subscriptions", error: "SubscriptionsAlreadyCancelled" };
+    sub.cancelled = true;
+    return null;
+  }
+
+  /** Returns what the buyer paid. */
+  renew(now: number, buyer: string, providerId: number): Revert | bigint {
+    const sub = this.subscriptionOf(buyer, providerId);
+    if (!sub?.active) return { on: "subscriptions", error: "SubscriptionsNotSubscribed" };
+    const plan = this.subscriptionPlans.get(sub.planId)!;
+    let until = this.paidUntil(sub);
+    if (now < until) return { on: "subscriptions", error: "SubscriptionsRenewalNotDue" };
+    // The first period due is charged unless the subscription was cancelled, and a paused vault reverts the call.
+    if (!sub.cancelled && this.paused) return { on: "tollgate", error: "EnforcedPause" };
+    let paid = 0n;
+    for (let count = 0; now >= until && count < MAX_RENEWALS_PER_CALL; count++) {
+      // Cancelled: ends at the period's end. A period the balance cannot pay: ends unpaid, charging nothing.
+      if (sub.cancelled || !this.chargePeriod(buyer, plan)) {
+        sub.active = false;
+        this.trace.subscriptionsEnded++;
+        break;
+      }
+      this.trace.renewals++;
+      paid += plan.price;
+      sub.paidPeriods++;
+      until += plan.period;
+    }
+    return paid;
+  }
+
   // ---------- settlement ----------
 
   /**
@@ -554,6 +661,11 @@ export class MarketModel {
 
     const eligible = new Map<string, bigint>();
     const other = new Map<string, bigint>();
+    /** Per buyer: cost the subscription took (included, or refused), and the refused part of it. */
+    const subscribed = new Map<string, bigint>();
+    const refused = new Map<string, bigint>();
+    /** Included value drawn by this batch, written only once the batch is known to be valid. */
+    const stagedUsed = new Map<string, bigint>();
     for (const r of records) {
       const model = this.models.get(r.modelId)!;
       if (r.cachedInputTokens > r.inputTokens) return { on: "tollgate", error: "SettlementCachedExceedsInput" };
@@ -574,9 +686,30 @@ export class MarketModel {
         (plan.expiresAt === 0 || r.servedAt < plan.expiresAt);
       if (covered) this.trace.eligibleRecords++;
       if (r.epochIndex > 0) this.trace.laterEpochs++;
+      // A subscription covering the model, for a record served in a paid period: that period's included value
+      // first; beyond it, REFUSE takes the rest out of what is charged (as shortfall), BILL_BALANCE leaves it.
+      let taken = 0n;
+      const sub = this.subscriptionOf(r.buyer, providerId);
+      if (sub) {
+        const subPlan = this.subscriptionPlans.get(sub.planId)!;
+        if ((subPlan.mask & (1n << BigInt(model.localIndex))) !== 0n && r.servedAt >= sub.startedAt && r.servedAt < this.paidUntil(sub)) {
+          const periodIndex = Math.floor((r.servedAt - sub.startedAt) / subPlan.period);
+          const usedKey = `${sub.id}:${periodIndex}`;
+          const used = stagedUsed.get(usedKey) ?? this.includedUsedOf(sub.id, periodIndex);
+          const drawn = min(cost, subPlan.included > used ? subPlan.included - used : 0n);
+          if (drawn !== 0n) stagedUsed.set(usedKey, used + drawn);
+          if (drawn !== 0n) this.trace.includedDraws++;
+          if (subPlan.refuse && cost > drawn) this.trace.refusedRecords++;
+          taken = subPlan.refuse ? cost : drawn;
+          if (subPlan.refuse) refused.set(key(r.buyer), (refused.get(key(r.buyer)) ?? 0n) + cost - drawn);
+          subscribed.set(key(r.buyer), (subscribed.get(key(r.buyer)) ?? 0n) + taken);
+        }
+      }
       const bucket = covered ? eligible : other;
-      bucket.set(key(r.buyer), (bucket.get(key(r.buyer)) ?? 0n) + cost);
+      bucket.set(key(r.buyer), (bucket.get(key(r.buyer)) ?? 0n) + cost - taken);
     }
+
+    for (const [usedKey, used] of stagedUsed) this.includedUsed.set(usedKey, used);
 
     const result: SettlementResult = {
       providerId,
@@ -620,7 +753,7 @@ export class MarketModel {
       if (planId !== 0) this.creditChange.set(`${key(buyer)}:${planId}`, change);
       const rest = chargeable - covered;
       const paid = min(rest, available);
-      const shortfall = total - chargeable + rest - paid;
+      const shortfall = total - chargeable + rest - paid + (refused.get(key(buyer)) ?? 0n);
       if (allowance) this.trace.limited++;
       if (chargeable < total) this.trace.capped++;
       if (burned !== 0n) this.trace.burns++;
@@ -642,7 +775,7 @@ export class MarketModel {
       }
       const fee = feeOn(paid, this.feeBps);
       result.protocolFee += fee;
-      result.totalCost += total;
+      result.totalCost += total + (subscribed.get(key(buyer)) ?? 0n);
       result.totalShortfall += shortfall;
       paidTotal += paid;
       result.buyers.push({ buyer, fromBalance: paid, shortfall, creditsBurned: burned });
