@@ -23,7 +23,7 @@ import os from "node:os";
 import path from "node:path";
 import hre from "hardhat";
 import OpenAI from "openai";
-import { formatUnits, parseUnits, type Address, type Hex } from "viem";
+import { formatUnits, parseUnits, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import {
   auditDeployment,
@@ -249,7 +249,6 @@ async function main(): Promise<void> {
     if (receiptMismatches > 0) failures.push(`${receiptMismatches} receipts differ from the chain's record of the same sequence`);
 
     const summary = await fetchSummary(gatewayUrl, apiKeys.get(WORKFLOWS[0].name)!, firstDay, lastDay + 1);
-    // ... compared below
     const rows: string[][] = [];
     const compare = (what: string, fromReceipts: bigint | undefined, fromSummary: bigint | undefined, fromChain: bigint | undefined) => {
       const values = [fromReceipts, fromSummary, fromChain].filter((v): v is bigint => v !== undefined);
