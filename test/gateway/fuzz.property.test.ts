@@ -5,6 +5,9 @@
  * and change nothing: no usage record, no open reservation, no key created, no nonce consumed, no
  * polluted prototype. After each property the gateway still serves a valid call.
  *
+ * Issue 13's endpoints too: outcomes, the usage summary, budgets (created by wallet signature) and the call
+ * attribution headers, with outcomes and budgets counted in "changes nothing".
+ *
  * Every generated request is invalid by construction (at least one field is drawn from a "bad"
  * arbitrary), so a 2xx is always a bug. Runs: ~260 in all; FUZZ_RUNS scales them.
  *
@@ -202,7 +205,10 @@ interface Sent {
 describe("gateway fuzz: hostile HTTP requests get OpenAI errors and change nothing", function () {
   let h: GatewayHarness;
   let key: string;
-  let baseline: { records: number; keys: number; nonces: number; spent: string };
+  let baseline: { records: number; keys: number; nonces: number; spent: string; outcomes: number; budgets: number };
+  /** A trace the fuzzed buyer's calls carry, and one only another buyer's calls carry. */
+  const OWN_TRACE = "fuzz-run-1";
+  const OTHER_TRACE = "someone-elses-run";
   let db: Database.Database;
 
   const describeRequest = (sent: Sent) =>
@@ -216,6 +222,8 @@ describe("gateway fuzz: hostile HTTP requests get OpenAI errors and change nothi
       .listApiKeys(getAddress(h.market.buyers[0].address))
       .map((k) => `${k.id}:${k.spent}`)
       .join(","),
+    outcomes: (db.prepare("SELECT count(*) AS n FROM outcomes").get() as { n: number }).n,
+    budgets: (db.prepare("SELECT count(*) AS n FROM budgets").get() as { n: number }).n,
   });
 
   /** Sends one hostile request and checks the answer is a clean 4xx refusal that changed nothing. */
@@ -256,6 +264,12 @@ describe("gateway fuzz: hostile HTTP requests get OpenAI errors and change nothi
     await h.deposit(h.market.buyers[0], USD(100));
     ({ key } = await h.createKey(h.market.buyers[0]));
     db = new Database(h.config.store.path, { readonly: true, fileMustExist: true });
+    // One run of this buyer's and one of another buyer's, so outcome posts can name a trace that exists.
+    await h.openai(key).chat.completions.create({ model: "small-model", messages: [{ role: "user", content: "a step" }], max_tokens: 4 }, { headers: { "x-tollgate-trace-id": OWN_TRACE } });
+    const other = h.market.buyers[1];
+    await h.deposit(other, USD(10));
+    const { key: otherKey } = await h.createKey(other);
+    await h.openai(otherKey).chat.completions.create({ model: "small-model", messages: [{ role: "user", content: "theirs" }], max_tokens: 4 }, { headers: { "x-tollgate-trace-id": OTHER_TRACE } });
     await expectStillServing();
   });
 
@@ -398,6 +412,163 @@ describe("gateway fuzz: hostile HTTP requests get OpenAI errors and change nothi
       { numRuns: runs(20) },
     );
     baseline = counts();
+  });
+
+  it("POST /v1/outcomes: hostile bodies, unknown and foreign traces, and keys", async () => {
+    const body = fc
+      .record({
+        trace_id: fc.oneof(
+          good(fc.constant(OWN_TRACE)),
+          bad(fc.constantFrom(OTHER_TRACE, "never-sent", "FUZZ-RUN-1", `${OWN_TRACE} `, "", "a".repeat(129), "run/1", "__proto__")),
+          bad(notString),
+        ),
+        type: fc.oneof(good(fc.constantFrom("ticket_resolved", "lead.qualified")), bad(fc.constantFrom("", "has space", "x".repeat(65), "emoji🙂")), bad(notString)),
+        success: fc.oneof(good(fc.boolean()), bad(fc.constantFrom("true", 1, 0, "yes")), bad(fc.constant(null)), bad(fc.constant(undefined))),
+        value: fc.oneof(absent, good(fc.constantFrom("12.5", "-3", null)), bad(fc.constantFrom(12.5, "1e3", "12,5", "NaN", "0x10", "1.1234567890123456789", "")), bad(fc.array(json, { maxLength: 2 }))),
+        extra: fc.oneof(
+          { arbitrary: fc.constant([] as [string, unknown][]), weight: 3 },
+          garbageFields.map((fields) => fields.filter(([name]) => !["trace_id", "type", "success", "value"].includes(name))).filter((fields) => fields.length > 0),
+        ),
+      })
+      // Invalid by construction: a bad field, an unknown field, or a trace this buyer never sent.
+      .filter((b) => [b.trace_id, b.type, b.success, b.value].some((field) => !field.ok) || b.extra.length > 0)
+      .map(({ extra, ...fields }) => {
+        const entries: [string, unknown][] = [...extra];
+        for (const [name, field] of Object.entries(fields)) if ("value" in field && field.value !== undefined) entries.push([name, field.value]);
+        return ownObject(entries);
+      });
+    await fc.assert(
+      fc.asyncProperty(body, authorization(key), async (payload, auth) => {
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (auth !== undefined) headers.authorization = auth;
+        await expectRefused({ method: "POST", path: "/v1/outcomes", headers, body: JSON.stringify(payload) });
+      }),
+      { numRuns: runs(40) },
+    );
+    // A genuine outcome is recorded once; its repeat is a 409 that changes nothing.
+    const genuine = JSON.stringify({ trace_id: OWN_TRACE, type: "fuzz_done", success: true });
+    const first = await fetch(`${h.url}/v1/outcomes`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body: genuine });
+    expect(first.status, await first.text()).to.equal(201);
+    baseline = counts();
+    await expectRefused({ method: "POST", path: "/v1/outcomes", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body: genuine });
+    await expectStillServing();
+  });
+
+  it("GET /v1/usage/summary: hostile query strings and keys", async () => {
+    const badParam = fc.oneof(
+      fc.tuple(fc.constant("group_by"), fc.oneof(fc.constantFrom("team", "key,key", "day,,Day", "__proto__", "model;tag", "x".repeat(101)), printable.filter((s) => !s.split(",").every((name) => ["key", "tag", "model", "trace", "day", "month", ""].includes(name.trim()))))),
+      fc.tuple(fc.constantFrom("from", "to"), fc.constantFrom("-1", "abc", "1.5", "1e400", "NaN", "--1")),
+      fc.tuple(fc.constant("format"), printable.filter((s) => s !== "json" && s !== "csv")),
+      fc.tuple(fc.constant("view"), printable.filter((s) => s !== "summary" && s !== "log")),
+      fc.tuple(fc.constantFrom("key_id", "tag", "model"), fc.string({ minLength: 65, maxLength: 100 })),
+      fc.tuple(fc.oneof(protoKey, fc.constantFrom("groupby", "trace", "limit ", "formats")), fc.string({ maxLength: 10 })),
+    );
+    const contradictory = fc.constantFrom<[string, string][]>(
+      [["from", "200"], ["to", "100"]],
+      [["from", "100"], ["to", "100"]],
+      [["view", "log"], ["group_by", "model"]],
+      [["view", "summary"], ["after", "3"]],
+      [["view", "log"], ["limit", "0"]],
+      [["view", "log"], ["limit", "10001"]],
+      [["view", "log"], ["after", "-1"]],
+      [["group_by", "day"], ["group_by", "model"]],
+    );
+    const query = fc.oneof(fc.tuple(fc.array(fc.tuple(fc.constant("format"), fc.constantFrom("json", "csv")), { maxLength: 1 }), badParam).map(([extra, wrong]) => [...extra, wrong]), contradictory);
+    await fc.assert(
+      fc.asyncProperty(query, authorization(key), async (params, auth) => {
+        const headers: Record<string, string> = {};
+        if (auth !== undefined) headers.authorization = auth;
+        await expectRefused({ method: "GET", path: `/v1/usage/summary?${new URLSearchParams(params).toString()}`, headers });
+      }),
+      { numRuns: runs(30) },
+    );
+    await expectStillServing();
+  });
+
+  it("POST /v1/budgets, /v1/budgets/list, /v1/budgets/delete: hostile shapes, bad fields and forged signatures", async () => {
+    const buyer = h.market.buyers[0];
+    const validBudget = () => ({
+      buyer: buyer.address,
+      label: "",
+      scope: "tag",
+      target: "team:search",
+      period: "day",
+      limit: "1000000",
+      thresholdsBps: [] as number[],
+      webhookUrl: "",
+      degradeThresholdBps: 0,
+      degradeModel: "",
+      issuedAt: String(Math.floor(Date.now() / 1000)),
+      nonce: nonce(),
+    });
+    // Exactly one field made wrong, the message signed by its buyer: only the field's check can refuse it.
+    const wrongField = fc.oneof(
+      fc.tuple(fc.constant("scope"), fc.oneof(fc.constantFrom("team", "", "TAG", "key"), notString)),
+      fc.tuple(fc.constant("target"), fc.constantFrom("", "no-colon", "t".repeat(129))),
+      fc.tuple(fc.constant("period"), fc.oneof(fc.constantFrom("year", "hour", "", "Day"), notString)),
+      fc.tuple(fc.constant("limit"), fc.constantFrom("0", "-5", "1.5", "abc", "", (2n ** 256n).toString(), "0x10")),
+      fc.tuple(fc.constant("thresholdsBps"), fc.constantFrom([0], [10_001], [9000, 8000], [5000, 5000], [-1], [1.5], Array.from({ length: 9 }, (_, i) => (i + 1) * 1000), "8000")),
+      fc.tuple(fc.constant("webhookUrl"), fc.constantFrom("not a url", "ftp://example.com/hook", "javascript:alert(1)", "file:///etc/passwd", `https://example.com/${"p".repeat(2050)}`)),
+      fc.tuple(fc.constant("degradeModel"), fc.constantFrom("no-such-model", "small-model")),
+      fc.tuple(fc.constant("degradeThresholdBps"), fc.constantFrom(5000, 10_001, -1, "50%")),
+      fc.tuple(fc.constant("label"), fc.constant("l".repeat(101))),
+    );
+    await fc.assert(
+      fc.asyncProperty(wrongField, async ([name, value]) => {
+        const message: Record<string, unknown> = { ...validBudget(), [name]: value };
+        let signature: string;
+        try {
+          signature = await h.signKeyMessage(buyer, "CreateBudget", message);
+        } catch {
+          signature = `0x${"11".repeat(65)}`; // a value EIP-712 cannot even encode: refused before any signature check
+        }
+        await expectRefused({ method: "POST", path: "/v1/budgets", headers: { "content-type": "application/json" }, body: JSON.stringify({ message, signature }) });
+      }),
+      { numRuns: runs(40) },
+    );
+    const path = fc.constantFrom("/v1/budgets", "/v1/budgets/list", "/v1/budgets/delete");
+    await fc.assert(
+      fc.asyncProperty(path, hostileKeyBody, garbageFields, async (target, body, garbage) => {
+        const payload = body !== null && typeof body === "object" && !Array.isArray(body) ? ownObject([...Object.entries(body), ...garbage]) : body;
+        await expectRefused({ method: "POST", path: target, headers: { "content-type": "application/json" }, body: JSON.stringify(payload) });
+      }),
+      { numRuns: runs(30) },
+    );
+    // A valid budget signed by another wallet, and the deletion of a budget nobody has, are refused too.
+    const forged = validBudget();
+    await expectRefused({ method: "POST", path: "/v1/budgets", headers: { "content-type": "application/json" }, body: JSON.stringify({ message: forged, signature: await h.signKeyMessage(h.market.buyers[1], "CreateBudget", forged) }) });
+    const deletion = { buyer: buyer.address, budgetId: "bud_nonexistent", issuedAt: String(Math.floor(Date.now() / 1000)), nonce: nonce() };
+    const response = await fetch(`${h.url}/v1/budgets/delete`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ message: deletion, signature: await h.signKeyMessage(buyer, "DeleteBudget", deletion) }) });
+    expect(response.status, await response.text()).to.equal(404);
+    // The nonce of a signed, well-formed request is spent even when the budget is missing (as for keys).
+    baseline = counts();
+    await expectStillServing();
+  });
+
+  it("chat calls with hostile attribution headers and fields are refused before anything is reserved", async () => {
+    const badHeader = fc.oneof(
+      fc.tuple(fc.constant("x-tollgate-trace-id"), fc.constantFrom("has space", "t".repeat(129), "run/1", "é", "run;1")),
+      fc.tuple(fc.constant("x-tollgate-step"), fc.constantFrom("s".repeat(129), "step\\1", "é")),
+      fc.tuple(fc.constant("idempotency-key"), fc.constantFrom("k".repeat(256), "has space", "é")),
+    );
+    const badField = fc.oneof(
+      // null is OpenAI's "not given" for both fields, so it is not among the bad values.
+      fc.tuple(fc.constant("user"), fc.oneof(notString.filter((value) => value !== null), fc.constant("u".repeat(513)))),
+      fc.tuple(fc.constant("metadata"), fc.oneof(fc.constantFrom("x", 1, [], [["a", "b"]]), fc.constant(Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"]))), fc.constant({ ["k".repeat(65)]: "v" }), fc.constant({ a: "v".repeat(513) }), fc.constant({ a: 1 }), fc.constant({ a: null }))),
+    );
+    const wrong = fc.oneof(badHeader.map((header) => ({ header, field: undefined })), badField.map((field) => ({ header: undefined, field })));
+    await fc.assert(
+      fc.asyncProperty(wrong, fc.boolean(), async ({ header, field }, stream) => {
+        const headers: Record<string, string> = { "content-type": "application/json", authorization: `Bearer ${key}` };
+        // A step without its trace is itself refused; with one, only the bad value can be.
+        if (header) Object.assign(headers, header[0] === "x-tollgate-step" ? { "x-tollgate-trace-id": OWN_TRACE } : {}, { [header[0]]: header[1] });
+        const body: Record<string, unknown> = { model: "small-model", messages: [{ role: "user", content: "hi" }], max_tokens: 4, stream };
+        if (field) body[field[0]] = field[1];
+        await expectRefused({ method: "POST", path: "/v1/chat/completions", headers, body: JSON.stringify(body) });
+      }),
+      { numRuns: runs(30) },
+    );
+    await expectStillServing();
   });
 
   it("a 1,000,000-character prompt without spaces from one buyer while another buyer keeps being served", async () => {
