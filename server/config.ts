@@ -106,6 +106,11 @@ const fileSchema = z
         webhookMaxRetryDelayMs: z.number().int().positive().default(3_600_000),
         webhookMaxAttempts: z.number().int().min(1).max(100).default(12),
         webhookTimeoutMs: z.number().int().positive().default(5_000),
+        /**
+         * Let buyers' webhooks reach loopback, private and link-local addresses. Off by default: the alert is a
+         * POST from the gateway's own network, so a buyer's URL must not reach what only the gateway can.
+         */
+        webhookAllowPrivateNetworks: z.boolean().default(false),
       })
       .prefault({}),
     /** Model tiers and the aliases (`auto`, …) routed to the cheapest model good enough for each call (gateway/routing/). */

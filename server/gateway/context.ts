@@ -29,6 +29,8 @@ export interface GatewayContext {
   /** How long a read session opened with `POST /v1/sessions` lasts. */
   sessionLifetimeSeconds: number;
   upstreamFor(model: ModelOnSale): UpstreamAdapter;
+  /** Whether buyers' budget webhooks may name loopback and private addresses (`budgets.webhookAllowPrivateNetworks`). */
+  webhookAllowPrivateNetworks: boolean;
   /** The provider's tiers and aliases (`auto`, …); undefined or empty when it routes nothing. */
   routing?: CompiledRouting;
 }

@@ -163,6 +163,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     sessionLifetimeSeconds: config.limits.sessionLifetimeSeconds,
     upstreamFor: (model) => upstreams[model.config.upstream],
     routing: config.routing,
+    webhookAllowPrivateNetworks: config.budgets.webhookAllowPrivateNetworks,
   };
 
   const webhooks = new BudgetWebhooks({
@@ -173,6 +174,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     maxRetryDelayMs: config.budgets.webhookMaxRetryDelayMs,
     maxAttempts: config.budgets.webhookMaxAttempts,
     timeoutMs: config.budgets.webhookTimeoutMs,
+    allowPrivateNetworks: config.budgets.webhookAllowPrivateNetworks,
   });
   webhooks.start();
 

@@ -96,7 +96,8 @@ describe("gateway: budgets per tag and per trace", function () {
   const costOf = (records: { cost: bigint }[]) => records.reduce((sum, record) => sum + record.cost, 0n);
 
   before(async function () {
-    h = await startGatewayHarness({ config: { budgets: { webhookPollMs: 50, webhookRetryBaseMs: 300 } } });
+    // The alert receiver below listens on loopback, which a production gateway refuses (webhook-destination.ts).
+    h = await startGatewayHarness({ config: { budgets: { webhookPollMs: 50, webhookRetryBaseMs: 300, webhookAllowPrivateNetworks: true } } });
     gateway = h.gateway;
     url = h.url;
     const estimate = gateway.ctx.tokenizer.countChatPromptSync("o200k_base", MESSAGES)!;

@@ -509,6 +509,8 @@ describe("gateway fuzz: hostile HTTP requests get OpenAI errors and change nothi
       fc.tuple(fc.constant("limit"), fc.constantFrom("0", "-5", "1.5", "abc", "", (2n ** 256n).toString(), "0x10")),
       fc.tuple(fc.constant("thresholdsBps"), fc.constantFrom([0], [10_001], [9000, 8000], [5000, 5000], [-1], [1.5], Array.from({ length: 9 }, (_, i) => (i + 1) * 1000), "8000")),
       fc.tuple(fc.constant("webhookUrl"), fc.constantFrom("not a url", "ftp://example.com/hook", "javascript:alert(1)", "file:///etc/passwd", `https://example.com/${"p".repeat(2050)}`)),
+      // Private networks are off by default: a buyer's webhook may not reach what only the gateway can.
+      fc.tuple(fc.constant("webhookUrl"), fc.constantFrom("http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/hook", "http://localhost:8080/hook", "http://10.0.0.5/hook", "http://[::ffff:192.168.1.1]/")),
       fc.tuple(fc.constant("degradeModel"), fc.constantFrom("no-such-model", "small-model")),
       fc.tuple(fc.constant("degradeThresholdBps"), fc.constantFrom(5000, 10_001, -1, "50%")),
       fc.tuple(fc.constant("label"), fc.constant("l".repeat(101))),

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getAddress, keccak256, toHex, type Address, type Hex } from "viem";
-import { UsageStore, type ApiKeyRecord, type SignedReceipt, type UsageRecordInput } from "../../server/store/usage-store";
+import { UsageStore, type ApiKeyRecord, type Budget, type SignedReceipt, type UsageRecordInput } from "../../server/store/usage-store";
 
 export const SIGNER = getAddress("0x1111111111111111111111111111111111111111");
 export const OTHER_SIGNER = getAddress("0x2222222222222222222222222222222222222222");
@@ -100,4 +100,24 @@ export function closeStores(): void {
 
 export function removeTempDirs(): void {
   for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** Alice's daily budget of 10,000 base units on `team:search`, alerting at 50% and 100%, with no webhook. */
+export function budget(overrides: Partial<Budget> = {}): Budget {
+  return {
+    id: "bud_search",
+    buyer: ALICE,
+    scope: "tag",
+    target: "team:search",
+    period: "day",
+    limit: 10_000n,
+    thresholdsBps: [5_000, 10_000],
+    webhookUrl: null,
+    webhookSecret: null,
+    degrade: null,
+    label: "",
+    createdAt: 1_700_000_000,
+    deletedAt: null,
+    ...overrides,
+  };
 }

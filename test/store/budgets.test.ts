@@ -5,31 +5,12 @@
  */
 import { expect } from "chai";
 import { periodEnd, periodStart } from "../../server/store/budget-periods";
-import { BudgetExistsError, type Budget, type UsageStore } from "../../server/store/usage-store";
-import { ALICE, closeStores, open, removeTempDirs, sign, storeWithKeys, tempDb, usage } from "../helpers/store-fixtures";
+import { BudgetExistsError, type UsageStore } from "../../server/store/usage-store";
+import { ALICE, budget, closeStores, open, removeTempDirs, sign, storeWithKeys, tempDb, usage } from "../helpers/store-fixtures";
 
 const at = (iso: string) => Date.parse(iso) / 1000;
 /** 2023-11-14T22:13:20Z, a Tuesday: the fixtures' servedAt. */
 const SERVED = 1_700_000_000;
-
-function budget(overrides: Partial<Budget> = {}): Budget {
-  return {
-    id: "bud_search",
-    buyer: ALICE,
-    scope: "tag",
-    target: "team:search",
-    period: "day",
-    limit: 10_000n,
-    thresholdsBps: [5_000, 10_000],
-    webhookUrl: null,
-    webhookSecret: null,
-    degrade: null,
-    label: "",
-    createdAt: SERVED,
-    deletedAt: null,
-    ...overrides,
-  };
-}
 
 const append = (store: UsageStore, overrides: Parameters<typeof usage>[0] = {}, traceId?: string) =>
   store.appendRecords([{ input: usage(overrides), sign, attribution: traceId ? { traceId } : undefined }]);

@@ -4,11 +4,14 @@
  * record's own transaction (the outbox), so it runs beside the request path and never on it: a receiver that
  * is down or slow delays and fails no call. Delivery is at least once (an answer lost after the receiver took
  * it is sent again); `tollgate-event-id` lets the receiver drop a repeat. A restart resumes from the outbox and
- * never sends a delivered alert again.
+ * never sends a delivered alert again. Alerts go only to public addresses unless the operator allows private
+ * networks (webhook-destination.ts says why).
  */
 import type { Logger } from "pino";
+import { fetch, type Agent } from "undici";
 import type { PendingBudgetAlert, UsageStore } from "../../store/usage-store";
 import { isoTime } from "./budget-status";
+import { publicOnlyAgent, webhookUrlProblem, type Resolver } from "./webhook-destination";
 import { SIGNATURE_HEADER, signWebhook } from "./webhook-signature";
 
 export interface BudgetWebhookOptions {
@@ -22,6 +25,10 @@ export interface BudgetWebhookOptions {
   /** Attempts before the alert is given up (logged as an error, kept in the store). */
   maxAttempts: number;
   timeoutMs: number;
+  /** Send to loopback, private and link-local addresses too (a receiver on the gateway's own host or LAN). */
+  allowPrivateNetworks: boolean;
+  /** Resolves webhook host names when private networks are off (default: the system's resolver). */
+  resolve?: Resolver;
 }
 
 /** The JSON body of an alert. Amounts are base-unit decimal strings. */
@@ -56,8 +63,12 @@ export class BudgetWebhooks {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Connections only to public addresses; none when private networks are allowed. */
+  private readonly dispatcher: Agent | undefined;
 
-  constructor(private readonly options: BudgetWebhookOptions) {}
+  constructor(private readonly options: BudgetWebhookOptions) {
+    this.dispatcher = options.allowPrivateNetworks ? undefined : publicOnlyAgent(options.resolve);
+  }
 
   start(): void {
     this.timer = setInterval(() => this.kick(), this.options.pollMs);
@@ -78,6 +89,7 @@ export class BudgetWebhooks {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    await this.dispatcher?.close();
   }
 
   private async pass(): Promise<void> {
@@ -104,12 +116,16 @@ export class BudgetWebhooks {
     const body = JSON.stringify(alertBody(alert, sentAt));
     let problem: string;
     try {
+      // A literal address connects without a lookup, so the public-only agent never sees it: judge it here.
+      const refused = webhookUrlProblem(budget.webhookUrl, this.options.allowPrivateNetworks);
+      if (refused !== null) throw new Error(`the webhook URL is not allowed: ${refused}; webhooks to private networks are off (budgets.webhookAllowPrivateNetworks)`);
       const response = await fetch(budget.webhookUrl, {
         method: "POST",
         headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signWebhook(budget.webhookSecret, sentAt, body), "tollgate-event-id": `alert_${alert.id}`, "user-agent": "tollgate-gateway" },
         body,
         signal: AbortSignal.timeout(this.options.timeoutMs),
         redirect: "manual",
+        dispatcher: this.dispatcher,
       });
       await response.body?.cancel();
       if (response.status >= 200 && response.status < 300) {

@@ -11,6 +11,7 @@ import type { z } from "zod";
 import { BudgetExistsError, type Budget } from "../../store/usage-store";
 import { DEFAULT_THRESHOLDS_BPS, createBudgetMessage, deleteBudgetMessage, listBudgetsMessage } from "../budgets/budget-messages";
 import { budgetView } from "../budgets/budget-status";
+import { webhookUrlProblem } from "../budgets/webhook-destination";
 import { signedRequest } from "../api-keys/wallet-messages";
 import type { GatewayContext } from "../context";
 import { GatewayError, invalidRequest } from "../errors";
@@ -28,6 +29,10 @@ export function createBudget(ctx: GatewayContext) {
     const { message } = signed;
     if (message.degradeModel !== "" && !ctx.state.model(message.degradeModel)) {
       throw invalidRequest(`Unknown degrade model ${message.degradeModel}. GET /v1/models lists the models on sale.`, "message.degradeModel", "model_not_found");
+    }
+    const destination = message.webhookUrl === "" ? null : webhookUrlProblem(message.webhookUrl, ctx.webhookAllowPrivateNetworks);
+    if (destination !== null) {
+      throw invalidRequest(`Alerts cannot be sent to ${message.webhookUrl}: ${destination}. Give a webhook on the public internet.`, "message.webhookUrl", "webhook_url_not_allowed");
     }
     await authorize(ctx, "CreateBudget", signed, {
       ...rawMessageOf(req.body),
