@@ -18,7 +18,7 @@ import { reservedInputTokens } from "../../server/gateway/metering/usage-counts"
 import { periodEnd, periodStart } from "../../server/store/budget-periods";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
-import { nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
+import { budgetMessage as budgetMessageOf, nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
 type Buyer = GatewayHarness["market"]["buyers"][number];
 type BudgetJson = Record<string, unknown> & { id: string; spent: string; limit: string; reserved: string; resets_at_unix: number; period_start_unix: number };
@@ -35,21 +35,7 @@ describe("gateway: budgets per tag and per trace", function () {
 
   const unixNow = () => Math.floor(Date.now() / 1000);
   const post = (path: string, body: unknown) => fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  const budgetMessage = (buyer: Buyer, overrides: Record<string, unknown> = {}) => ({
-    buyer: buyer.address,
-    label: "",
-    scope: "tag",
-    target: "team:support",
-    period: "day",
-    limit: "1000000",
-    thresholdsBps: [] as number[],
-    webhookUrl: "",
-    degradeThresholdBps: 0,
-    degradeModel: "",
-    issuedAt: String(unixNow()),
-    nonce: nonce(),
-    ...overrides,
-  });
+  const budgetMessage = (buyer: Buyer, overrides: Record<string, unknown> = {}) => budgetMessageOf(buyer.address, overrides);
   async function createBudget(buyer: Buyer, overrides: Record<string, unknown> = {}): Promise<BudgetJson & { webhook_secret: string | null }> {
     const message = budgetMessage(buyer, overrides);
     const response = await post("/v1/budgets", { message, signature: await h.signKeyMessage(buyer, "CreateBudget", message) });

@@ -21,7 +21,7 @@ import { getAddress } from "viem";
 import { recordCost } from "../../server/chain/pricing";
 import { reservedInputTokens } from "../../server/gateway/metering/usage-counts";
 import { SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
-import { nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
+import { budgetMessage, nonce, startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 
 const SCALE = Number(process.env.FUZZ_RUNS ?? 1);
 const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
@@ -487,20 +487,7 @@ describe("gateway fuzz: hostile HTTP requests get OpenAI errors and change nothi
 
   it("POST /v1/budgets, /v1/budgets/list, /v1/budgets/delete: hostile shapes, bad fields and forged signatures", async () => {
     const buyer = h.market.buyers[0];
-    const validBudget = () => ({
-      buyer: buyer.address,
-      label: "",
-      scope: "tag",
-      target: "team:search",
-      period: "day",
-      limit: "1000000",
-      thresholdsBps: [] as number[],
-      webhookUrl: "",
-      degradeThresholdBps: 0,
-      degradeModel: "",
-      issuedAt: String(Math.floor(Date.now() / 1000)),
-      nonce: nonce(),
-    });
+    const validBudget = () => budgetMessage(buyer.address, { target: "team:search" });
     // Exactly one field made wrong, the message signed by its buyer: only the field's check can refuse it.
     const wrongField = fc.oneof(
       fc.tuple(fc.constant("scope"), fc.oneof(fc.constantFrom("team", "", "TAG", "key"), notString)),

@@ -62,6 +62,25 @@ export function nonce(): Hex {
   return `0x${Buffer.from(ethers.randomBytes(32)).toString("hex")}`;
 }
 
+/** A `CreateBudget` message for `buyer`: a daily budget of 1,000,000 base units on `team:support`, no webhook, no degrade. */
+export function budgetMessage(buyer: string, overrides: Record<string, unknown> = {}) {
+  return {
+    buyer,
+    label: "",
+    scope: "tag",
+    target: "team:support",
+    period: "day",
+    limit: "1000000",
+    thresholdsBps: [] as number[],
+    webhookUrl: "",
+    degradeThresholdBps: 0,
+    degradeModel: "",
+    issuedAt: String(Math.floor(Date.now() / 1000)),
+    nonce: nonce(),
+    ...overrides,
+  };
+}
+
 export function gatewayConfigObject(dir: string, simUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   // Upstreams given in `extra` join the simulated one (whose URL is only known here) rather than replace it.
   const { upstreams, ...rest } = extra as { upstreams?: Record<string, unknown> };
