@@ -28,7 +28,7 @@ export interface GatewayBudget {
   resets_at_unix: number;
   thresholds_bps: number[];
   webhook_url: string | null;
-  /** Stored for routing to a cheaper model; the gateway does not act on it yet (it refuses at the limit). */
+  /** Past `threshold_bps` of the limit, the chat calls this budget governs are served by `model` (budget-degrade.ts). */
   degrade: { threshold_bps: number; model: string } | null;
   created_at: number;
 }

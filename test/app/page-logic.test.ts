@@ -6,6 +6,7 @@
 import { expect } from "chai";
 import { createApiKeyMessage } from "../../server/gateway/api-keys/wallet-messages";
 import { parseKeyForm, splitTags } from "../../app/src/views/keys/key-form-values";
+import { percent } from "../../app/src/lib/percent";
 import { csvFileName } from "../../app/src/views/usage/csv-export";
 import { dayOf, spendByDay } from "../../app/src/views/usage/spend-by-day";
 import type { ShownUsageRow } from "../../app/src/views/usage/usage-rows";
@@ -71,5 +72,14 @@ describe("keys and usage page logic", function () {
     expect(csvFileName(csv, {})).to.equal(`tollgate-usage_${dayOf(NOW)}_to_${dayOf(NOW + 2 * 86_400)}.csv`);
     expect(csvFileName("sequence,served_at\n", { from: NOW, to: NOW + 86_400 })).to.equal(`tollgate-usage_${dayOf(NOW)}_to_${dayOf(NOW)}.csv`);
     expect(csvFileName("sequence,served_at\n", {})).to.equal("tollgate-usage_start_to_now.csv");
+  });
+
+  it("shows the gateway's four-decimal shares as percentages by their digits", function () {
+    expect(percent("0.1234")).to.equal("12.34%");
+    expect(percent("0.5000")).to.equal("50%");
+    expect(percent("0.0010")).to.equal("0.1%");
+    expect(percent("1.0000")).to.equal("100%");
+    expect(percent("0.0000")).to.equal("0%");
+    expect(percent(null)).to.equal("—");
   });
 });

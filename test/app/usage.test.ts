@@ -9,7 +9,9 @@
 import fs from "node:fs";
 import { expect } from "chai";
 import { formatUnits, parseUnits } from "viem";
-import { createApiKey, deposit, setSignerAuthorization } from "../../client";
+import { createApiKey, createBudget, deposit, getUsageSummary, recordOutcome, setSignerAuthorization } from "../../client";
+import { formatAmount } from "../../app/src/lib/amounts";
+import { percent } from "../../app/src/lib/percent";
 import { startAppMarket, type AppMarket } from "../helpers/browser/app-market";
 
 const NARROW = { width: 390, height: 844 };
@@ -155,6 +157,57 @@ describe("Usage page (#/usage)", function () {
     } finally {
       await provider.send("evm_setAutomine", [true]);
     }
+  });
+
+  it("where the money went: spend by tag and by run, a workflow's retry tail and cost per completed run, and a budget's spend, as the gateway totals them", async function () {
+    const { decimals } = market.run.token;
+    const shown = (value: bigint) => formatAmount(value, market.run.token);
+    const spender = await market.newBuyer();
+    const client = await market.run.as(spender.key);
+    await deposit(client, { amount: parseUnits("20", decimals) });
+    const key = await createApiKey(client, { label: "triage bot", tags: ["team:support", "workflow:triage"] });
+    await createBudget(client, { scope: "tag", target: "team:support", period: "month", limit: parseUnits("5", decimals), label: "support monthly" });
+    const ask = (trace: string, headers: Record<string, string> = {}) =>
+      market.run.openai(key.key).chat.completions.create({ model: models[0], messages: [{ role: "user", content: `Triage ${trace}` }], max_tokens: 16 }, { headers: { "x-tollgate-trace-id": trace, ...headers } });
+    await ask("run-1", { "idempotency-key": "ticket-1" });
+    await ask("run-1", { "idempotency-key": "ticket-1" }); // the client retried: the same idempotency key
+    await ask("run-2");
+    await recordOutcome(client, { apiKey: key.key, traceId: "run-1", type: "ticket_resolved", success: true });
+    await recordOutcome(client, { apiKey: key.key, traceId: "run-2", type: "ticket_resolved", success: false });
+
+    const stored = market.run.gateway.ctx.store.recordsOf(spender.account.address, {});
+    expect(stored).to.have.length(3);
+    const total = stored.reduce((sum, record) => sum + record.cost, 0n);
+    const runCost = (trace: string) => stored.filter((record) => record.attribution?.traceId === trace).reduce((sum, record) => sum + record.cost, 0n);
+    // The gateway's own figures for this buyer, checked against its records before the page is.
+    const summary = await getUsageSummary(client, { apiKey: key.key, groupBy: ["tag"] });
+    const triage = summary.workflows.find((workflow) => workflow.workflow.endsWith("triage"))!;
+    expect(triage).to.deep.include({ runs: 2, retry_calls: 1, retry_cost: stored[1].cost.toString(), successful_runs: 1, cost_per_completed_run: total.toString() });
+
+    const { page } = await market.openApp({ path: "#/usage", account: spender.key, viewport: NARROW });
+    await page.getByRole("button", { name: "Sign in to the gateway" }).click();
+    const byTag = page.getByRole("region", { name: "Spend by team or workflow tag" });
+    const sum = (field: "inputTokens" | "cachedInputTokens" | "outputTokens") => stored.reduce((total, record) => total + record[field], 0).toLocaleString();
+    for (const tag of ["team:support", "workflow:triage"]) {
+      const row = byTag.getByRole("row", { name: new RegExp(`^${tag} `) });
+      await row.waitFor();
+      const cells = await row.getByRole("cell").allTextContents();
+      expect(cells).to.deep.equal([tag, "3", sum("inputTokens"), sum("cachedInputTokens"), sum("outputTokens"), shown(total)]);
+    }
+    const workflows = page.getByRole("region", { name: "Workflows: retries and cost per completed run" });
+    const row = await workflows.getByRole("row", { name: new RegExp(triage.workflow) }).textContent();
+    expect(row).to.include(`${shown(stored[1].cost)} (${percent(triage.retry_cost_share)})`);
+    expect(row).to.include(shown(total)); // cost per completed run: every run's cost over the one that succeeded
+    const budgets = page.getByRole("region", { name: "Budgets this period" });
+    expect(await budgets.getByRole("row", { name: /^support monthly/ }).textContent()).to.include(shown(total)).and.to.include(shown(parseUnits("5", decimals)));
+    await market.expectNoA11yViolations(page, "usage: where the money went");
+    await market.expectFitsWidth(page);
+
+    // By run: each trace's own calls.
+    await page.getByLabel("Total spend by").selectOption("trace");
+    const byRun = page.getByRole("region", { name: "Spend by run (trace id)" });
+    for (const trace of ["run-1", "run-2"]) expect(await byRun.getByRole("row", { name: new RegExp(`^${trace} `) }).textContent()).to.include(shown(runCost(trace)));
+    market.expectNoConsoleErrors(page);
   });
 
   it("a call settled by a gateway key the provider has since retired still verifies: its signer was authorized when it settled", async function () {

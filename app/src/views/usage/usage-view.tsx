@@ -20,6 +20,7 @@ import { filtersOf, NO_FILTERS, UsageFilters, type FilterText } from "./usage-fi
 import type { ShownUsage, ShownUsageRow } from "./usage-rows";
 import { UsageTable, type VerdictState } from "./usage-table";
 import { batchSource, verifyUsageRows } from "./verify-usage";
+import { WhereMoneyWent } from "./where-money-went";
 
 export const PAGE_SIZE = 25;
 
@@ -106,6 +107,9 @@ export function UsageView({ token: sessionToken, session }: { token: string; ses
             <SpendChart rows={range.data.data} truncated={range.data.has_more} keyLabel={keyLabel} />
           </>
         )}
+      </Card>
+      <Card title="Where the money went">
+        <WhereMoneyWent sessionToken={sessionToken} filters={filters} keyLabel={keyLabel} />
       </Card>
       <Card
         title="Calls"
