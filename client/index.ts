@@ -28,6 +28,8 @@ export * from "./actions/get-gateway-balance";
 export * from "./actions/get-payment-token";
 export * from "./actions/get-provider-by-owner";
 export * from "./actions/get-provider-dashboard";
+export * from "./actions/get-subscription";
+export * from "./actions/get-subscription-plans";
 export * from "./actions/get-token-capabilities";
 export * from "./actions/get-usage";
 export * from "./actions/get-usage-log";

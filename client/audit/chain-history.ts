@@ -46,12 +46,14 @@ export interface ChainHistory {
   credits: Address;
   /** The ERC-20 the vault holds (`paymentToken()`). */
   paymentToken: Address;
+  /** The subscriptions contract Tollgate deployed (`subscriptions()`); absent on a deployment from before subscriptions. */
+  subscriptions?: Address;
   /** The block Tollgate was deployed in: the history starts there. */
   deployBlock: bigint;
   /** The last block of the history; the state reader reads at this block. */
   auditBlock: bigint;
   /**
-   * Every log of Tollgate and of the credits token, and the payment token's `Transfer` logs into and out of
+   * Every log of Tollgate, of the credits token and of the subscriptions contract, and the payment token's `Transfer` logs into and out of
    * Tollgate, from `deployBlock` to `auditBlock`, ordered by (blockNumber, logIndex).
    */
   logs: HistoryLog[];
@@ -78,4 +80,8 @@ export interface ChainStateReader {
   bond?(providerId: number): Promise<{ available: bigint; pending: bigint; withdrawableAt: bigint }>;
   /** `disputeAwardOf(beneficiary)`, where the deployment keeps dispute awards; absent on one that does not. */
   disputeAward?(beneficiary: Address): Promise<{ amount: bigint; claimableAt: bigint }>;
+  /** `subscriptionOf(buyer, providerId)` of the subscriptions contract; absent on a deployment without one. */
+  subscription?(buyer: Address, providerId: number): Promise<{ id: bigint; planId: bigint; startedAt: number; paidPeriods: number; active: boolean; cancelled: boolean }>;
+  /** `includedUsedOf(subscriptionId, periodIndex)`; present with `subscription`. */
+  includedUsed?(subscriptionId: bigint, periodIndex: number): Promise<bigint>;
 }

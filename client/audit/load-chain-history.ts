@@ -15,6 +15,7 @@ import { BlockReader } from "./rpc/block-reader";
 import type { CheckpointStore } from "./rpc/checkpoint";
 import { ChainHistoryLoadError, firstLine } from "./rpc/errors";
 import { findDeployBlock } from "./rpc/find-deploy-block";
+import { classifyRpcError } from "./rpc/provider-errors";
 import { scanLogs, type LogFilter, type ScanProgress } from "./rpc/log-scan";
 import { mapWithLimit, RpcCaller, type RpcCallerOptions } from "./rpc/rpc-caller";
 
@@ -64,10 +65,10 @@ export type LoadChainHistoryReturnType = ChainHistory & { stats: LoadStats };
 export type LoadChainHistoryErrorType = ChainHistoryLoadError;
 
 /** The filters that together select every log the auditor needs. */
-export function historyLogFilters(tollgate: Address, credits: Address, paymentToken: Address): LogFilter[] {
+export function historyLogFilters(tollgate: Address, credits: Address, paymentToken: Address, subscriptions?: Address): LogFilter[] {
   const self = pad(tollgate.toLowerCase() as Hex, { size: 32 });
   return [
-    { address: [tollgate, credits] },
+    { address: subscriptions ? [tollgate, credits, subscriptions] : [tollgate, credits] },
     // Only the payment token's transfers that move the vault's tokens: a real stablecoin has millions of others.
     { address: paymentToken, topics: [TRANSFER_TOPIC, null, self] },
     { address: paymentToken, topics: [TRANSFER_TOPIC, self] },
@@ -83,6 +84,28 @@ async function readAddress(rpc: RpcCaller, tollgate: Address, functionName: "cre
       cause: error,
       hint: "is this a Tollgate contract? Check the address (or the deployment file) and the chain",
     });
+  }
+}
+
+/**
+ * The subscriptions contract Tollgate deployed, or undefined for a deployment from before subscriptions (whose
+ * Tollgate has no `subscriptions()`: the call reverts, and the node answers with an error, not an address).
+ */
+async function readSubscriptionsAddress(rpc: RpcCaller, tollgate: Address, block: bigint): Promise<Address | undefined> {
+  const data = encodeFunctionData({ abi: tollgateAbi, functionName: "subscriptions" });
+  let answer: Hex;
+  try {
+    answer = await rpc.call<Hex>("eth_call", [{ to: tollgate, data }, numberToHex(block)], "Tollgate.subscriptions()");
+  } catch (error) {
+    // A revert is the older Tollgate's answer; a provider that keeps failing is not, and must not hide the satellite's logs.
+    if (error instanceof ChainHistoryLoadError && classifyRpcError(error.cause).kind === "fatal") return undefined;
+    throw error;
+  }
+  if (answer === "0x") return undefined;
+  try {
+    return getAddress(decodeFunctionResult({ abi: tollgateAbi, functionName: "subscriptions", data: answer }));
+  } catch {
+    return undefined;
   }
 }
 
@@ -112,7 +135,11 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
       hint: "check the Tollgate address (or the deployment file) and that the RPC URL serves the chain it was deployed on",
     });
   }
-  const [credits, paymentToken] = await Promise.all([readAddress(rpc, tollgate, "credits", auditBlock), readAddress(rpc, tollgate, "paymentToken", auditBlock)]);
+  const [credits, paymentToken, subscriptions] = await Promise.all([
+    readAddress(rpc, tollgate, "credits", auditBlock),
+    readAddress(rpc, tollgate, "paymentToken", auditBlock),
+    readSubscriptionsAddress(rpc, tollgate, auditBlock),
+  ]);
 
   let deployBlock = target.deployBlock;
   let deployBlockRequests = 0;
@@ -128,7 +155,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
   const scan = await scanLogs(
     rpc,
     { chainId, tollgate, deployBlock, auditBlock, auditBlockHash: head.hash },
-    historyLogFilters(tollgate, credits, paymentToken),
+    historyLogFilters(tollgate, credits, paymentToken, subscriptions),
     { maxRange: options.maxRange, checkpoint: options.checkpoint, onProgress: options.onProgress, onNotice: notice },
   );
 
@@ -188,6 +215,7 @@ export async function loadChainHistory(client: PublicClient, target: LoadChainHi
     tollgate,
     credits,
     paymentToken,
+    ...(subscriptions && { subscriptions }),
     deployBlock,
     auditBlock,
     logs: scan.logs,

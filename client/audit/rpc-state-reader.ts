@@ -8,7 +8,7 @@
  * Browser-safe: viem only.
  */
 import { decodeFunctionResult, encodeFunctionData, erc20Abi, numberToHex, type Abi, type Address, type Hex, type PublicClient } from "viem";
-import { tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
+import { tollgateAbi, tollgateCreditsAbi, tollgateSubscriptionsAbi } from "../../server/chain/abis";
 import type { ChainHistory, ChainStateReader } from "./chain-history";
 import { RpcCaller, type RpcCallerOptions } from "./rpc/rpc-caller";
 
@@ -28,7 +28,7 @@ export type RpcStateReader = ChainStateReader & {
 
 export function rpcStateReader(
   client: PublicClient,
-  history: Pick<ChainHistory, "tollgate" | "credits" | "paymentToken" | "auditBlock">,
+  history: Pick<ChainHistory, "tollgate" | "credits" | "paymentToken" | "auditBlock" | "subscriptions">,
   options: RpcStateReaderOptions = {},
 ): RpcStateReader {
   const rpc = new RpcCaller(client, options);
@@ -87,6 +87,21 @@ export function rpcStateReader(
       const [amount, claimableAt] = (await read(history.tollgate, tollgateAbi, "disputeAwardOf", [beneficiary])) as readonly [bigint, bigint];
       return { amount, claimableAt };
     };
+  }
+  const subscriptions = history.subscriptions;
+  if (subscriptions) {
+    reader.subscription = async (buyer, providerId) => {
+      const found = (await read(subscriptions, tollgateSubscriptionsAbi, "subscriptionOf", [buyer, providerId])) as {
+        id: bigint;
+        planId: number;
+        startedAt: number;
+        paidPeriods: number;
+        active: boolean;
+        cancelled: boolean;
+      };
+      return { id: found.id, planId: BigInt(found.planId), startedAt: Number(found.startedAt), paidPeriods: Number(found.paidPeriods), active: found.active, cancelled: found.cancelled };
+    };
+    reader.includedUsed = async (subscriptionId, periodIndex) => (await read(subscriptions, tollgateSubscriptionsAbi, "includedUsedOf", [subscriptionId, BigInt(periodIndex)])) as bigint;
   }
   return reader;
 }

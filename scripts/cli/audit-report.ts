@@ -17,7 +17,7 @@ export interface AuditRunFacts {
   checkpoint?: string;
 }
 
-const USAGE_COLUMNS = ["records", "input", "cached", "output", "cost", "from balance", "credits", "shortfall"] as const;
+const USAGE_COLUMNS = ["records", "input", "cached", "output", "cost", "from balance", "credits", "subscription", "shortfall"] as const;
 
 function usageCells(totals: UsageTotals, money: (value: bigint) => string): string[] {
   return [
@@ -28,6 +28,7 @@ function usageCells(totals: UsageTotals, money: (value: bigint) => string): stri
     money(totals.cost),
     money(totals.fromBalance),
     money(totals.coveredByCredits),
+    money(totals.coveredBySubscription),
     money(totals.shortfall),
   ];
 }
@@ -166,6 +167,7 @@ export const CSV_HEADER = [
   "cost",
   "from_balance",
   "covered_by_credits",
+  "covered_by_subscription",
   "shortfall",
 ] as const;
 
@@ -190,6 +192,7 @@ export function renderAuditCsv(audit: ChainAudit): string {
       totals.cost,
       totals.fromBalance,
       totals.coveredByCredits,
+      totals.coveredBySubscription,
       totals.shortfall,
     ]);
   const report = audit.report;

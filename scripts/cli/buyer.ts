@@ -27,6 +27,7 @@ import { tollgateAbi, tollgateCreditsAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, MAX_UINT32, parseAddress, parseDuration, parseId, parseInteger } from "./arguments";
 import { registerBudgetCommands } from "./buyer-budgets";
 import { registerKeyCommands, gatewayBalance } from "./buyer-keys";
+import { registerBuyerSubscriptions } from "./subscriptions";
 import { CliError } from "./errors";
 import { ENV, envValue, examples, type CliContext, type Connection, type ContextFactory } from "./context";
 
@@ -429,6 +430,7 @@ export function registerBuyer(program: Command, context: ContextFactory): void {
 
   registerKeyCommands(buyer, context);
   registerBudgetCommands(buyer, context);
+  registerBuyerSubscriptions(buyer, context);
 
   buyer
     .command("balance")

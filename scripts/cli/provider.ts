@@ -20,6 +20,7 @@ import { formatDuration, formatTimestamp, MAX_UINT32, parseAddress, parseId, par
 import { examples, type CliContext, type Connection, type ContextFactory } from "./context";
 import { CliError } from "./errors";
 import { registerProviderBond } from "./provider-bond";
+import { registerProviderSubscriptionPlans } from "./subscriptions";
 
 interface PriceOptions {
   input?: string;
@@ -419,4 +420,5 @@ export function registerProvider(program: Command, context: ContextFactory): voi
     .action((id: string, _options: unknown, cmd: Command) => show(context(cmd), id));
 
   registerProviderBond(provider, context);
+  registerProviderSubscriptionPlans(provider, context);
 }

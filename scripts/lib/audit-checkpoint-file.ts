@@ -14,7 +14,11 @@ import { deserializeLog, serializeLog, type Checkpoint, type CheckpointBlock, ty
 
 /** Chunk lines appended before the file is compacted into one snapshot. */
 const COMPACT_AFTER = 256;
-const VERSION = 1;
+/**
+ * 2: the logs include the subscriptions contract's. A version 1 file lacks them, so it is not resumed from (the scan
+ * starts over) rather than replayed into false balance findings.
+ */
+const VERSION = 2;
 
 interface SerializedTrail {
   block: string;

@@ -2,7 +2,8 @@
  * One decoded event applied to the ledger, as the contract that emitted it changed its state: the registry's
  * events build providers, models, price epochs, plans and signer authorizations; the vault's move balances,
  * withdrawals, earnings, fees, bonds and dispute awards; the credits token's move credits; the payment token's
- * are counted into the transaction's flows. `BatchSettled` is not here: `settleBatch` replays it.
+ * are counted into the transaction's flows; the subscriptions contract's go to `applySubscriptionEvent`.
+ * `BatchSettled` is not here: `settleBatch` replays it.
  *
  * Credit purchases: `buyCredits` pulls the price from the payer's wallet, `buyCreditsWithBalance` debits the
  * payer's vault balance, and `CreditsPurchased` is the same for both. The rule: a purchase was paid from the
@@ -17,6 +18,7 @@ import type { AuditEvent, Emitter } from "./decode-logs";
 import type { FindingList, FindingLocation } from "./findings";
 import { buyerOf, type Ledger, type ProviderLedger } from "./ledger";
 import { isMint, type TransactionFlows } from "./transaction-flows";
+import { applySubscriptionEvent } from "./apply-subscription-event";
 
 export interface EventContext {
   ledger: Ledger;
@@ -50,6 +52,7 @@ export function applyEvent(context: EventContext, event: AuditEvent, emitter: Em
     }
     return;
   }
+  if (emitter === "subscriptions") return applySubscriptionEvent(context, event);
   if (emitter === "credits") {
     const moves: { from: Address; to: Address; id: bigint; value: bigint }[] = [];
     if (event.eventName === "TransferSingle") moves.push({ from: event.args.from, to: event.args.to, id: event.args.id, value: event.args.value });

@@ -31,7 +31,11 @@ export interface BuyerDraw {
   cost: bigint;
   /** The part of `cost` the plan could cover (model in the plan, served before its expiry). */
   eligibleCost: bigint;
-  /** What the spending cap let through. */
+  /** Of `cost`: drawn from a subscription's included usage (paid by its period price, no money moves now). */
+  coveredBySubscription: bigint;
+  /** Of `cost`: covered usage beyond the included value that a REFUSE plan refused (counted in `shortfall`). */
+  refusedBySubscription: bigint;
+  /** What the spending cap let through (of what the subscription did not cover). */
   chargeable: bigint;
   coveredByCredits: bigint;
   creditsBurned: bigint;

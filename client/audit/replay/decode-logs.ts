@@ -1,17 +1,17 @@
 /**
  * The logs of a history decoded with the ABIs the auditor trusts: Tollgate's for logs of Tollgate, the
- * ERC-1155's for the credits token, ERC-20 `Transfer` for the payment token. A log of an address the history does not name, or whose topic no ABI knows, decodes to
+ * ERC-1155's for the credits token, the subscriptions satellite's for it (where the deployment has one), ERC-20 `Transfer` for the payment token. A log of an address the history does not name, or whose topic no ABI knows, decodes to
  * `undefined` and becomes a finding, never an exception.
  */
 import { decodeEventLog, getAddress, toEventSelector, type AbiEvent, type Address, type DecodeEventLogReturnType, type Hex } from "viem";
-import { testUsdAbi, tollgateAbi, tollgateCreditsAbi } from "../../../server/chain/abis";
+import { testUsdAbi, tollgateAbi, tollgateCreditsAbi, tollgateSubscriptionsAbi } from "../../../server/chain/abis";
 import type { ChainHistory, HistoryLog } from "../chain-history";
 
-const auditAbi = [...tollgateAbi, ...tollgateCreditsAbi, ...testUsdAbi] as const;
+const auditAbi = [...tollgateAbi, ...tollgateCreditsAbi, ...tollgateSubscriptionsAbi, ...testUsdAbi] as const;
 
 export type AuditEvent = DecodeEventLogReturnType<typeof auditAbi>;
 
-export type Emitter = "tollgate" | "credits" | "token";
+export type Emitter = "tollgate" | "credits" | "subscriptions" | "token";
 
 function eventsBySelector(abi: readonly unknown[], names?: readonly string[]): Map<Hex, readonly [AbiEvent]> {
   const bySelector = new Map<Hex, readonly [AbiEvent]>();
@@ -25,16 +25,17 @@ function eventsBySelector(abi: readonly unknown[], names?: readonly string[]): M
 }
 
 export interface LogDecoder {
-  /** The decoded event and which of the three contracts emitted it, or undefined (with why) when it cannot be decoded. */
+  /** The decoded event and which of the contracts emitted it, or undefined (with why) when it cannot be decoded. */
   decode(log: HistoryLog): { emitter: Emitter; event: AuditEvent } | { emitter?: Emitter; error: string };
 }
 
-export function logDecoder(history: Pick<ChainHistory, "tollgate" | "credits" | "paymentToken">): LogDecoder {
+export function logDecoder(history: Pick<ChainHistory, "tollgate" | "credits" | "paymentToken" | "subscriptions">): LogDecoder {
   const byEmitter = new Map<Address, { emitter: Emitter; events: Map<Hex, readonly [AbiEvent]> }>([
     [getAddress(history.tollgate), { emitter: "tollgate", events: eventsBySelector(tollgateAbi) }],
     [getAddress(history.credits), { emitter: "credits", events: eventsBySelector(tollgateCreditsAbi) }],
     [getAddress(history.paymentToken), { emitter: "token", events: eventsBySelector(testUsdAbi, ["Transfer"]) }],
   ]);
+  if (history.subscriptions) byEmitter.set(getAddress(history.subscriptions), { emitter: "subscriptions", events: eventsBySelector(tollgateSubscriptionsAbi) });
   const addressCache = new Map<string, Address>();
   return {
     decode(log) {
@@ -44,7 +45,7 @@ export function logDecoder(history: Pick<ChainHistory, "tollgate" | "credits" | 
         addressCache.set(log.address, address);
       }
       const source = byEmitter.get(address);
-      if (!source) return { error: `a log of ${address}, which is none of Tollgate, its credits token or its payment token` };
+      if (!source) return { error: `a log of ${address}, which is none of Tollgate, its credits token, its subscriptions contract or its payment token` };
       const abi = log.topics[0] ? source.events.get(log.topics[0]) : undefined;
       if (!abi) return { emitter: source.emitter, error: `an event with topic ${log.topics[0] ?? "(none)"} that the ${source.emitter} ABI does not know` };
       try {

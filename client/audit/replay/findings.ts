@@ -28,6 +28,7 @@ export const FINDING_CODES = [
   "shortfall_mismatch",
   "shortfall_event_mismatch",
   "credits_burned_mismatch",
+  "included_usage_mismatch",
   "fee_mismatch",
   "totals_mismatch",
   // Events that contradict the ledger rebuilt from the events before them
@@ -41,6 +42,7 @@ export const FINDING_CODES = [
   "credits_mismatch",
   "credit_change_mismatch",
   "spending_window_mismatch",
+  "subscription_mismatch",
   "earnings_mismatch",
   "protocol_fees_mismatch",
   "bond_mismatch",

@@ -71,6 +71,32 @@ export interface SignerState {
   history: SignerAuthorization[];
 }
 
+/** `ITollgateSubscriptions.SubscriptionPlan`, as `SubscriptionPlanDefined` states it (plans never change). */
+export interface SubscriptionPlanTerms {
+  planId: bigint;
+  providerId: number;
+  /** Seconds. */
+  period: number;
+  price: bigint;
+  includedValue: bigint;
+  modelMask: bigint;
+  /** Overage rule REFUSE (else BILL_BALANCE). */
+  refuse: boolean;
+}
+
+/** `ITollgateSubscriptions.Subscription` of one buyer with one provider, as its events leave it. */
+export interface SubscriptionState {
+  buyer: Address;
+  providerId: number;
+  id: bigint;
+  planId: bigint;
+  startedAt: number;
+  /** Periods [0, paidPeriods) are paid: `paidUntil = startedAt + paidPeriods * period`. */
+  paidPeriods: number;
+  active: boolean;
+  cancelled: boolean;
+}
+
 /** A beneficiary's unclaimed dispute awards (`disputeAwardOf`): refunds and penalties from provider bonds. */
 export interface AwardState {
   amount: bigint;
@@ -88,6 +114,13 @@ export interface Ledger {
   models: Map<number, ModelState>;
   plans: Map<bigint, CreditPlanTerms>;
   signers: Map<Address, SignerState>;
+  subscriptionPlans: Map<bigint, SubscriptionPlanTerms>;
+  /** The latest subscription of each buyer with each provider (`subscriptionKey`), ended or not, as the satellite keeps it. */
+  subscriptions: Map<string, SubscriptionState>;
+  /** Subscriptions ever started: the next one's id is this plus one. */
+  subscriptionCount: bigint;
+  /** Included value drawn per subscription id and period index (`includedUsedOf`), rebuilt by replaying settlement. */
+  includedUsed: Map<bigint, Map<number, bigint>>;
   protocolFees: bigint;
   feeBps: bigint;
   /** Payment-token Transfer logs into and out of Tollgate, summed. */
@@ -109,6 +142,10 @@ export function emptyLedger(): Ledger {
     models: new Map(),
     plans: new Map(),
     signers: new Map(),
+    subscriptionPlans: new Map(),
+    subscriptions: new Map(),
+    subscriptionCount: 0n,
+    includedUsed: new Map(),
     protocolFees: 0n,
     feeBps: 0n,
     tokensIn: 0n,
@@ -124,6 +161,19 @@ export function buyerOf(ledger: Ledger, buyer: Address): BuyerLedger {
     ledger.buyers.set(buyer, found);
   }
   return found;
+}
+
+export function subscriptionKey(buyer: Address, providerId: number): string {
+  return `${buyer}:${providerId}`;
+}
+
+/** End of a subscription's paid periods: records served before it (and from `startedAt`) may draw included usage. */
+export function paidUntil(subscription: SubscriptionState, plan: SubscriptionPlanTerms): number {
+  return subscription.startedAt + subscription.paidPeriods * plan.period;
+}
+
+export function includedUsedOf(ledger: Ledger, subscriptionId: bigint, periodIndex: number): bigint {
+  return ledger.includedUsed.get(subscriptionId)?.get(periodIndex) ?? 0n;
 }
 
 /** What the vault owes by the ledger: DESIGN invariant 1's right-hand side, bonds and unclaimed dispute awards included. */

@@ -16,6 +16,8 @@ export interface UsageTotals {
   cost: bigint;
   fromBalance: bigint;
   coveredByCredits: bigint;
+  /** Drawn from subscriptions' included usage (paid for by their period prices, not by this usage). */
+  coveredBySubscription: bigint;
   shortfall: bigint;
 }
 
@@ -29,7 +31,7 @@ export interface UsageReport {
 }
 
 export function emptyTotals(): UsageTotals {
-  return { records: 0, inputTokens: 0n, cachedInputTokens: 0n, outputTokens: 0n, cost: 0n, fromBalance: 0n, coveredByCredits: 0n, shortfall: 0n };
+  return { records: 0, inputTokens: 0n, cachedInputTokens: 0n, outputTokens: 0n, cost: 0n, fromBalance: 0n, coveredByCredits: 0n, coveredBySubscription: 0n, shortfall: 0n };
 }
 
 /** One record's share of its buyer's draw, as attributed above. */
@@ -44,6 +46,7 @@ export interface RecordShare {
   cost: bigint;
   fromBalance: bigint;
   coveredByCredits: bigint;
+  coveredBySubscription: bigint;
   shortfall: bigint;
 }
 
@@ -57,6 +60,7 @@ function add(totals: UsageTotals, share: RecordShare, input: bigint, cached: big
   totals.cost += share.cost;
   totals.fromBalance += share.fromBalance;
   totals.coveredByCredits += share.coveredByCredits;
+  totals.coveredBySubscription += share.coveredBySubscription;
   totals.shortfall += share.shortfall;
 }
 
@@ -102,26 +106,29 @@ export class ReportBuilder {
 
 /**
  * Splits one buyer's draw in one batch over its records, as the header says: credits to the records the plan
- * covers first, then the balance, in sequence order; what is left of each record is its shortfall.
+ * covers first, then the balance, in sequence order; what is left of each record is its shortfall. A record's
+ * subscription share is exact (settlement draws included usage record by record): what it drew from included
+ * value is covered, what a REFUSE plan refused is shortfall, and only the rest takes part in the split.
  */
 export function attributeDraw(
   report: ReportBuilder,
   providerId: number,
   records: readonly DecodedRecord[],
-  priced: readonly { cost: bigint; eligible: boolean }[],
+  priced: readonly { cost: bigint; eligible: boolean; included?: bigint; refused?: bigint }[],
   coveredByCredits: bigint,
   fromBalance: bigint,
 ): void {
   let credits = coveredByCredits;
   let balance = fromBalance;
-  const fromCredits = priced.map(({ cost, eligible }) => {
+  const rest = priced.map(({ cost, included = 0n, refused = 0n }) => cost - included - refused);
+  const fromCredits = priced.map(({ eligible }, i) => {
     if (!eligible || credits === 0n) return 0n;
-    const share = cost < credits ? cost : credits;
+    const share = rest[i] < credits ? rest[i] : credits;
     credits -= share;
     return share;
   });
   records.forEach((record, i) => {
-    const left = priced[i].cost - fromCredits[i];
+    const left = rest[i] - fromCredits[i];
     const paid = left < balance ? left : balance;
     balance -= paid;
     report.add({
@@ -135,7 +142,8 @@ export function attributeDraw(
       cost: priced[i].cost,
       fromBalance: paid,
       coveredByCredits: fromCredits[i],
-      shortfall: left - paid,
+      coveredBySubscription: priced[i].included ?? 0n,
+      shortfall: left - paid + (priced[i].refused ?? 0n),
     });
   });
 }

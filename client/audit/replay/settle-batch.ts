@@ -15,6 +15,7 @@ import type { AuditedBatch, AuditedRecord, UnreadableBatch } from "./audited-bat
 import { batchCommitment, recoverBatchSigner } from "./batch-signature";
 import { readBatchTables, type BatchTables } from "./batch-tables";
 import { drawBuyer, remainingAllowance } from "./draw-rules";
+import { describeIncludedDraw, drawIncludedUsage } from "./included-usage";
 import type { FindingList, FindingLocation } from "./findings";
 import { buyerOf, type Ledger, type SignerState } from "./ledger";
 import { attributeDraw, type ReportBuilder } from "./report";
@@ -106,6 +107,13 @@ function applyUnreadable(context: SettleContext, event: BatchSettledArgs, log: H
   }
   flows.burns = [];
   flows.shortfalls = flows.shortfalls.filter((s) => !(s.signer === event.signer && s.firstSequence === event.firstSequence && s.log.logIndex < log.logIndex));
+  // What the subscriptions contract says it drew is all there is to go on: the ledger takes it.
+  for (const draw of flows.includedDraws) {
+    let periods = ledger.includedUsed.get(draw.subscriptionId);
+    if (!periods) ledger.includedUsed.set(draw.subscriptionId, (periods = new Map()));
+    periods.set(Number(draw.periodIndex), draw.usedInPeriod);
+  }
+  flows.includedDraws = [];
 }
 
 interface ModelEntry {
@@ -263,6 +271,32 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
   }
   audited.rebuiltCost = rebuiltCost;
 
+  // Subscriptions' included usage comes out of each bucket before credits and balance (a REFUSE plan's excess too).
+  const included = drawIncludedUsage(ledger, {
+    providerId: event.providerId,
+    firstSequence: event.firstSequence,
+    buyers: buyers.map((entry) => entry.buyer),
+    buyerIndex: tables.buyerIndex,
+    modelIndex: tables.modelIndex,
+    servedAt: (n) => tables.records[n].servedAt,
+    costs,
+    eligible,
+    maskBits: models.map((model) => (model.epoch ? 1n << BigInt(model.localIndex) : undefined)),
+  });
+  const reportedDraws = flows.includedDraws;
+  flows.includedDraws = [];
+  for (let i = 0; i < Math.max(included.events.length, reportedDraws.length); i++) {
+    const expected = included.events[i];
+    const found = reportedDraws[i];
+    findings.compare(
+      "included_usage_mismatch",
+      `IncludedUsageDrawn ${i + 1} of this batch, by the subscription rules vs as the subscriptions contract reported it`,
+      { ...where, buyer: (expected ?? found)!.buyer, ...(found && { logIndex: found.log.logIndex }) },
+      expected ? describeIncludedDraw(expected) : "none",
+      found ? describeIncludedDraw(found) : "none",
+    );
+  }
+
   // Each buyer's draw, by the rules, against what the event and the transaction's logs report.
   const burnsReported = new Map<string, bigint>();
   for (const burn of flows.burns) burnsReported.set(`${burn.holder}:${burn.planId}`, (burnsReported.get(`${burn.holder}:${burn.planId}`) ?? 0n) + burn.amount);
@@ -285,9 +319,10 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
     const limit = account.limits.get(event.providerId);
     const allowance = remainingAllowance(limit, blockTime);
     const planKey = entry.planId;
-    const result = drawBuyer({
-      otherCost: entry.otherCost,
-      eligibleCost: entry.eligibleCost,
+    const covered = included.buyers[j];
+    const drawn = drawBuyer({
+      otherCost: entry.otherCost - covered.fromOther,
+      eligibleCost: entry.eligibleCost - covered.fromEligible,
       allowance,
       credits: entry.plan ? account.credits.get(planKey) ?? 0n : 0n,
       creditValue: entry.plan?.valuePerCredit ?? 1n,
@@ -296,6 +331,8 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
       pendingWithdrawal: account.pendingWithdrawal,
       feeBps: ledger.feeBps,
     });
+    // The batch's cost counts what the subscription covered; what a REFUSE plan refused is shortfall, never charged.
+    const result = { ...drawn, total: drawn.total + covered.included + covered.refused, shortfall: drawn.shortfall + covered.refused };
     account.balance = result.balance;
     account.pendingWithdrawal = result.pendingWithdrawal;
     if (entry.plan) account.creditChange.set(planKey, result.creditChange);
@@ -320,6 +357,8 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
       planId: planKey,
       cost: result.total,
       eligibleCost: entry.eligibleCost,
+      coveredBySubscription: covered.included,
+      refusedBySubscription: covered.refused,
       chargeable: result.chargeable,
       coveredByCredits: result.coveredByCredits,
       creditsBurned: result.creditsBurned,
@@ -330,7 +369,7 @@ export async function settleBatch(context: SettleContext, log: HistoryLog, event
       reportedShortfall: said.shortfall,
     });
     if (context.report && (!context.reportBuyer || context.reportBuyer === entry.buyer)) {
-      attributeDraw(context.report, event.providerId, entry.records.map((n) => tables.records[n]), entry.records.map((n) => ({ cost: costs[n], eligible: eligible[n] === 1 })), result.coveredByCredits, result.fromBalance);
+      attributeDraw(context.report, event.providerId, entry.records.map((n) => tables.records[n]), entry.records.map((n) => ({ cost: costs[n], eligible: eligible[n] === 1, included: included.included[n], refused: included.refused[n] })), result.coveredByCredits, result.fromBalance);
     }
   }
   for (const [buyer, amount] of shortfallsReported) {

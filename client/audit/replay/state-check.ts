@@ -109,6 +109,30 @@ export async function checkState(ledger: Ledger, state: ChainStateReader, scope:
       );
     }
   }
+  if (state.subscription && state.includedUsed) {
+    const readSubscription = state.subscription;
+    const readIncludedUsed = state.includedUsed;
+    for (const sub of ledger.subscriptions.values()) {
+      if (scope.buyer !== undefined && scope.buyer !== sub.buyer) continue;
+      if (scope.provider !== undefined && scope.provider !== sub.providerId) continue;
+      const where = { ...at, buyer: sub.buyer, providerId: sub.providerId };
+      const describe = (s: { id: bigint; planId: bigint; startedAt: number; paidPeriods: number; active: boolean; cancelled: boolean }) =>
+        `id ${s.id} plan ${s.planId} from ${s.startedAt}, ${s.paidPeriods} periods paid, ${s.active ? "active" : "ended"}${s.cancelled ? ", cancelled" : ""}`;
+      checks.push(
+        readSubscription(sub.buyer, sub.providerId).then((found) => {
+          findings.compare("subscription_mismatch", `${sub.buyer}'s subscription with provider ${sub.providerId}, rebuilt from the subscriptions contract's events vs subscriptionOf`, where, describe(sub), describe(found));
+        }),
+      );
+      // Every period settlement drew from, rebuilt by replaying the draws, against `includedUsedOf`.
+      for (const [periodIndex, used] of ledger.includedUsed.get(sub.id) ?? []) {
+        checks.push(
+          readIncludedUsed(sub.id, periodIndex).then((found) => {
+            findings.compare("subscription_mismatch", `included usage drawn in period ${periodIndex} of subscription ${sub.id}, rebuilt by replaying settlement vs includedUsedOf`, where, used, found);
+          }),
+        );
+      }
+    }
+  }
   for (const signer of ledger.signers.values()) {
     if (scope.signer !== undefined && scope.signer !== signer.signer) continue;
     if (scope.provider !== undefined && scope.provider !== signer.providerId) continue;

@@ -39,6 +39,20 @@ export interface RecordedShortfall {
   log: HistoryLog;
 }
 
+/** `IncludedUsageDrawn`: the subscriptions contract emits it inside `settleBatch`, before that batch's `BatchSettled`. */
+export interface ReportedIncludedDraw {
+  buyer: Address;
+  providerId: number;
+  subscriptionId: bigint;
+  firstSequence: bigint;
+  periodIndex: bigint;
+  drawn: bigint;
+  refused: bigint;
+  usedInPeriod: bigint;
+  includedValue: bigint;
+  log: HistoryLog;
+}
+
 export class TransactionFlows {
   readonly inbound: TokenMove[] = [];
   readonly outbound: TokenMove[] = [];
@@ -51,6 +65,7 @@ export class TransactionFlows {
   /** Burns and shortfalls since the transaction's last `BatchSettled`: the next one claims them. */
   burns: CreditBurn[] = [];
   shortfalls: RecordedShortfall[] = [];
+  includedDraws: ReportedIncludedDraw[] = [];
 
   constructor(readonly hash: Hash) {}
 
@@ -109,6 +124,9 @@ export class TransactionFlows {
     }
     for (const burn of this.burns) {
       findings.add("credits_burned_mismatch", `${burn.amount} credits of plan ${burn.planId} burned from ${burn.holder} outside any settlement`, where({ logIndex: burn.log.logIndex, planId: burn.planId, buyer: burn.holder }), { expected: 0n, found: burn.amount });
+    }
+    for (const draw of this.includedDraws) {
+      findings.add("included_usage_mismatch", `IncludedUsageDrawn of ${draw.drawn} (refused ${draw.refused}) for ${draw.buyer} with no BatchSettled of provider ${draw.providerId} after it`, where({ logIndex: draw.log.logIndex, buyer: draw.buyer, providerId: draw.providerId, batch: draw.firstSequence }), { expected: 0n, found: draw.drawn });
     }
     for (const shortfall of this.shortfalls) {
       findings.add("shortfall_event_mismatch", `ShortfallRecorded of ${shortfall.shortfall} for ${shortfall.buyer} with no BatchSettled of ${shortfall.signer} from ${shortfall.firstSequence} after it`, where({ logIndex: shortfall.log.logIndex, buyer: shortfall.buyer, signer: shortfall.signer, batch: shortfall.firstSequence }), { expected: 0n, found: shortfall.shortfall });

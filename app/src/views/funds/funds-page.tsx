@@ -1,6 +1,6 @@
 /**
  * Funds: what the connected buyer can spend and why (chain and gateway), and every money action: deposit,
- * buy and transfer credits, spending limits, withdrawals. Each figure is re-read after a transaction confirms.
+ * buy and transfer credits, spending limits, withdrawals, subscriptions (cancel, renew). Each figure is re-read after a transaction confirms.
  */
 import type { Address } from "viem";
 import { useApp } from "../../app-state";
@@ -12,6 +12,7 @@ import { DepositForm } from "./deposit-form";
 import { GatewayFigures } from "./gateway-figures";
 import { SpendableSummary } from "./spendable-summary";
 import { SpendingLimits } from "./spending-limits";
+import { SubscriptionsCard } from "./subscriptions-card";
 import { TransferCreditsForm } from "./transfer-credits-form";
 import { useChainClock } from "./use-chain-clock";
 import { useFunds } from "./use-funds";
@@ -32,6 +33,7 @@ function Funds({ account }: { account: Address }) {
         <GatewayFigures />
       </div>
       <CreditsHeld credits={data.credits} catalog={catalog.data} now={now} />
+      <SubscriptionsCard account={account} catalog={catalog.data} now={now} />
       <div className="grid">
         <DepositForm wallet={data.wallet} capabilities={capabilities.data} />
         <BuyCreditsForm catalog={catalog.data} wallet={data.wallet} balance={data.balance} now={now} />

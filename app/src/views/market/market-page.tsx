@@ -1,6 +1,7 @@
 /**
  * The market, readable without a wallet: per provider, its payout and metadata, the models on sale with the
- * prices in force now and every scheduled change, and its credit plans with a link to buy them.
+ * prices in force now and every scheduled change, its credit plans with a link to buy them, and its subscription
+ * plans with Subscribe.
  */
 import { Card } from "../../components/card";
 import { LoadError } from "../../components/load-error";
@@ -9,6 +10,7 @@ import { useCatalog } from "../../lib/catalog";
 import { formatTime } from "../../lib/time";
 import { CreditPlans } from "./credit-plans";
 import { ModelPrices } from "./model-prices";
+import { SubscriptionPlans } from "./subscription-plans";
 
 export function MarketPage() {
   const catalog = useCatalog();
@@ -48,6 +50,8 @@ export function MarketPage() {
           <ModelPrices providerId={provider.providerId} models={provider.models} now={chainTime} />
           <h3>Credit plans</h3>
           <CreditPlans providerId={provider.providerId} plans={provider.plans} now={chainTime} />
+          <h3>Subscription plans</h3>
+          <SubscriptionPlans providerId={provider.providerId} models={provider.models} />
         </Card>
       ))}
     </>

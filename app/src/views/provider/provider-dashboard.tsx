@@ -11,6 +11,7 @@ import { ModelsCard } from "./models-card";
 import { PlansCard } from "./plans-card";
 import { ProfileCard } from "./profile-card";
 import { SignersCard } from "./signers-card";
+import { SubscriptionPlansCard } from "./subscription-plans-card";
 import { UsageCard } from "./usage-card";
 
 export function ProviderDashboardView({ providerId }: { providerId: number }) {
@@ -47,6 +48,7 @@ export function ProviderDashboardView({ providerId }: { providerId: number }) {
       </div>
       <ModelsCard dashboard={dashboard} />
       <PlansCard dashboard={dashboard} />
+      <SubscriptionPlansCard dashboard={dashboard} />
       <SignersCard dashboard={dashboard} />
       <UsageCard dashboard={dashboard} />
       <BatchesCard dashboard={dashboard} />
