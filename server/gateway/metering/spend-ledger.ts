@@ -20,7 +20,7 @@
 import type { Address } from "viem";
 import type { BuyerSnapshot, ModelTerms, SubscriptionStatus } from "../../chain/marketplace-reader";
 import { planCovers } from "../../chain/plan-eligibility";
-import { includedCoverAt, includedUsedOnChain, periodBounds, periodIndexAt, coverKey, renewalHold, type IncludedCover } from "./subscription-cover";
+import { coverPaid, coverKey, includedCoverAt, includedUsedOnChain, periodBounds, periodIndexAt, renewalHold, type IncludedCover } from "./subscription-cover";
 
 interface UnsettledEntry {
   sequence: bigint;
@@ -82,7 +82,7 @@ class UnsettledQueue {
 /** The subscription as one call (or `/v1/balance`) sees it: its period and what is left of the included value. */
 export interface SubscriptionStanding {
   status: SubscriptionStatus;
-  /** Set when the call's model is covered and it is served in a paid period: its cost draws from this period. */
+  /** Set when the call's model is covered and it is served in a paid period: its cost draws from this period first. */
   cover?: IncludedCover;
   periodIndex: number;
   periodStart: number;
@@ -112,6 +112,8 @@ export interface SpendableBreakdown {
   limitRemaining: bigint | null;
   /** The buyer's subscription to the provider as this call sees it, or null without one. */
   subscription: SubscriptionStanding | null;
+  /** The subscription period the call's model and time fall in (paid or not yet renewed): its reservation's tag. */
+  cover?: IncludedCover;
   spendable: bigint;
 }
 
@@ -181,12 +183,13 @@ export class SpendLedger {
     let includedLeft = 0n;
     let absorbed = 0n;
     let subscription: SubscriptionStanding | null = null;
+    const cover = sub ? includedCoverAt(sub, model.localIndex, now) : undefined;
     if (sub) {
-      const cover = includedCoverAt(sub, model.localIndex, now);
+      const paid = cover && coverPaid(sub, cover) ? cover : undefined;
       const reservedCovered = this.reservedCoveredByBuyer.get(snapshot.buyer) ?? NO_COVERED;
       absorbed = this.absorbed(sub, unsettled?.covered ?? NO_COVERED, reservedCovered);
-      subscription = this.standing(snapshot, sub, cover, now, unsettled?.covered ?? NO_COVERED, reservedCovered);
-      if (cover) includedLeft = subscription.remaining;
+      subscription = this.standing(snapshot, sub, paid, now, unsettled?.covered ?? NO_COVERED, reservedCovered);
+      if (paid) includedLeft = subscription.remaining;
     }
     // What credits and balance must still pay: committed usage less what included value absorbs.
     const billedCommitted = committed - absorbed;
@@ -212,6 +215,7 @@ export class SpendLedger {
       openReservations,
       limitRemaining,
       subscription,
+      cover,
       spendable,
     };
   }
@@ -261,7 +265,8 @@ export class SpendLedger {
   /**
    * Committed covered usage that included value takes instead of credits or balance: under REFUSE all of it (what
    * exceeds the included value is refused, never billed), under BILL_BALANCE per period up to what it has left.
-   * Usage covered by another subscription than the snapshot's (the buyer subscribed anew) counts against the balance.
+   * Usage of a period not paid in this snapshot (served after `paidUntil`, not renewed yet), or of another subscription
+   * than the snapshot's (the buyer subscribed anew), counts against the balance, as settlement would then bill it.
    */
   private absorbed(sub: SubscriptionStatus, unsettled: CoveredSums, reserved: CoveredSums): bigint {
     if (unsettled.size === 0 && reserved.size === 0) return 0n;
@@ -269,7 +274,7 @@ export class SpendLedger {
     for (const sums of [unsettled, reserved]) for (const { cover, amount } of sums.values()) addCovered(perPeriod, cover, amount);
     let absorbed = 0n;
     for (const { cover, amount } of perPeriod.values()) {
-      if (cover.subscriptionId !== sub.subscriptionId) continue;
+      if (!coverPaid(sub, cover)) continue;
       if (sub.plan.overage === "refuse") {
         absorbed += amount;
         continue;
@@ -311,7 +316,7 @@ export class SpendLedger {
     this.reservedByBuyer.set(snapshot.buyer, (this.reservedByBuyer.get(snapshot.buyer) ?? 0n) + amount);
     this.reservedByKey.set(key.id, keyReserved + amount);
     for (const budget of budgets) this.reservedByBudget.set(budget.id, this.budgetReserved(budget.id) + amount);
-    const cover = breakdown.subscription?.cover;
+    const cover = breakdown.cover;
     if (cover) {
       let sums = this.reservedCoveredByBuyer.get(snapshot.buyer);
       if (!sums) this.reservedCoveredByBuyer.set(snapshot.buyer, (sums = new Map()));

@@ -30,13 +30,22 @@ export function periodBounds(sub: SubscriptionStatus, periodIndex: number): { st
   return { start, end: start + sub.plan.period };
 }
 
-/** The cover of a call of the model at `localIndex` served at `servedAt`, or undefined when settlement would bill it as without one. */
+/**
+ * The subscription period a call of the model at `localIndex` served at `servedAt` falls in, if the plan covers the
+ * model: the tag its reservation and record carry. The period need not be paid yet (`coverPaid` says whether it is):
+ * a call served after `paidUntil` of a live subscription draws that period's included value if the renewal happens
+ * before its record settles, and is billed as without a subscription otherwise. An ended subscription tags nothing new.
+ */
 export function includedCoverAt(sub: SubscriptionStatus | null, localIndex: number, servedAt: number): IncludedCover | undefined {
-  if (!sub || (sub.plan.modelMask & modelBit(localIndex)) === 0n) return undefined;
-  // A period that has ended and is not renewed on-chain yet is not paid: settlement bills it as without a subscription.
-  if (servedAt < sub.startedAt || servedAt >= sub.paidUntil) return undefined;
+  if (!sub || (sub.plan.modelMask & modelBit(localIndex)) === 0n || servedAt < sub.startedAt) return undefined;
+  if (servedAt >= sub.paidUntil && !sub.active) return undefined;
   const periodIndex = periodIndexAt(sub, servedAt);
   return { subscriptionId: sub.subscriptionId, periodIndex, key: coverKey(sub.subscriptionId, periodIndex) };
+}
+
+/** Whether `cover`'s period is paid in this snapshot: settlement then draws its included value first. */
+export function coverPaid(sub: SubscriptionStatus, cover: IncludedCover): boolean {
+  return cover.subscriptionId === sub.subscriptionId && periodBounds(sub, cover.periodIndex).start < sub.paidUntil;
 }
 
 /**
