@@ -48,7 +48,7 @@ export class SubscriptionRenewals {
   constructor(private readonly options: SubscriptionRenewalsOptions) {}
 
   /** Renews every subscription the batch's records need renewed; never throws. */
-  async renewDue(records: readonly StoredUsageRecord[], providerId: number): Promise<RenewalOutcome[]> {
+  async renewDue(records: readonly Pick<StoredUsageRecord, "buyer" | "servedAt">[], providerId: number): Promise<RenewalOutcome[]> {
     const latest = new Map<Address, number>();
     for (const record of records) {
       const buyer = getAddress(record.buyer);
