@@ -43,7 +43,8 @@ export class IncludedUsageExhaustedError extends GatewayError {
 /** The subscription's part of the insufficient-funds message: what included value added and what a renewal holds back. */
 export function subscriptionTerms(standing: SubscriptionStanding | null, formatAmount: (value: bigint) => string): string {
   if (!standing) return "";
+  const absorbed = standing.absorbed > 0n ? ` + of that usage, what the subscription's included value takes ${formatAmount(standing.absorbed)}` : "";
   const included = standing.cover ? ` + included usage left ${formatAmount(standing.remaining)} of plan ${standing.status.plan.planId}` : "";
   const hold = standing.renewalHold > 0n ? ` − held for the subscription's renewal ${formatAmount(standing.renewalHold)}` : "";
-  return included + hold;
+  return absorbed + included + hold;
 }

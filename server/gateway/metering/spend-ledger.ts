@@ -98,6 +98,8 @@ export interface SubscriptionStanding {
   remaining: bigint;
   /** Balance held back for the next renewal(s) (`renewalHold`). */
   renewalHold: bigint;
+  /** Of the unsettled usage and calls in flight (all periods), what included value takes instead of credits or balance. */
+  absorbed: bigint;
   /** A REFUSE plan and a covered call: it may spend only `remaining`. */
   refusesOverage: boolean;
 }
@@ -188,7 +190,7 @@ export class SpendLedger {
       const paid = cover && coverPaid(sub, cover) ? cover : undefined;
       const reservedCovered = this.reservedCoveredByBuyer.get(snapshot.buyer) ?? NO_COVERED;
       absorbed = this.absorbed(sub, unsettled?.covered ?? NO_COVERED, reservedCovered);
-      subscription = this.standing(snapshot, sub, paid, now, unsettled?.covered ?? NO_COVERED, reservedCovered);
+      subscription = { ...this.standing(snapshot, sub, paid, now, unsettled?.covered ?? NO_COVERED, reservedCovered), absorbed };
       if (paid) includedLeft = subscription.remaining;
     }
     // What credits and balance must still pay: committed usage less what included value absorbs.
@@ -227,8 +229,9 @@ export class SpendLedger {
   subscriptionStanding(snapshot: BuyerSnapshot, now: number): SubscriptionStanding | null {
     const sub = snapshot.subscription;
     if (!sub) return null;
-    const unsettled = this.unsettled.get(snapshot.buyer)?.totalFrom(snapshot.signerNextSequence);
-    return this.standing(snapshot, sub, undefined, now, unsettled?.covered ?? NO_COVERED, this.reservedCoveredByBuyer.get(snapshot.buyer) ?? NO_COVERED);
+    const unsettled = this.unsettled.get(snapshot.buyer)?.totalFrom(snapshot.signerNextSequence)?.covered ?? NO_COVERED;
+    const reserved = this.reservedCoveredByBuyer.get(snapshot.buyer) ?? NO_COVERED;
+    return { ...this.standing(snapshot, sub, undefined, now, unsettled, reserved), absorbed: this.absorbed(sub, unsettled, reserved) };
   }
 
   private standing(
@@ -238,7 +241,7 @@ export class SpendLedger {
     now: number,
     unsettled: CoveredSums,
     reserved: CoveredSums,
-  ): SubscriptionStanding {
+  ): Omit<SubscriptionStanding, "absorbed"> {
     const periodIndex = cover?.periodIndex ?? (now < sub.paidUntil && now >= sub.startedAt ? periodIndexAt(sub, now) : sub.periodIndex);
     const key = cover?.key ?? coverKey(sub.subscriptionId, periodIndex);
     const usedOnChain = includedUsedOnChain(sub, sub.subscriptionId, periodIndex);
