@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { getAddress, type Address } from "viem";
-import { renewSubscription } from "../../client";
+import { cancelSubscription, renewSubscription } from "../../client";
 import { tollgateAbi, tollgateSubscriptionsAbi } from "../../server/chain/abis";
 import { recordCost } from "../../server/chain/pricing";
 import { reservedInputTokens } from "../../server/gateway/metering/usage-counts";
@@ -197,6 +197,30 @@ describe("gateway: subscriptions", function () {
     expect(drawn.map((d) => [d.periodIndex, d.drawn])).to.deep.equal([[1n, cost]]);
     expect(shortfall).to.equal(0n);
     expect(await vaultBalance(buyer)).to.equal(USD(8));
+  });
+
+  it("a cancelled subscription shows when it ends, holds nothing back for a renewal, and its 402 says it ends rather than renews", async function () {
+    const buyer = h.market.buyers[4];
+    await h.deposit(buyer, USD(5));
+    const sub = await subscribeBuyer(h, buyer, { periodSeconds: 30 * DAY, price: USD(1), includedValue: reservation - 1n, overage: "refuse" });
+    const { key } = await h.createKey(buyer);
+    const { endsAt } = await cancelSubscription(h.market.clientOf(buyer.address as Address), { providerId: 1 });
+    expect(endsAt).to.equal(sub.periodEnd);
+
+    const balance = await balanceOf(h, key);
+    expect(balance.subscription).to.include({ state: "cancelled", cancelled: true, renews_at: null, ends_at: Number(sub.periodEnd), held_for_renewal: "0" });
+    expect(spendableOf(balance, "large-model")).to.equal(USD(4));
+    expect(spendableOf(balance, "small-model")).to.equal(reservation - 1n);
+
+    const refusal = await call(key).then(
+      () => undefined,
+      (error) => error,
+    );
+    expect(refusal?.status).to.equal(402);
+    expect(refusal.code).to.equal("subscription_usage_exhausted");
+    expect(refusal.message).to.include("is cancelled and ends at");
+    expect(refusal.error.subscription).to.include({ state: "cancelled", remaining: (reservation - 1n).toString(), requested: reservation.toString() });
+    expect(h.gateway.ctx.store.recordsOf(getAddress(buyer.address), { limit: 10 })).to.have.length(0);
   });
 
   it("REFUSE: 200 parallel covered calls never draw more than the included value, and settle with no shortfall", async function () {
