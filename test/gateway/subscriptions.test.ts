@@ -12,6 +12,8 @@ import { tollgateAbi, tollgateSubscriptionsAbi } from "../../server/chain/abis";
 import { recordCost } from "../../server/chain/pricing";
 import { reservedInputTokens } from "../../server/gateway/metering/usage-counts";
 import { SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
+import { createGateway, type Gateway } from "../../server/gateway/gateway";
+import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
 import { startOracleHarness } from "../helpers/oracle-harness";
 import { balanceOf, spendableOf, subscribeBuyer } from "../helpers/subscriptions";
@@ -253,5 +255,36 @@ describe("gateway: subscriptions", function () {
     expect(shortfall).to.equal(0n);
     // Nothing beyond the subscription's price was taken from the balance.
     expect(await vaultBalance(buyer)).to.equal(USD(9));
+  });
+
+  // Last: it replaces the harness's gateway with a restarted one on the same store.
+  it("after a restart, unsettled covered records count against the period's included value again", async function () {
+    const buyer = h.market.buyers[5];
+    await h.deposit(buyer, USD(5));
+    const included = reservation * 3n;
+    await subscribeBuyer(h, buyer, { periodSeconds: 30 * DAY, price: USD(1), includedValue: included, overage: "refuse" });
+    const { key } = await h.createKey(buyer);
+    await call(key);
+    await call(key);
+    const covered = costs(buyer);
+    const before = await balanceOf(h, key);
+    expect(before.subscription).to.include({ unsettled_covered_usage: covered.toString(), remaining: (included - covered).toString() });
+
+    await h.gateway.close();
+    let restarted: Gateway | undefined;
+    try {
+      const upstream = createOpenAICompatibleUpstream({ name: "sim", baseUrl: h.sim.url, timeoutMs: 5_000 });
+      restarted = await createGateway({ config: h.config, client: h.client, upstreams: { sim: upstream } });
+      const url = await restarted.listen(0, "127.0.0.1");
+      const response = await fetch(`${url}/v1/balance`, { headers: { authorization: `Bearer ${key}` } });
+      const after = (await response.json()) as Record<string, any>;
+      expect(after.unsettled_usage).to.equal(covered.toString());
+      expect(after.subscription).to.include({ unsettled_covered_usage: covered.toString(), remaining: (included - covered).toString() });
+      expect(spendableOf(after, "small-model")).to.equal(included - covered);
+      // Not counted against the balance as well: the large model sees the balance less the renewal's price only.
+      expect(spendableOf(after, "large-model")).to.equal(USD(4) - USD(1));
+    } finally {
+      await restarted?.close();
+    }
   });
 });

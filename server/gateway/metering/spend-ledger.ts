@@ -26,6 +26,8 @@ interface UnsettledEntry {
   sequence: bigint;
   cost: bigint;
   cover?: IncludedCover;
+  /** A record re-read at start-up: what tagging it with its subscription period needs, once a snapshot shows one. */
+  untagged?: { modelId: number; servedAt: number };
 }
 
 /** Covered usage per subscription period (`IncludedCover.key`). */
@@ -45,11 +47,26 @@ class UnsettledQueue {
   private head = 0;
   total = 0n;
   private readonly covered: CoveredSums = new Map();
+  /** Entries re-read at start-up wait for the buyer's first snapshot with a subscription to be tagged. */
+  untagged = false;
 
   push(entry: UnsettledEntry): void {
     this.entries.push(entry);
     this.total += entry.cost;
     if (entry.cover) addCovered(this.covered, entry.cover, entry.cost);
+    if (entry.untagged) this.untagged = true;
+  }
+
+  /** Tags the entries re-read at start-up with the subscription period each falls in, as a record served now would be. */
+  tag(coverOf: (entry: { modelId: number; servedAt: number }) => IncludedCover | undefined): void {
+    for (let i = this.head; i < this.entries.length; i++) {
+      const entry = this.entries[i];
+      if (!entry.untagged) continue;
+      entry.cover = coverOf(entry.untagged);
+      entry.untagged = undefined;
+      if (entry.cover) addCovered(this.covered, entry.cover, entry.cost);
+    }
+    this.untagged = false;
   }
 
   /** Drops what the chain has settled: every sequence below the snapshot's `signerNextSequence`. */
@@ -154,8 +171,8 @@ export class SpendLedger {
   private open = 0;
 
   /**
-   * Records one served call; called right after its usage record is durable, with its reservation's cover. A record
-   * without one (a covered record re-read at start-up) counts against the balance until it settles: never too little.
+   * Records one served call; called right after its usage record is durable, with its reservation's cover (none: the
+   * call's model or time is not covered, and it counts against credits and balance until it settles).
    */
   addUnsettled(buyer: Address, sequence: bigint, cost: bigint, cover?: IncludedCover): void {
     let queue = this.unsettled.get(buyer);
@@ -163,9 +180,31 @@ export class SpendLedger {
     queue.push({ sequence, cost, cover });
   }
 
+  /**
+   * A record re-read from the store at start-up: its subscription period is not known until the buyer's first
+   * snapshot (`observeSnapshot` tags it then; until then, and if the model is not known, it counts against the balance).
+   */
+  addRebuilt(buyer: Address, sequence: bigint, cost: bigint, modelId: number, servedAt: number): void {
+    let queue = this.unsettled.get(buyer);
+    if (!queue) this.unsettled.set(buyer, (queue = new UnsettledQueue()));
+    queue.push({ sequence, cost, untagged: { modelId, servedAt } });
+  }
+
+  /** The local index of an on-chain model this gateway serves, for tagging rebuilt records; set once the models are read. */
+  localIndexOf: (modelId: number) => number | undefined = () => undefined;
+
   /** Forgets usage the chain has settled, once a snapshot shows the signer's sequence moved past it. */
   observeSnapshot(snapshot: BuyerSnapshot): void {
-    this.unsettled.get(snapshot.buyer)?.dropBefore(snapshot.signerNextSequence);
+    const queue = this.unsettled.get(snapshot.buyer);
+    if (!queue) return;
+    queue.dropBefore(snapshot.signerNextSequence);
+    const sub = snapshot.subscription;
+    if (queue.untagged && sub) {
+      queue.tag(({ modelId, servedAt }) => {
+        const localIndex = this.localIndexOf(modelId);
+        return localIndex === undefined ? undefined : includedCoverAt(sub, localIndex, servedAt);
+      });
+    }
   }
 
   breakdown(snapshot: BuyerSnapshot, model: ModelTerms, now: number): SpendableBreakdown {
