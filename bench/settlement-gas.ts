@@ -1,6 +1,8 @@
 /**
  * Gas per settled record, by batch size and buyer count, beside the gas of the simplest per-call
- * settlement (a buyer-signed EIP-3009 transfer per call, as x402 pays), measured in one run.
+ * settlement (a buyer-signed EIP-3009 transfer per call, as x402 pays), measured in one run; and the same
+ * batches from buyers who hold a subscription covering the models (every record drawn from included value),
+ * side by side with the buyers who do not.
  *
  *   npm run bench:gas
  */
@@ -8,7 +10,7 @@ import hre, { ethers } from "hardhat";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { keccak256, toHex, type Address } from "viem";
-import { buyCredits, defineCreditPlan, deposit, mintTestTokens } from "../client";
+import { buyCredits, defineCreditPlan, defineSubscriptionPlan, deposit, mintTestTokens, subscribe } from "../client";
 import { deployMarketplace, USD } from "../scripts/lib/marketplace-fixtures";
 import { signedUsageBatch } from "../server/chain/sign-batch";
 import type { UsageRecord } from "../server/chain/usage-batch";
@@ -51,25 +53,47 @@ async function main() {
     modelIds: [Number(market.smallModel), Number(market.largeModel)],
   });
   for (const buyer of buyers) await buyCredits(funderClient, { planId, count: 100_000n, payFrom: "wallet", recipient: buyer });
+
+  // As many buyers again, each subscribed to a plan on both models whose included value covers every record below.
+  process.stderr.write(`subscribing ${maxBuyers} other buyers...\n`);
+  const { planId: subscriptionPlanId } = await defineSubscriptionPlan(market.clientOf(provider.address as Address), {
+    providerId: Number(providerId),
+    periodSeconds: 30 * 24 * 3600,
+    price: USD(1),
+    includedValue: USD(1_000_000),
+    modelIds: [Number(market.smallModel), Number(market.largeModel)],
+    overage: "billBalance",
+  });
+  const subscribers: Address[] = [];
+  for (let i = 0; i < maxBuyers; i++) {
+    const account = privateKeyToAccount(generatePrivateKey());
+    await hre.network.provider.request({ method: "hardhat_setBalance", params: [account.address, toHex(10n ** 18n)] });
+    await deposit(funderClient, { amount: USD(1_000), buyer: account.address });
+    await subscribe(market.clientOf(account), { planId: subscriptionPlanId });
+    subscribers.push(account.address);
+  }
   await time.increase(3_600); // calls below are served within the last 10 minutes, after the listing
   let sequence = 0n;
   // Warm-up batch so every buyer's account has been charged before (steady state, not first use).
-  const rows: { records: number; buyers: number; credits: boolean; relayed: boolean; gas: bigint }[] = [];
+  const rows: { records: number; buyers: number; credits: boolean; relayed: boolean; subscribed: boolean; gas: bigint }[] = [];
+  const plain = BATCH_SIZES.flatMap((size) => BUYER_COUNTS.filter((b) => b <= size).map((b) => ({ size, buyerCount: b, credits: false, relayed: false, subscribed: false })));
   const scenarios = [
-    ...BATCH_SIZES.flatMap((size) => BUYER_COUNTS.filter((b) => b <= size).map((b) => ({ size, buyerCount: b, credits: false, relayed: false }))),
-    { size: 1_000, buyerCount: 100, credits: true, relayed: false },
+    ...plain,
+    // The same batches from subscribed buyers: settlement asks TollgateSubscriptions to draw each one's included value.
+    ...plain.map((scenario) => ({ ...scenario, subscribed: true })),
+    { size: 1_000, buyerCount: 100, credits: true, relayed: false, subscribed: false },
     // Through a relaying contract, the batch's data is published in BatchDataPublished for the auditor:
     // these rows price that against the same batches sent by an account directly (above).
-    ...[1, 100, 1_000].map((size) => ({ size, buyerCount: Math.min(size, 100), credits: false, relayed: true })),
+    ...[1, 100, 1_000].map((size) => ({ size, buyerCount: Math.min(size, 100), credits: false, relayed: true, subscribed: false })),
   ];
   const relay = await (await ethers.getContractFactory("BatchRelay")).deploy();
   for (const warm of [true, false]) {
-    for (const { size, buyerCount, credits, relayed } of scenarios) {
+    for (const { size, buyerCount, credits, relayed, subscribed } of scenarios) {
       {
         const latest = (await ethers.provider.getBlock("latest"))!.timestamp;
         const records: UsageRecord[] = Array.from({ length: size }, (_, i) => ({
           sequence: sequence + BigInt(i),
-          buyer: buyers[i % buyerCount],
+          buyer: (subscribed ? subscribers : buyers)[i % buyerCount],
           modelId: i % 2 === 0 ? 1 : 2,
           priceEpoch: 0,
           ...countsFor(i),
@@ -83,7 +107,7 @@ async function main() {
           : tollgate.connect(provider).settleBatch(batch, signature);
         const receipt = await (await sent).wait();
         sequence += BigInt(size);
-        if (!warm) rows.push({ records: size, buyers: buyerCount, credits, relayed, gas: receipt!.gasUsed });
+        if (!warm) rows.push({ records: size, buyers: buyerCount, credits, relayed, subscribed, gas: receipt!.gasUsed });
         process.stderr.write(".");
       }
     }
@@ -133,7 +157,7 @@ async function main() {
     "",
     "| records per batch | buyers | paid from | submitted | gas per batch | gas per record | x below per-call baseline |",
     "|---:|---:|:---|:---|---:|---:|---:|",
-    ...rows.map((row) => {
+    ...rows.filter((row) => !row.subscribed).map((row) => {
       const perRecord = row.gas / BigInt(row.records);
       const ratio = Number((baseline * 100n) / perRecord) / 100;
       const via = row.relayed ? "via a relay contract" : "by an account";
@@ -141,13 +165,25 @@ async function main() {
     }),
     "",
     ...[1, 100, 1_000].map((size) => {
-      const direct = rows.find((row) => row.records === size && row.buyers === Math.min(size, 100) && !row.credits && !row.relayed)!;
+      const direct = rows.find((row) => row.records === size && row.buyers === Math.min(size, 100) && !row.credits && !row.relayed && !row.subscribed)!;
       const relayedRow = rows.find((row) => row.records === size && row.relayed)!;
       const extra = (relayedRow.gas - direct.gas) / BigInt(size);
       return `Relayed, ${size} record(s) over ${Math.min(size, 100)} buyer(s): ${extra} gas per record more than sent directly (the relay's own call included).`;
     }),
     "",
     `Baseline: one EIP-3009 transferWithAuthorization per call (x402 style): ${baseline} gas per call.`,
+    "",
+    "Subscribed buyers (every record drawn from a subscription's included value) beside the same batches from buyers without one:",
+    "",
+    "| records per batch | buyers | gas per record, no subscription | gas per record, subscribed | more per record | more per batch | subscribed / not |",
+    "|---:|---:|---:|---:|---:|---:|---:|",
+    ...plain.map(({ size, buyerCount }) => {
+      const find = (subscribed: boolean) => rows.find((row) => row.records === size && row.buyers === buyerCount && !row.credits && !row.relayed && row.subscribed === subscribed)!;
+      const without = find(false);
+      const with_ = find(true);
+      const ratio = Number((with_.gas * 1000n) / without.gas) / 1000;
+      return `| ${size} | ${buyerCount} | ${without.gas / BigInt(size)} | ${with_.gas / BigInt(size)} | ${(with_.gas - without.gas) / BigInt(size)} | ${with_.gas - without.gas} | ${ratio.toFixed(3)} |`;
+    }),
   ];
   console.log(lines.join("\n"));
 }

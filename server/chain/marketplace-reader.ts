@@ -1,11 +1,11 @@
 /**
  * The gateway's view of the chain: model prices, credit plans, the gateway key's authorization and
- * sequence, and a buyer's balance, credits and spending limit. Reads of one buyer are taken at one block,
+ * sequence, and a buyer's balance, credits, spending limit and subscription. Reads of one buyer are taken at one block,
  * together with the signer's `nextSequence`, so the gateway knows exactly which of its own records the
  * snapshot already includes (see `spendable.ts`).
  */
 import type { Address, PublicClient } from "viem";
-import { tollgateAbi, tollgateCreditsAbi } from "./abis";
+import { tollgateAbi, tollgateCreditsAbi, tollgateSubscriptionsAbi } from "./abis";
 import type { ModelPrices } from "./pricing";
 
 export interface PriceEpoch extends ModelPrices {
@@ -45,6 +45,37 @@ export interface HeldCredits {
   change: bigint;
 }
 
+/** A subscription plan as `TollgateSubscriptions` stores it; plans never change once defined. */
+export interface SubscriptionPlanTerms {
+  planId: bigint;
+  providerId: number;
+  /** Period length in seconds. */
+  period: number;
+  price: bigint;
+  /** Usage value (token base units, at list prices) each paid period includes; unused value does not roll over. */
+  includedValue: bigint;
+  /** Bit i set: covers the provider's model of local index i. */
+  modelMask: bigint;
+  overage: "bill_balance" | "refuse";
+}
+
+/** A buyer's subscription with the gateway's provider, at the snapshot's block. */
+export interface SubscriptionStatus {
+  subscriptionId: bigint;
+  plan: SubscriptionPlanTerms;
+  startedAt: number;
+  paidPeriods: number;
+  /** End of the last paid period: usage served at or after it is billed as without a subscription until renewed. */
+  paidUntil: number;
+  /** Renews at each period start; false once ended (its paid periods still cover late records). */
+  active: boolean;
+  /** Ends at `paidUntil` instead of renewing. */
+  cancelled: boolean;
+  /** The last paid period (the current one until its end): its index and the included value settlement drew from it. */
+  periodIndex: number;
+  includedUsed: bigint;
+}
+
 export interface BuyerSnapshot {
   buyer: Address;
   blockNumber: bigint;
@@ -55,6 +86,8 @@ export interface BuyerSnapshot {
   withdrawableAt: number;
   credits: HeldCredits[];
   spendingLimit: { limitPerPeriod: bigint; period: number; windowStart: number; spentInWindow: bigint };
+  /** The buyer's subscription to this provider (the latest, even if ended), or null if it never subscribed. */
+  subscription: SubscriptionStatus | null;
   /** Wall-clock milliseconds when read, for cache expiry. */
   readAt: number;
 }
@@ -71,6 +104,9 @@ export function priceEpochAt(epochs: readonly PriceEpoch[], servedAt: number): P
 
 export class MarketplaceReader {
   private creditsAddress: Address | undefined;
+  private subscriptionsAddress: Address | undefined;
+  /** Subscription plans by id: immutable once defined, so read once. */
+  private readonly subscriptionPlans = new Map<bigint, SubscriptionPlanTerms>();
 
   constructor(
     readonly client: PublicClient,
@@ -125,12 +161,58 @@ export class MarketplaceReader {
     return this.creditsAddress;
   }
 
+  /** The subscriptions contract Tollgate deployed (`subscriptions()`). */
+  async subscriptions(): Promise<Address> {
+    this.subscriptionsAddress ??= await this.client.readContract({ address: this.tollgate, abi: tollgateAbi, functionName: "subscriptions" });
+    return this.subscriptionsAddress;
+  }
+
+  async subscriptionPlan(planId: bigint): Promise<SubscriptionPlanTerms> {
+    const cached = this.subscriptionPlans.get(planId);
+    if (cached) return cached;
+    const plan = await this.client.readContract({ address: await this.subscriptions(), abi: tollgateSubscriptionsAbi, functionName: "subscriptionPlanOf", args: [planId] });
+    const terms: SubscriptionPlanTerms = {
+      planId,
+      providerId: plan.providerId,
+      period: plan.period,
+      price: plan.price,
+      includedValue: plan.includedValue,
+      modelMask: plan.modelMask,
+      overage: plan.overage === 1 ? "refuse" : "bill_balance",
+    };
+    this.subscriptionPlans.set(planId, terms);
+    return terms;
+  }
+
+  private async subscriptionStatus(
+    sub: { id: bigint; planId: number; startedAt: number; paidPeriods: number; active: boolean; cancelled: boolean },
+    blockNumber?: bigint,
+  ): Promise<SubscriptionStatus> {
+    // Renewal pays only periods that have started, so the last paid one is the current one until paidUntil.
+    const periodIndex = sub.paidPeriods - 1;
+    const [plan, includedUsed] = await Promise.all([
+      this.subscriptionPlan(BigInt(sub.planId)),
+      this.client.readContract({ address: await this.subscriptions(), abi: tollgateSubscriptionsAbi, functionName: "includedUsedOf", args: [sub.id, BigInt(periodIndex)], blockNumber }),
+    ]);
+    return {
+      subscriptionId: sub.id,
+      plan,
+      startedAt: sub.startedAt,
+      paidPeriods: sub.paidPeriods,
+      paidUntil: sub.startedAt + sub.paidPeriods * plan.period,
+      active: sub.active,
+      cancelled: sub.cancelled,
+      periodIndex,
+      includedUsed,
+    };
+  }
+
   /** A buyer's spendable state at the latest block, with `signer`'s sequence at that same block. */
   async buyerSnapshot(buyer: Address, providerId: number, plans: readonly CreditPlanTerms[], signer: Address): Promise<BuyerSnapshot> {
     const blockNumber = await this.client.getBlockNumber({ cacheTime: 0 });
-    const credits = await this.creditsToken();
+    const [credits, subscriptions] = await Promise.all([this.creditsToken(), this.subscriptions()]);
     const read = { address: this.tollgate, abi: tollgateAbi, blockNumber } as const;
-    const [account, limit, signerView, balances, changes] = await Promise.all([
+    const [account, limit, signerView, balances, changes, sub] = await Promise.all([
       this.client.readContract({ ...read, functionName: "accountOf", args: [buyer] }),
       this.client.readContract({ ...read, functionName: "spendingLimitOf", args: [buyer, providerId] }),
       this.client.readContract({ ...read, functionName: "signerOf", args: [signer] }),
@@ -144,7 +226,10 @@ export class MarketplaceReader {
             blockNumber,
           }),
       Promise.all(plans.map((plan) => this.client.readContract({ ...read, functionName: "creditChangeOf", args: [buyer, plan.planId] }))),
+      this.client.readContract({ address: subscriptions, abi: tollgateSubscriptionsAbi, functionName: "subscriptionOf", args: [buyer, providerId], blockNumber }),
     ]);
+    // A second round trip for subscribers only: the plan (cached) and the included value the last paid period used.
+    const subscription = sub.id === 0n ? null : await this.subscriptionStatus(sub, blockNumber);
     return {
       buyer,
       blockNumber,
@@ -159,6 +244,7 @@ export class MarketplaceReader {
         windowStart: limit.windowStart,
         spentInWindow: limit.spentInWindow,
       },
+      subscription,
       readAt: Date.now(),
     };
   }

@@ -13,7 +13,7 @@ import {
   type Abi,
   type Hex,
 } from "viem";
-import { testUsdAbi, tollgateAbi, tollgateCreditsAbi } from "./abis";
+import { testUsdAbi, tollgateAbi, tollgateCreditsAbi, tollgateSubscriptionsAbi } from "./abis";
 
 type AbiError = Extract<Abi[number], { type: "error" }>;
 
@@ -24,7 +24,7 @@ type AbiError = Extract<Abi[number], { type: "error" }>;
  */
 const errorAbi: Abi = (() => {
   const seen = new Map<string, AbiError>();
-  for (const item of [...tollgateAbi, ...tollgateCreditsAbi, ...testUsdAbi] as Abi) {
+  for (const item of [...tollgateAbi, ...tollgateCreditsAbi, ...tollgateSubscriptionsAbi, ...testUsdAbi] as Abi) {
     if (item.type !== "error") continue;
     const signature = `${item.name}(${item.inputs.map((input) => input.type).join(",")})`;
     if (!seen.has(signature)) seen.set(signature, item);

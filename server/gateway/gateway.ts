@@ -94,7 +94,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // Usage this gateway served that the chain has not settled yet still counts against each buyer.
   for (let from = signerOnChain.nextSequence; ; ) {
     const page = store.unsettledRecords(from, REBUILD_PAGE);
-    for (const record of page) if (record.sequence >= signerOnChain.nextSequence) ledger.addUnsettled(record.buyer, record.sequence, record.cost);
+    for (const record of page) if (record.sequence >= signerOnChain.nextSequence) ledger.addRebuilt(record.buyer, record.sequence, record.cost, record.modelId, record.servedAt);
     if (page.length < REBUILD_PAGE) break;
     from = page[page.length - 1].sequence + 1n;
   }
@@ -123,6 +123,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   });
   try {
     await state.start();
+    // Rebuilt records are tagged with their subscription period by model: read from the chain just now.
+    ledger.localIndexOf = (modelId) => state.models().find((model) => model.terms.modelId === modelId)?.terms.localIndex;
   } catch (error) {
     await checkpointer.stop();
     store.close();

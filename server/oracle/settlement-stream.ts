@@ -22,6 +22,7 @@ import { SettledBatchScanner, type WithdrawalWatch } from "./chain-logs";
 import type { OracleSettings } from "./config";
 import type { OracleMetrics } from "./metrics";
 import type { TxSender } from "./tx-sender";
+import { SubscriptionRenewals } from "./subscription-renewals";
 
 export type StreamState = "starting" | "idle" | "waiting" | "settling" | "blocked" | "rpc_unavailable" | "error";
 
@@ -74,12 +75,14 @@ export class SettlementStream {
   readonly health: StreamHealth;
   private readonly reader: MarketplaceReader;
   private readonly scanner: SettledBatchScanner;
+  private readonly renewals: SubscriptionRenewals;
   private readonly cache: ChainCache = { plans: [], nextPlanId: 1n, localIndex: new Map() };
   private backoffMs = 0;
   private blockedUntil = 0;
 
   constructor(private readonly options: SettlementStreamOptions) {
     this.reader = new MarketplaceReader(options.client, options.tollgate);
+    this.renewals = new SubscriptionRenewals({ client: options.client, reader: this.reader, sender: options.sender, settings: options.settings, logger: options.logger });
     this.scanner = new SettledBatchScanner(options.client, options.tollgate, options.signer.address, options.deployBlock, options.settings.logBlockRange);
     this.health = {
       signer: options.signer.address,
@@ -173,6 +176,8 @@ export class SettlementStream {
     const { client, chainId, tollgate, signer, sender, settings, logger, metrics, failpoint } = this.options;
     const first = records[0].sequence;
     const last = records[records.length - 1].sequence;
+    // Records served after a paid period ended draw the next period's included value only once it is renewed.
+    await this.renewals.renewDue(records, providerId);
     const plans = await this.creditPlansFor(records, providerId);
     const { batch, signature } = await signedUsageBatch(signer, { chainId, address: tollgate }, records, plans);
     failpoint("oracle.after-sign");

@@ -27,6 +27,7 @@ import type { ReceiptSigner } from "./receipt-signer";
 import type { ServedCall } from "./served-call";
 import type { BudgetCheck, Reservation, SpendLedger } from "./spend-ledger";
 import { reservationCost } from "./reservation-cost";
+import { IncludedUsageExhaustedError, subscriptionTerms } from "./included-usage-exhausted";
 import { billedCounts } from "./usage-counts";
 
 export interface ReservedCall {
@@ -118,8 +119,11 @@ export class Meter {
     }
     if (!reservation) {
       state.forget(key.buyer);
-      this.deps.metrics.refusals.inc({ reason: keyRemaining !== null && amount > keyRemaining ? "key_cap" : "funds" });
+      const overCap = keyRemaining !== null && amount > keyRemaining;
+      const subscription = breakdown.subscription;
+      this.deps.metrics.refusals.inc({ reason: overCap ? "key_cap" : subscription?.refusesOverage ? "subscription" : "funds" });
       const fmt = (value: bigint) => `${state.formatAmount(value)} ${state.token.symbol}`;
+      if (!overCap && subscription?.refusesOverage) throw new IncludedUsageExhaustedError(subscription, amount, fmt, servedAt);
       if (keyRemaining !== null && amount > keyRemaining) {
         throw new GatewayError(
           402,
@@ -133,6 +137,7 @@ export class Meter {
         "insufficient_funds",
         `This call may cost up to ${fmt(amount)} (${reservedInput} input tokens reserved + ${maxOutputTokens} output tokens), but you can spend ${fmt(breakdown.spendable)} now ` +
           `(balance ${fmt(breakdown.balance)} + credits ${fmt(breakdown.creditValue)} − unsettled usage ${fmt(breakdown.unsettledUsage)} − calls in flight ${fmt(breakdown.openReservations)}` +
+          `${subscriptionTerms(breakdown.subscription, fmt)}` +
           `${breakdown.limitRemaining !== null ? `, spending limit left ${fmt(breakdown.limitRemaining)}` : ""}). Deposit or buy credits, or lower max_tokens. GET /v1/balance shows the details.`,
         "insufficient_funds",
       );
@@ -193,7 +198,7 @@ export class Meter {
       routing: call.route && routingDecision(call.route, counts, call.servedAt),
     });
     // The record is durable: count it as unsettled before the reservation that covered it goes away.
-    ledger.addUnsettled(record.buyer, record.sequence, cost);
+    ledger.addUnsettled(record.buyer, record.sequence, cost, call.reservation.cover);
     call.key.spent += cost;
     metrics.observeRecord(record, served, counts.capped);
     return { record, envelope: receiptEnvelope(record, this.deps.domain) };

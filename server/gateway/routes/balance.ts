@@ -1,11 +1,13 @@
 /**
  * `GET /v1/balance`: what the key's (or read session's) buyer can spend now, per model, and why: on-chain balance, credits,
  * this gateway's unsettled usage, calls in flight, the pending withdrawal (not spendable here: it may
- * leave before settlement), the on-chain spending limit, and the budgets that bind the key (every budget of the
+ * leave before settlement), the on-chain spending limit, the subscription to this provider (its period, included
+ * value, what is used and left, overage rule, renewal, and that unused included usage does not roll over), and the budgets that bind the key (every budget of the
  * buyer for a read session) with this period's spend and reset. Amounts are base-unit strings.
  */
 import type { Request, Response } from "express";
 import { planCoversModel } from "../../chain/plan-eligibility";
+import { subscriptionView } from "../metering/subscription-view";
 import { budgetView } from "../budgets/budget-status";
 import type { GatewayContext } from "../context";
 import { readerOf } from "../middleware/authenticate";
@@ -29,6 +31,7 @@ export function balance(ctx: GatewayContext) {
     const any = ctx.state.models()[0];
     const summary = ctx.ledger.breakdown(snapshot, any.terms, now);
     const keyRemaining = key && key.spendCap !== null ? key.spendCap - key.spent : null;
+    const standing = ctx.ledger.subscriptionStanding(snapshot, now);
     res.json({
       object: "balance",
       buyer,
@@ -54,6 +57,10 @@ export function balance(ctx: GatewayContext) {
           ? null
           : { limit_per_period: amount(snapshot.spendingLimit.limitPerPeriod), period_seconds: snapshot.spendingLimit.period, remaining: amount(summary.limitRemaining) },
       // A read session is no key: it has no cap or spend of its own.
+      subscription: standing && {
+        ...subscriptionView(standing, now),
+        models: ctx.state.models().filter((m) => planCoversModel(standing.status.plan, m.terms.localIndex)).map((m) => m.config.name),
+      },
       key: key ? { id: key.id, spend_cap: key.spendCap?.toString() ?? null, spent: amount(key.spent), remaining: keyRemaining === null ? null : amount(keyRemaining) } : null,
       spendable_by_model: models,
       // Trace budgets bind calls by their header, not by the key: a key sees its tags' budgets only.
