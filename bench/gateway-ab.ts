@@ -10,7 +10,7 @@
  * cost of a call when nothing queues) and `BENCH_AB_LOADED` calls from autocannon with `BENCH_AB_CONNECTIONS`
  * connections (the cost under load, where loop turns and group commits are shared). CPU is the gateway process's
  * (user + system, all threads, from /proc) over the block, divided by its 2xx answers. Non-streaming chat, the
- * bench's 128-byte prompt, max_tokens 16, 8 buyers. Knobs: BENCH_AB_ROUNDS (4).
+ * bench's 128-byte prompt, max_tokens 16, 8 buyers. Knobs: BENCH_AB_ROUNDS (4), BENCH_AB_NODE_ARGS (Node flags for both gateways).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -30,6 +30,8 @@ const RATE = Number(process.env.BENCH_AB_RATE ?? 100);
 const PACED = Number(process.env.BENCH_AB_PACED ?? 600);
 const LOADED = Number(process.env.BENCH_AB_LOADED ?? 2000);
 const CONNECTIONS = Number(process.env.BENCH_AB_CONNECTIONS ?? 32);
+/** Extra Node flags for both gateways, e.g. `-r ./alloc-sampler.js` or `--cpu-prof`. */
+const NODE_ARGS = (process.env.BENCH_AB_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const PROMPT = { model: "small-model", messages: [{ role: "user", content: "Write one sentence about a toll bridge at dawn." }], max_tokens: 16 };
 const log = (line: string) => console.log(`[ab] ${line}`);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
       const gateway = await spawnTsProcess({
         script: path.join(root, "server/gateway/main.ts"),
         name: `gateway ${name}`,
+        nodeArgs: NODE_ARGS,
         env: { TOLLGATE_CONFIG: path.join(folder, "tollgate.config.json"), TOLLGATE_GATEWAY_SIGNER_KEY: signerKey, TOLLGATE_RPC_URL: rpc.url },
         isReady: (line) => line.event === "listening" && typeof line.url === "string",
       });
