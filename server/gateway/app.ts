@@ -1,12 +1,16 @@
 /**
  * The gateway's HTTP surface as an express app, built from a ready `GatewayContext` (no listen, no
- * chain or database setup here), so tests drive it in-process and `main.ts` serves it.
+ * chain or database setup here), so tests drive it in-process and `main.ts` serves it; the metered routes'
+ * exact paths are served before express by the data plane (http/data-plane.ts), with the same answers.
  */
-import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { errorHandler, GatewayError, sendGatewayError } from "./errors";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import { errorHandler, GatewayError, gatewayErrorOf, sendGatewayError, shuttingDown, unsupportedMediaType } from "./errors";
+import { createDataPlane } from "./http/data-plane";
+import type { MeteredHandler, MeteredRequest } from "./http/metered-request";
 import { authenticate, authenticateReader, authenticateSession } from "./middleware/authenticate";
-import { rateLimit } from "./middleware/rate-limit";
-import { requestContext, routeLabel } from "./middleware/request-context";
+import { RateLimiter, rateLimit } from "./middleware/rate-limit";
+import { requestContext, requestObserver, routeLabel } from "./middleware/request-context";
 import { createKey, listKeys, listKeysOfReader, revokeKey } from "./routes/api-keys";
 import { balance } from "./routes/balance";
 import { createBudget, deleteBudget, listBudgets, listBudgetsOfReader } from "./routes/budgets";
@@ -34,33 +38,23 @@ const handle = (fn: (req: Request, res: Response) => unknown): RequestHandler =>
   Promise.resolve(fn(req, res)).catch(next);
 };
 
-/**
- * Runs a route's handlers in order the way express's router would (`next()` to go on, `next(error)` to the
- * error handler), without the router: the metered routes carry nearly all the traffic, and matching every
- * layer's path on every call cost allocations the profile showed (issue 12).
- */
-function runChain(handlers: readonly RequestHandler[], onError: ErrorRequestHandler, req: Request, res: Response): void {
-  let index = 0;
-  const next = (error?: unknown): void => {
-    if (error !== undefined && error !== null) return onError(error, req, res, () => undefined) as void;
-    const handler = handlers[index++];
-    if (!handler) return;
-    try {
-      handler(req, res, next);
-    } catch (thrown) {
-      next(thrown);
-    }
-  };
-  next();
-}
-
 /** `application/json`, exactly as clients send it, on a request with a body: the common case, without type-is. */
 function plainJsonRequest(req: Request): boolean {
   const { headers } = req;
   return headers["content-type"] === "application/json" && (headers["transfer-encoding"] !== undefined || !Number.isNaN(Number(headers["content-length"])));
 }
 
+/** The gateway's HTTP surface: the express app, and the listener to serve, which hands the metered routes to the data plane first. */
+export interface GatewayHttp {
+  app: express.Express;
+  listener: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
 export function createApp(ctx: GatewayContext, options: AppOptions): express.Express {
+  return createGatewayHttp(ctx, options).app;
+}
+
+export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): GatewayHttp {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -77,36 +71,51 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
     },
   });
   const requireJson: RequestHandler = (req, _res, next) => {
-    if (!plainJsonRequest(req) && !req.is("application/json")) {
-      return next(new GatewayError(415, "invalid_request_error", "Send the request body as JSON with `Content-Type: application/json`.", "unsupported_media_type"));
-    }
+    if (!plainJsonRequest(req) && !req.is("application/json")) return next(unsupportedMediaType());
     next();
   };
   const drain: RequestHandler = (_req, _res, next) => {
-    if (options.isDraining?.()) {
-      return next(new GatewayError(503, "server_error", "The gateway is shutting down. Retry shortly.", "shutting_down", null, { "retry-after": "1" }));
-    }
+    if (options.isDraining?.()) return next(shuttingDown());
     next();
   };
   const auth = authenticate(ctx.keys);
   const reader = authenticateReader(ctx.keys, ctx.store);
-  const limit = rateLimit(options.requestsPerMinute);
+  const limiter = new RateLimiter(options.requestsPerMinute);
+  const limit = rateLimit(limiter);
 
-  const onError = errorHandler((error, req) => ctx.logger.error({ err: error, requestId: req.id }, "unhandled error"));
-  const chat = [routeLabel("chat.completions"), drain, requireJson, json, auth, limit, handle(chatCompletions(ctx))];
-  const embed = [routeLabel("embeddings"), drain, requireJson, json, auth, limit, handle(embeddings(ctx))];
+  const onUnexpected = (error: unknown, requestId: string) => ctx.logger.error({ err: error, requestId }, "unhandled error");
+  const onError = errorHandler((error, req) => onUnexpected(error, req.id));
+  const chatHandler = chatCompletions(ctx);
+  const embeddingsHandler = embeddings(ctx);
+  /** A metered handler behind express's chain (the spellings of the metered paths the data plane leaves to express). */
+  const metered =
+    (handler: MeteredHandler): RequestHandler =>
+    (req, res) => {
+      const request: MeteredRequest = { id: req.id, headers: req.headers, body: req.body, rawBody: req.rawBody ?? Buffer.alloc(0), apiKey: req.apiKey!, responseHeaders: [] };
+      handler(request, res).catch((error: unknown) => {
+        const answer = gatewayErrorOf(error, (unexpected) => onUnexpected(unexpected, req.id));
+        if (answer) sendGatewayError(res, answer, request.responseHeaders);
+      });
+    };
+
+  const plane = createDataPlane({
+    maxBodyBytes: options.maxBodyBytes,
+    isDraining: options.isDraining,
+    keys: ctx.keys,
+    limiter,
+    observe: requestObserver(ctx.logger, ctx.metrics),
+    onUnexpected,
+    routes: {
+      "/v1/chat/completions": { label: "chat.completions", handler: chatHandler },
+      "/v1/embeddings": { label: "embeddings", handler: embeddingsHandler },
+    },
+  });
 
   app.use(requestContext(ctx.logger, ctx.metrics));
-  // The metered routes, by exact path, straight to their handlers; any other spelling (a trailing slash, a
-  // query string, another case) still reaches the same handlers through the router below.
-  app.use((req, res, next) => {
-    if (req.method !== "POST") return next();
-    if (req.url === "/v1/chat/completions") return runChain(chat, onError, req, res);
-    if (req.url === "/v1/embeddings") return runChain(embed, onError, req, res);
-    next();
-  });
-  app.post("/v1/chat/completions", ...chat);
-  app.post("/v1/embeddings", ...embed);
+  // Reached only by what the data plane leaves to express: another spelling of these paths (a trailing slash, a
+  // query string, another case) or another shape of request (a compressed body, another media type).
+  app.post("/v1/chat/completions", routeLabel("chat.completions"), drain, requireJson, json, auth, limit, metered(chatHandler));
+  app.post("/v1/embeddings", routeLabel("embeddings"), drain, requireJson, json, auth, limit, metered(embeddingsHandler));
 
   app.get("/health", routeLabel("health"), (_req, res) => {
     const ok = ctx.state.canSettle() && !options.isDraining?.();
@@ -157,7 +166,12 @@ export function createApp(ctx: GatewayContext, options: AppOptions): express.Exp
     next(new GatewayError(404, "invalid_request_error", `Unknown request URL: ${req.method} ${req.path}. See the README for the gateway's endpoints.`, "unknown_url"));
   });
   app.use(onError);
-  return app;
+  return {
+    app,
+    listener: (req, res) => {
+      if (!plane(req, res)) app(req, res);
+    },
+  };
 }
 
 export { sendGatewayError };

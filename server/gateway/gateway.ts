@@ -12,7 +12,7 @@ import { UsageStore } from "../store/usage-store";
 import { WalCheckpointer } from "../store/wal-checkpointer";
 import { createOpenAICompatibleUpstream } from "../upstream/openai-compatible";
 import type { UpstreamAdapter } from "../upstream/types";
-import { createApp } from "./app";
+import { createGatewayHttp, type createApp } from "./app";
 import { BudgetWebhooks } from "./budgets/budget-webhooks";
 import { createLogger } from "../logging/logger";
 import { MarketplaceReader } from "../chain/marketplace-reader";
@@ -183,7 +183,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let draining = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
-  const app = createApp(ctx, {
+  const { app, listener } = createGatewayHttp(ctx, {
     maxBodyBytes: config.limits.maxBodyBytes,
     requestsPerMinute: config.limits.requestsPerMinute,
     isDraining: () => draining,
@@ -194,7 +194,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     res.on("close", () => {
       if (--inFlight === 0) idle?.();
     });
-    app(req, res);
+    listener(req, res);
   });
   server.keepAliveTimeout = 65_000;
   let closing: Promise<void> | undefined;

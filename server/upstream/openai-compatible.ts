@@ -83,6 +83,7 @@ export function createOpenAICompatibleUpstream(options: OpenAICompatibleUpstream
     const path = paths[request.endpoint] ?? `${prefix}${request.endpoint}${search}`;
     const headers = baseHeaders.concat("x-request-id", request.requestId);
     const payload = JSON.stringify(request.body);
+    if (request.body.stream !== true) return sendForJson(pool, name, path, headers, payload, signal);
 
     let res: Dispatcher.ResponseData;
     try {
@@ -163,6 +164,107 @@ function transportError(err: unknown, name: string, signal: AbortSignal | undefi
   return new UpstreamError(`upstream "${name}" unreachable: ${detail}`, undefined, "unreachable", { cause: err });
 }
 
+/** A non-streamed answer's body as one Buffer, or the error it ends with (undici's, mapped by the caller). */
+interface CollectedAnswer {
+  status: number;
+  body: Buffer;
+}
+
+/**
+ * An undici dispatch handler that collects a non-streamed answer into one Buffer: no response stream, no header
+ * object, no async resource per call, as `pool.request()` + `body.text()` would make (issue 12: the upstream call
+ * with as little per-call setup as undici allows). A non-2xx body is kept up to `MAX_ERROR_BODY_BYTES`, then the
+ * connection is dropped, as the streamed path does. The signal aborts the call whatever stage it is at.
+ */
+class AnswerCollector implements Dispatcher.DispatchHandler {
+  private status = 0;
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private abortCall: ((reason: Error) => void) | undefined;
+  /** Set when the error body reached its cap and the call was aborted on purpose. */
+  private capped = false;
+  private settled = false;
+
+  constructor(
+    private readonly resolve: (answer: CollectedAnswer) => void,
+    private readonly reject: (error: unknown) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    signal?.addEventListener("abort", this.onAbortSignal);
+  }
+
+  private readonly onAbortSignal = (): void => {
+    this.abortCall?.(this.signal!.reason instanceof Error ? this.signal!.reason : new Error("aborted"));
+  };
+
+  onConnect(abort: (reason?: Error) => void): void {
+    if (this.signal?.aborted) return abort(this.signal.reason instanceof Error ? this.signal.reason : new Error("aborted"));
+    this.abortCall = abort;
+  }
+
+  onHeaders(statusCode: number): boolean {
+    if (statusCode >= 200) this.status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const ok = this.status >= 200 && this.status <= 299;
+    if (!ok && this.size + chunk.length >= MAX_ERROR_BODY_BYTES) {
+      this.chunks.push(chunk.subarray(0, MAX_ERROR_BODY_BYTES - this.size));
+      this.size = MAX_ERROR_BODY_BYTES;
+      this.capped = true;
+      this.abortCall?.(new Error("error body read up to its limit"));
+      return false;
+    }
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  onComplete(): void {
+    this.finish();
+  }
+
+  onError(error: Error): void {
+    if (this.capped) return this.finish();
+    if (this.settled) return;
+    this.settled = true;
+    this.signal?.removeEventListener("abort", this.onAbortSignal);
+    this.reject(error);
+  }
+
+  private finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.signal?.removeEventListener("abort", this.onAbortSignal);
+    this.resolve({ status: this.status, body: this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size) });
+  }
+}
+
+/** A call whose answer is JSON (`stream` not asked): dispatched with `AnswerCollector`, parsed once. */
+async function sendForJson(pool: Pool, name: string, path: string, headers: string[], payload: string, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
+  let answer: CollectedAnswer;
+  try {
+    answer = await new Promise<CollectedAnswer>((resolve, reject) => {
+      pool.dispatch({ method: "POST", path, headers, body: payload }, new AnswerCollector(resolve, reject, signal));
+    });
+  } catch (err) {
+    throw transportError(err, name, signal);
+  }
+  const { status } = answer;
+  if (status < 200 || status > 299) throw statusErrorOf(name, status, answer.body.toString("utf8"));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.body.toString("utf8"));
+  } catch (err) {
+    throw new UpstreamError(`upstream "${name}" sent a body that is not JSON`, status, "bad_response", { cause: err });
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new UpstreamError(`upstream "${name}" sent JSON that is not an object`, status, "bad_response");
+  }
+  return { kind: "json", status, body: parsed as Record<string, unknown> };
+}
+
 /** Reads (a bounded part of) a non-2xx body and builds the error, with the upstream's own message when it gave one. */
 async function statusError(
   name: string,
@@ -189,6 +291,11 @@ async function statusError(
     if (signal?.aborted) return aborted(name, err);
     // The status is what matters; a body we could not read only loses the message.
   }
+  return statusErrorOf(name, status, text);
+}
+
+/** The error for a non-2xx answer whose body (or its first `MAX_ERROR_BODY_BYTES`) is `text`. */
+function statusErrorOf(name: string, status: number, text: string): UpstreamError {
   let errorObject: unknown;
   let message: string | undefined;
   try {

@@ -61,19 +61,30 @@ export class ApiKeyCache {
   }
 }
 
-export function authenticate(keys: ApiKeyCache, now: () => number = () => Math.floor(Date.now() / 1000)): RequestHandler {
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * The live API key an `Authorization` header presents, or the `GatewayError` (401) to answer with: the one check
+ * behind `authenticate` and the data plane's.
+ */
+export function apiKeyOf(keys: ApiKeyCache, authorization: string | undefined, now: () => number = nowSeconds): ApiKeyRecord | GatewayError {
+  const presented = bearerOf(authorization);
+  if (looksLikeSessionToken(presented)) return sessionNotApiKey();
+  // Hash even a malformed key, so every failure costs the same.
+  const presentedHash = hashApiKey(presented);
+  const key = looksLikeApiKey(presented) ? keys.find(presentedHash) : undefined;
+  const valid =
+    keyHashesEqual(presentedHash, key?.keyHash) &&
+    key !== undefined &&
+    key.revokedAt === null &&
+    (key.expiresAt === null || key.expiresAt > now());
+  return valid ? key : invalidApiKey();
+}
+
+export function authenticate(keys: ApiKeyCache, now: () => number = nowSeconds): RequestHandler {
   return (req, _res, next) => {
-    const presented = bearerOf(req.headers.authorization);
-    if (looksLikeSessionToken(presented)) return next(sessionNotApiKey());
-    // Hash even a malformed key, so every failure costs the same.
-    const presentedHash = hashApiKey(presented);
-    const key = looksLikeApiKey(presented) ? keys.find(presentedHash) : undefined;
-    const valid =
-      keyHashesEqual(presentedHash, key?.keyHash) &&
-      key !== undefined &&
-      key.revokedAt === null &&
-      (key.expiresAt === null || key.expiresAt > now());
-    if (!valid) return next(invalidApiKey());
+    const key = apiKeyOf(keys, req.headers.authorization, now);
+    if (key instanceof GatewayError) return next(key);
     req.apiKey = key;
     next();
   };

@@ -19,10 +19,29 @@ declare module "express-serve-static-core" {
   }
 }
 
+/** An id the client offered in `x-request-id`, when it is sane; else undefined (a new one is made). */
+export function offeredRequestId(offered: string | string[] | undefined): string | undefined {
+  return typeof offered === "string" && CLIENT_ID.test(offered) ? offered : undefined;
+}
+
+/** One metric sample and one log line for a finished (or abandoned) request; shared with the data plane. */
+export type RequestObserver = (id: string, method: string | undefined, route: string, status: number, started: bigint, aborted: boolean) => void;
+
+export function requestObserver(logger: Logger, metrics: GatewayMetrics): RequestObserver {
+  return (id, method, route, status, started, aborted) => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    metrics.requests.inc({ route, status: String(status) });
+    metrics.duration.observe({ route }, seconds);
+    if (logger.isLevelEnabled("info")) {
+      logger.info({ requestId: id, method, route, status, ms: Math.round(seconds * 1e4) / 10, aborted }, "request");
+    }
+  };
+}
+
 export function requestContext(logger: Logger, metrics: GatewayMetrics): RequestHandler {
+  const observe = requestObserver(logger, metrics);
   return (req, res, next) => {
-    const offered = req.headers["x-request-id"];
-    req.id = typeof offered === "string" && CLIENT_ID.test(offered) ? offered : randomUUID();
+    req.id = offeredRequestId(req.headers["x-request-id"]) ?? randomUUID();
     res.setHeader("x-request-id", req.id);
     const started = process.hrtime.bigint();
     res.on("finish", () => done(req, res.statusCode, started, false));
@@ -33,13 +52,7 @@ export function requestContext(logger: Logger, metrics: GatewayMetrics): Request
   };
 
   function done(req: Request, status: number, started: bigint, aborted: boolean): void {
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const route = req.routeLabel ?? "unmatched";
-    metrics.requests.inc({ route, status: String(status) });
-    metrics.duration.observe({ route }, seconds);
-    if (logger.isLevelEnabled("info")) {
-      logger.info({ requestId: req.id, method: req.method, route, status, ms: Math.round(seconds * 1e4) / 10, aborted }, "request");
-    }
+    observe(req.id, req.method, req.routeLabel ?? "unmatched", status, started, aborted);
   }
 }
 

@@ -7,14 +7,15 @@
  * (`stream_options.include_usage`) and stripped again if the client did not ask for it.
  */
 import { once } from "node:events";
-import type { Request, Response } from "express";
+import type { ServerResponse } from "node:http";
 import { z } from "zod";
 import { UpstreamError } from "../../upstream/types";
 import type { GatewayContext } from "../context";
-import { GatewayError, invalidRequest, modelNotFound, sendGatewayError } from "../errors";
+import { GatewayError, invalidRequest, modelNotFound } from "../errors";
 import type { ReservedCall } from "../metering/meter";
 import { parseReportedUsage, type ReportedUsage } from "../metering/usage-counts";
 import { callAttribution } from "../http/call-attribution";
+import type { MeteredRequest } from "../http/metered-request";
 import { parseBody } from "../http/parse-body";
 import { sendMeteredJson } from "../http/receipt-header";
 import { upstreamFailure } from "../http/upstream-failure";
@@ -48,10 +49,10 @@ export const ROUTE_REASON_HEADER = "x-tollgate-route-reason";
 export const ROUTE_FALLBACKS_HEADER = "x-tollgate-route-fallbacks";
 
 export function chatCompletions(ctx: GatewayContext) {
-  return async (req: Request, res: Response): Promise<void> => {
+  return async (req: MeteredRequest, res: ServerResponse): Promise<void> => {
     const body = parseBody(chatBody, req.body);
     const attribution = callAttribution(req.headers, body);
-    const key = req.apiKey!;
+    const key = req.apiKey;
     const choices = body.n ?? 1;
     const policy = ctx.routing?.policies.get(body.model);
     const asked = policy ? await routedCall(ctx, req, body, policy) : await namedModelCall(ctx, key, body);
@@ -76,7 +77,7 @@ export function chatCompletions(ctx: GatewayContext) {
       try {
         // The upstream gets the model's upstream name and an explicit output bound, so it cannot produce
         // more than was reserved; the client's own parameters and tools pass through as they were.
-        const upstreamBody: Record<string, unknown> = { ...req.body, model: model.config.upstreamModel ?? model.config.name };
+        const upstreamBody: Record<string, unknown> = { ...(req.body as Record<string, unknown>), model: model.config.upstreamModel ?? model.config.name };
         if (body.max_completion_tokens == null) upstreamBody.max_tokens = maxTokens;
         if (body.stream) upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
         // OpenAI refuses `metadata` unless the completion is stored (`store: true`); a buyer who sends it only to
@@ -99,9 +100,7 @@ export function chatCompletions(ctx: GatewayContext) {
           throw failure;
         }
         if (plan.route) {
-          res.setHeader(ROUTED_FROM_HEADER, plan.route.alias);
-          res.setHeader(ROUTE_REASON_HEADER, plan.route.reason);
-          res.setHeader(ROUTE_FALLBACKS_HEADER, String(attempt));
+          req.responseHeaders.push(ROUTED_FROM_HEADER, plan.route.alias, ROUTE_REASON_HEADER, plan.route.reason, ROUTE_FALLBACKS_HEADER, String(attempt));
         }
         if (answer.kind === "json") {
           await respondJson(ctx, req, res, call, promptTokens, answer.body);
@@ -175,9 +174,9 @@ async function namedModelCall(ctx: GatewayContext, key: ApiKeyRecord, body: Chat
 }
 
 /** A call to an alias (`auto`): the cheapest candidates good enough for it (routing/route-plan.ts). */
-async function routedCall(ctx: GatewayContext, req: Request, body: ChatBody, policy: RoutingPolicy): Promise<CallPlan> {
+async function routedCall(ctx: GatewayContext, req: MeteredRequest, body: ChatBody, policy: RoutingPolicy): Promise<CallPlan> {
   const levels = ctx.routing!.levels;
-  const plan = await planRoute(ctx, levels, policy, req.apiKey!, {
+  const plan = await planRoute(ctx, levels, policy, req.apiKey, {
     messages: body.messages,
     tools: body.tools ?? undefined,
     reasoningEffort: body.reasoning_effort,
@@ -188,7 +187,7 @@ async function routedCall(ctx: GatewayContext, req: Request, body: ChatBody, pol
   return { attempts: plan.attempts, route: { alias: plan.alias, reason: plan.reason, policyModels: plan.policyModels } };
 }
 
-async function respondJson(ctx: GatewayContext, req: Request, res: Response, call: ReservedCall, promptTokens: number, body: Record<string, unknown>): Promise<void> {
+async function respondJson(ctx: GatewayContext, req: MeteredRequest, res: ServerResponse, call: ReservedCall, promptTokens: number, body: Record<string, unknown>): Promise<void> {
   body.model = call.model.config.name;
   const outputTokens = countChatOutput(ctx.tokenizer, call.model.config.encoding, body);
   const responseBytes = Buffer.from(JSON.stringify(body));
@@ -197,18 +196,18 @@ async function respondJson(ctx: GatewayContext, req: Request, res: Response, cal
     endpoint: "chat.completions",
     reported: parseReportedUsage(body.usage),
     gatewayCount: { inputTokens: promptTokens, outputTokens: await outputTokens },
-    requestBytes: req.rawBody ?? Buffer.alloc(0),
+    requestBytes: req.rawBody,
     responseBytes,
     streamed: false,
     completed: true,
   });
-  sendMeteredJson(res, envelope, responseBytes);
+  sendMeteredJson(res, envelope, responseBytes, req.responseHeaders);
 }
 
 async function respondStream(
   ctx: GatewayContext,
-  req: Request,
-  res: Response,
+  req: MeteredRequest,
+  res: ServerResponse,
   call: ReservedCall,
   promptTokens: number,
   events: AsyncIterable<string>,
@@ -220,10 +219,7 @@ async function respondStream(
   let reported: ReportedUsage | undefined;
   let lastChunk: Record<string, unknown> | undefined;
 
-  res.status(200);
-  res.setHeader("content-type", "text/event-stream; charset=utf-8");
-  res.setHeader("cache-control", "no-cache");
-  res.setHeader("connection", "keep-alive");
+  res.writeHead(200, [...req.responseHeaders, "content-type", "text/event-stream; charset=utf-8", "cache-control", "no-cache", "connection", "keep-alive"]);
   res.flushHeaders();
 
   // Events parsed from one upstream read are written while the socket is corked and leave in one syscall
@@ -285,7 +281,7 @@ async function respondStream(
     endpoint: "chat.completions",
     reported: completed ? reported : undefined,
     gatewayCount: { inputTokens: promptTokens, outputTokens },
-    requestBytes: req.rawBody ?? Buffer.alloc(0),
+    requestBytes: req.rawBody,
     responseBytes: Buffer.concat(sent),
     streamed: true,
     completed,
@@ -303,4 +299,3 @@ async function respondStream(
   res.end("data: [DONE]\n\n");
 }
 
-export { sendGatewayError };

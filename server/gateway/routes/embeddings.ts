@@ -2,13 +2,14 @@
  * `POST /v1/embeddings`: billed for input tokens only (output price does not apply). The input may be
  * a string, an array of strings, or pre-tokenized arrays, as in OpenAI's API.
  */
-import type { Request, Response } from "express";
+import type { ServerResponse } from "node:http";
 import { z } from "zod";
 import type { GatewayContext } from "../context";
 import { GatewayError, modelNotFound } from "../errors";
 import { countEmbeddingInput } from "../metering/embedding-input";
 import { parseReportedUsage } from "../metering/usage-counts";
 import { callAttribution } from "../http/call-attribution";
+import type { MeteredRequest } from "../http/metered-request";
 import { parseBody } from "../http/parse-body";
 import { sendMeteredJson } from "../http/receipt-header";
 import { upstreamFailure } from "../http/upstream-failure";
@@ -23,10 +24,10 @@ const embeddingsBody = z.looseObject({
 });
 
 export function embeddings(ctx: GatewayContext) {
-  return async (req: Request, res: Response): Promise<void> => {
+  return async (req: MeteredRequest, res: ServerResponse): Promise<void> => {
     const body = parseBody(embeddingsBody, req.body);
     const attribution = callAttribution(req.headers, body);
-    const key = req.apiKey!;
+    const key = req.apiKey;
     const model = ctx.state.model(body.model);
     if (!model || model.config.kind !== "embeddings") throw modelNotFound(body.model);
     if (key.models && !key.models.includes(model.config.name)) {
@@ -59,12 +60,12 @@ export function embeddings(ctx: GatewayContext) {
         endpoint: "embeddings",
         reported: reported && { ...reported, completionTokens: 0, reasoningTokens: 0 },
         gatewayCount: { inputTokens, outputTokens: 0 },
-        requestBytes: req.rawBody ?? Buffer.alloc(0),
+        requestBytes: req.rawBody,
         responseBytes,
         streamed: false,
         completed: true,
       });
-      sendMeteredJson(res, envelope, responseBytes);
+      sendMeteredJson(res, envelope, responseBytes, req.responseHeaders);
     } finally {
       ctx.meter.release(call);
     }
