@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { errorHandler, GatewayError, gatewayErrorOf, sendGatewayError, shuttingDown, unsupportedMediaType } from "./errors";
+import { RequestIds } from "./http/request-ids";
 import { createDataPlane } from "./http/data-plane";
 import type { MeteredHandler, MeteredRequest } from "./http/metered-request";
 import { authenticate, authenticateReader, authenticateSession } from "./middleware/authenticate";
@@ -98,6 +99,7 @@ export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): Gat
       });
     };
 
+  const ids = new RequestIds((id) => ctx.store.hasRequestId(id));
   const plane = createDataPlane({
     maxBodyBytes: options.maxBodyBytes,
     isDraining: options.isDraining,
@@ -109,9 +111,10 @@ export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): Gat
       "/v1/chat/completions": { label: "chat.completions", handler: chatHandler },
       "/v1/embeddings": { label: "embeddings", handler: embeddingsHandler },
     },
+    ids,
   });
 
-  app.use(requestContext(ctx.logger, ctx.metrics));
+  app.use(requestContext(ctx.logger, ctx.metrics, ids));
   // Reached only by what the data plane leaves to express: another spelling of these paths (a trailing slash, a
   // query string, another case) or another shape of request (a compressed body, another media type).
   app.post("/v1/chat/completions", routeLabel("chat.completions"), drain, requireJson, json, auth, limit, metered(chatHandler));

@@ -142,6 +142,7 @@ export class UsageRecords {
   private readonly conflictStmt: Database.Statement<[bigint, bigint, string, string], ConflictRow>;
   private readonly settleStmt: Database.Statement<[string, string, number, bigint, bigint]>;
   private readonly countStmt: Database.Statement<[], { n: number }>;
+  private readonly requestIdStmt: Database.Statement<[string], { one: number }>;
   private readonly unsettleStmt: Database.Statement<[bigint]>;
   private readonly settledFromStmt: Database.Statement<[bigint], { n: number }>;
   private readonly pendingStmt: Database.Statement<[bigint], { n: bigint; first: bigint | null; oldest: bigint | null }>;
@@ -185,6 +186,7 @@ export class UsageRecords {
       UPDATE usage_records SET settled_tx = ?, settled_batch = ?, settled_at = ?
       WHERE sequence BETWEEN ? AND ? AND settled_tx IS NULL`);
     this.countStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records");
+    this.requestIdStmt = db.prepare<[string], { one: number }>("SELECT 1 AS one FROM usage_records WHERE request_id = ?");
     this.settledFromStmt = db.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE sequence >= ? AND settled_tx IS NOT NULL");
     this.unsettleStmt = db.prepare(
       "UPDATE usage_records SET settled_tx = NULL, settled_batch = NULL, settled_at = NULL WHERE sequence >= ? AND settled_tx IS NOT NULL",
@@ -388,5 +390,10 @@ export class UsageRecords {
 
   recordCount(): number {
     return this.countStmt.get()?.n ?? 0;
+  }
+
+  /** Whether a record has this request id (the unique index answers it). */
+  hasRequestId(requestId: string): boolean {
+    return this.requestIdStmt.get(requestId) !== undefined;
   }
 }

@@ -178,6 +178,11 @@ export class UsageStore {
     return this.records.recordCount();
   }
 
+  /** Whether a usage record has this request id: a client's `x-request-id` is used for one call only. */
+  hasRequestId(requestId: string): boolean {
+    return this.records.hasRequestId(requestId);
+  }
+
   insertApiKey(key: Omit<ApiKeyRecord, "revokedAt" | "spent">): void {
     this.keys.insert(key);
   }

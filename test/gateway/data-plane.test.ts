@@ -214,3 +214,37 @@ describe("gateway: the data plane and express share one rate limit per key", fun
     }
   });
 });
+
+describe("gateway: a client's x-request-id names one call only", function () {
+  let h: GatewayHarness;
+  let key: string;
+  before(async function () {
+    h = await startGatewayHarness();
+    await h.deposit(h.market.buyers[0], USD(5));
+    ({ key } = await h.createKey(h.market.buyers[0]));
+  });
+  after(async () => h?.close());
+
+  it("a reused id, in sequence or in parallel and on either path, is served under a fresh id the answer names, each call recorded once", async function () {
+    const headers = { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": "client-run-7" };
+    const body = JSON.stringify({ model: "small-model", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
+    const before = h.gateway.ctx.store.recordCount();
+    const first = await send(h.url, "/v1/chat/completions", headers, body);
+    expect(first.status, first.body).to.equal(200);
+    expect(header(first, "x-request-id")).to.equal("client-run-7");
+    // Again, after it was recorded (either path), then eight at once.
+    const again = [await send(h.url, "/v1/chat/completions", headers, body), await send(h.url, `/v1/chat/completions${VIA_EXPRESS}`, headers, body)];
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => send(h.url, i % 2 ? `/v1/chat/completions${VIA_EXPRESS}` : "/v1/chat/completions", { ...headers, "x-request-id": "client-burst" }, body)));
+    const answers = [first, ...again, ...burst];
+    for (const answer of answers) expect(answer.status, answer.body).to.equal(200);
+    const ids = answers.map((answer) => header(answer, "x-request-id")!);
+    expect(new Set(ids).size, "distinct ids").to.equal(answers.length);
+    for (const id of ids.slice(1, 3)) expect(id).to.not.equal("client-run-7");
+    expect(ids.filter((id) => id === "client-burst").length, "the offered id goes to at most one call of the burst").to.be.at.most(1);
+    // One record per answer, under the id that answer names.
+    expect(h.gateway.ctx.store.recordCount()).to.equal(before + answers.length);
+    const buyer = getAddress(h.market.buyers[0].address);
+    const recorded = new Set(h.gateway.ctx.store.recordsOf(buyer, {}).map((record) => record.requestId));
+    for (const id of ids) expect(recorded.has(id), id).to.equal(true);
+  });
+});

@@ -12,12 +12,12 @@
  * `Content-Encoding`, a body. Anything else (another spelling of the media type, a compressed body, no body) is
  * left to express, whose answer (a 415, or the call served) stays what it was.
  */
-import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError, gatewayErrorOf, invalidJson, requestTooLarge, sendGatewayError, shuttingDown } from "../errors";
 import { apiKeyOf, type ApiKeyCache } from "../middleware/authenticate";
 import type { RateLimiter } from "../middleware/rate-limit";
-import { offeredRequestId, type RequestObserver } from "../middleware/request-context";
+import type { RequestObserver } from "../middleware/request-context";
+import type { RequestIds } from "./request-ids";
 import type { MeteredHandler, MeteredRequest } from "./metered-request";
 
 export interface MeteredRoute {
@@ -37,6 +37,8 @@ export interface DataPlaneOptions {
   onUnexpected: (error: unknown, requestId: string) => void;
   /** By exact path: `/v1/chat/completions`, `/v1/embeddings`. */
   routes: Readonly<Record<string, MeteredRoute>>;
+  /** Shared with express's routes: an offered `x-request-id` is used only once (request-ids.ts). */
+  ids: RequestIds;
 }
 
 /** Takes a request (true) or leaves it to express (false), before reading any of it. */
@@ -53,7 +55,7 @@ function plainJsonRequest(headers: IncomingHttpHeaders): boolean {
 }
 
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
-  const { maxBodyBytes, isDraining, keys, limiter, observe, onUnexpected, routes } = options;
+  const { maxBodyBytes, isDraining, keys, limiter, observe, onUnexpected, routes, ids } = options;
 
   return (req, res) => {
     if (req.method !== "POST") return false;
@@ -65,7 +67,9 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     if (!draining && !plainJsonRequest(headers)) return false;
 
     const started = process.hrtime.bigint();
-    const id = offeredRequestId(headers["x-request-id"]) ?? randomUUID();
+    const id = ids.take(headers["x-request-id"]);
+    // An offered id stays taken until the connection is done with this answer, whatever ends it.
+    if (id === headers["x-request-id"]) res.once("close", () => ids.release(id));
     const responseHeaders = ["x-request-id", id];
     const label = route.label;
 
@@ -78,6 +82,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     const finished = (): void => {
       if (observed) return;
       observed = true;
+      ids.release(id);
       observe(id, "POST", label, res.statusCode, started, !res.writableEnded);
     };
 

@@ -1,13 +1,12 @@
 /**
- * Gives every request an id (the client's `x-request-id` if it is sane, else a new one), echoes it in
+ * Gives every request an id (the client's `x-request-id` if it is sane and unused, else a new one: request-ids.ts), echoes it in
  * the response, and records one metric sample and one log line when the response ends.
  */
-import { randomUUID } from "node:crypto";
 import type { Request, RequestHandler } from "express";
 import type { Logger } from "pino";
+import type { RequestIds } from "../http/request-ids";
 import type { GatewayMetrics } from "../metrics";
 
-const CLIENT_ID = /^[\w.:-]{1,128}$/;
 
 declare module "express-serve-static-core" {
   interface Request {
@@ -17,11 +16,6 @@ declare module "express-serve-static-core" {
     /** Route label for metrics and logs (the matched pattern, never the raw path). */
     routeLabel?: string;
   }
-}
-
-/** An id the client offered in `x-request-id`, when it is sane; else undefined (a new one is made). */
-export function offeredRequestId(offered: string | string[] | undefined): string | undefined {
-  return typeof offered === "string" && CLIENT_ID.test(offered) ? offered : undefined;
 }
 
 /** One metric sample and one log line for a finished (or abandoned) request; shared with the data plane. */
@@ -38,10 +32,10 @@ export function requestObserver(logger: Logger, metrics: GatewayMetrics): Reques
   };
 }
 
-export function requestContext(logger: Logger, metrics: GatewayMetrics): RequestHandler {
+export function requestContext(logger: Logger, metrics: GatewayMetrics, ids: RequestIds): RequestHandler {
   const observe = requestObserver(logger, metrics);
   return (req, res, next) => {
-    req.id = offeredRequestId(req.headers["x-request-id"]) ?? randomUUID();
+    req.id = ids.take(req.headers["x-request-id"]);
     res.setHeader("x-request-id", req.id);
     const started = process.hrtime.bigint();
     res.on("finish", () => done(req, res.statusCode, started, false));
@@ -52,6 +46,7 @@ export function requestContext(logger: Logger, metrics: GatewayMetrics): Request
   };
 
   function done(req: Request, status: number, started: bigint, aborted: boolean): void {
+    ids.release(req.id);
     observe(req.id, req.method, req.routeLabel ?? "unmatched", status, started, aborted);
   }
 }
