@@ -8,6 +8,7 @@
 import { zeroAddress, type Address, type Hash } from "viem";
 import type { HistoryLog } from "../chain-history";
 import type { FindingList, FindingLocation } from "./findings";
+import type { ExpectedIncludedDraw } from "./included-usage";
 
 export interface TokenMove {
   /** The other side: who sent tokens in, or who received them. */
@@ -40,18 +41,7 @@ export interface RecordedShortfall {
 }
 
 /** `IncludedUsageDrawn`: the subscriptions contract emits it inside `settleBatch`, before that batch's `BatchSettled`. */
-export interface ReportedIncludedDraw {
-  buyer: Address;
-  providerId: number;
-  subscriptionId: bigint;
-  firstSequence: bigint;
-  periodIndex: bigint;
-  drawn: bigint;
-  refused: bigint;
-  usedInPeriod: bigint;
-  includedValue: bigint;
-  log: HistoryLog;
-}
+export type ReportedIncludedDraw = ExpectedIncludedDraw & { log: HistoryLog };
 
 export class TransactionFlows {
   readonly inbound: TokenMove[] = [];

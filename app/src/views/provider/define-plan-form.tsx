@@ -7,6 +7,7 @@ import { Field } from "../../components/field";
 import { parseAmount } from "../../lib/amounts";
 import { formatTime } from "../../lib/time";
 import { useAction } from "../../lib/use-transaction";
+import { ModelChecklist } from "./model-checklist";
 import type { ProviderDashboard } from "./load-provider-dashboard";
 import { formatBonus } from "../../lib/plan-bonus";
 
@@ -53,24 +54,7 @@ export function DefinePlanForm({ dashboard }: { dashboard: ProviderDashboard }) 
           hint={<>Usage one credit pays for, in {token.symbol}.{bonus && <> Bonus for the buyer: <strong data-testid="plan-bonus">{bonus}</strong>.</>}</>}
         />
       </div>
-      <fieldset aria-describedby={errors.models ? "plan-models-error" : undefined}>
-        <legend>Models the credits pay for</legend>
-        {dashboard.models.map((model) => (
-          <label key={model.modelId} className="check">
-            <input
-              type="checkbox"
-              checked={modelIds.includes(model.modelId)}
-              onChange={(event) => setModelIds((ids) => (event.target.checked ? [...ids, model.modelId] : ids.filter((id) => id !== model.modelId)))}
-            />{" "}
-            {model.name}
-          </label>
-        ))}
-        {errors.models && (
-          <p id="plan-models-error" className="field-error">
-            {errors.models}
-          </p>
-        )}
-      </fieldset>
+      <ModelChecklist legend="Models the credits pay for" models={dashboard.models} selected={modelIds} onChange={setModelIds} error={errors.models} errorId="plan-models-error" />
       <Field label="Expires" type="datetime-local" value={expiry} onChange={(event) => setExpiry(event.target.value)} error={errors.expiry} hint="Usage served from this time on is no longer covered, and the plan can no longer be bought. Leave empty: never." />
       <button type="submit" disabled={action.busy}>
         Define plan

@@ -15,6 +15,7 @@ import { NO_ROLLOVER, overageText } from "../../lib/subscription-texts";
 import { formatPeriod } from "../../lib/time";
 import { useAction } from "../../lib/use-transaction";
 import { useLoad } from "../../lib/use-load";
+import { ModelChecklist } from "./model-checklist";
 import type { ProviderDashboard } from "./load-provider-dashboard";
 
 /** The satellite's longest period (`MAX_PERIOD`): 366 days. */
@@ -71,24 +72,7 @@ function DefineSubscriptionPlanForm({ dashboard }: { dashboard: ProviderDashboar
           ]}
         />
       </div>
-      <fieldset aria-describedby={errors.models ? "subscription-models-error" : undefined}>
-        <legend>Models the plan covers</legend>
-        {dashboard.models.map((model) => (
-          <label key={model.modelId} className="check">
-            <input
-              type="checkbox"
-              checked={modelIds.includes(model.modelId)}
-              onChange={(event) => setModelIds((ids) => (event.target.checked ? [...ids, model.modelId] : ids.filter((id) => id !== model.modelId)))}
-            />{" "}
-            {model.name}
-          </label>
-        ))}
-        {errors.models && (
-          <p id="subscription-models-error" className="field-error">
-            {errors.models}
-          </p>
-        )}
-      </fieldset>
+      <ModelChecklist legend="Models the plan covers" models={dashboard.models} selected={modelIds} onChange={setModelIds} error={errors.models} errorId="subscription-models-error" />
       <button type="submit" disabled={action.busy}>
         Define subscription plan
       </button>
