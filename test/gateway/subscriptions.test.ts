@@ -47,7 +47,18 @@ describe("gateway: subscriptions", function () {
    * Settles everything with the real oracle; returns what the chain says of `buyer`: the included value each
    * period gave (`IncludedUsageDrawn`) and the batches' shortfall (`BatchSettled`).
    */
-  async function settle(buyer: { address: string }) {
+  /** Calls until one is refused (at most 50); how many were served, and the refusal (undefined if none came). */
+  async function callUntilRefused(key: string): Promise<{ served: number; refusal: any }> {
+    for (let served = 0; served < 50; served++) {
+      try {
+        await call(key);
+      } catch (refusal) {
+        return { served, refusal };
+      }
+    }
+    return { served: 50, refusal: undefined };
+  }
+    async function settle(buyer: { address: string }) {
     const { oracle, client } = await startOracleHarness(h);
     const fromBlock = await client.getBlockNumber();
     try {
@@ -82,16 +93,7 @@ describe("gateway: subscriptions", function () {
     expect(spendableOf(before, "large-model")).to.equal(USD(9) - USD(1));
     expect(before.subscription.held_for_renewal).to.equal(USD(1).toString());
 
-    let served = 0;
-    let refusal: any;
-    for (let i = 0; i < 50 && !refusal; i++) {
-      try {
-        await call(key);
-        served++;
-      } catch (error) {
-        refusal = error;
-      }
-    }
+    const { served, refusal } = await callUntilRefused(key);
     expect(served).to.be.at.least(2);
     expect(refusal, "a call beyond the included value is refused").to.not.equal(undefined);
     expect(refusal.status).to.equal(402);
@@ -138,16 +140,7 @@ describe("gateway: subscriptions", function () {
     expect(spendableOf(before, "small-model")).to.equal(included + reservation * 3n);
     expect(spendableOf(before, "large-model")).to.equal(reservation * 3n);
 
-    let served = 0;
-    let refusal: any;
-    for (let i = 0; i < 50 && !refusal; i++) {
-      try {
-        await call(key);
-        served++;
-      } catch (error) {
-        refusal = error;
-      }
-    }
+    const { served, refusal } = await callUntilRefused(key);
     expect(served).to.be.at.least(4);
     expect(refusal.status).to.equal(402);
     expect(refusal.code).to.equal("insufficient_funds");
