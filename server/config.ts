@@ -113,6 +113,23 @@ const fileSchema = z
         webhookAllowPrivateNetworks: z.boolean().default(false),
       })
       .prefault({}),
+    /**
+     * Fleet mode: several gateway instances of one provider, behind one address, share through Redis what each
+     * buyer has reserved and not yet settled, and what each key and budget has spent (server/gateway/fleet/).
+     * Absent (the default): one instance, and everything lives in its own SQLite store.
+     */
+    fleet: z
+      .object({
+        /** The shared store, `redis://host:port[/db]`. */
+        redisUrl: z.url(),
+        /** This instance's name in the fleet, unique among its instances (default: its signer address). */
+        instanceId: z.string().regex(/^[\w.-]{1,64}$/, "1-64 letters, digits and . _ - only").optional(),
+        /** How long a reservation outlives an instance that stopped renewing it (it died mid-call). */
+        leaseMs: z.number().int().min(1_000).default(30_000),
+        /** How long a call waits for the shared store before it is refused with a 503. */
+        timeoutMs: z.number().int().positive().default(1_000),
+      })
+      .optional(),
     /** Model tiers and the aliases (`auto`, …) routed to the cheapest model good enough for each call (gateway/routing/). */
     routing: routingSchema.optional(),
     log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") }).prefault({}),
@@ -187,7 +204,7 @@ export function readJsonFile(file: string, what: string): unknown {
 /**
  * Builds the gateway configuration from a parsed config object and the environment.
  * Environment: TOLLGATE_GATEWAY_SIGNER_KEY (required), TOLLGATE_RPC_URL, TOLLGATE_PORT, TOLLGATE_HOST,
- * TOLLGATE_STORE_PATH, TOLLGATE_LOG_LEVEL, and each upstream's `apiKeyEnv`.
+ * TOLLGATE_STORE_PATH, TOLLGATE_LOG_LEVEL, TOLLGATE_INSTANCE_ID (fleet mode), and each upstream's `apiKeyEnv`.
  * `baseDir` resolves relative paths in the file (the file's own folder).
  */
 export function parseGatewayConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir: string, source = "config"): GatewayConfig {
@@ -233,6 +250,7 @@ export function parseGatewayConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir
     chain: { ...file.chain, rpcUrl: rpcUrl!, deployment: deployment! },
     store: { ...file.store, path: path.resolve(baseDir, env.TOLLGATE_STORE_PATH ?? file.store.path) },
     log: { level: logLevel as GatewayFileConfig["log"]["level"] },
+    fleet: file.fleet && { ...file.fleet, instanceId: env.TOLLGATE_INSTANCE_ID ?? file.fleet.instanceId },
     app: {
       dir: file.app.dir === undefined ? DEFAULT_APP_DIR : path.resolve(baseDir, file.app.dir),
       publicRpcUrl: file.app.publicRpcUrl ?? rpcUrl!,
