@@ -423,11 +423,17 @@ async function main(): Promise<void> {
     type RunResult = LoadResult & { cpu: CpuPerCall; machine: MachineShare; loop?: GatewayLoop; stats: Stats; firstTokenStats?: Stats };
     const run = async (label: string, target: Target, job: Omit<LoadJob, "origin" | "requests" | "modules">): Promise<RunResult> => {
       log(`${label} → ${target.label}: ${job.amount} calls${job.rate ? ` at ${job.rate}/s` : ""}, ${job.kind}${job.stream ? ", streamed" : ""}, ${job.connections} connections…`);
-      const metricsBefore = target.name === "gateway" ? await gatewayMetrics(gateway.url) : undefined;
-      const before = { proxy: target.pid === undefined ? undefined : cpuSecondsOf(target.pid), runQueue: target.pid === undefined ? undefined : runQueueSecondsOf(target.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
-      const result = await runLoad({ ...job, origin: target.origin, requests: job.stream ? target.streamRequests : target.requests, modules });
-      // The CPU window holds the lead-in calls too.
-      const answered = result.ok + (result.leadInOk ?? 0);
+      // Counters are read where the timed calls start: after the lead-in's last answer when there is one, so
+      // CPU, event-loop delay, GC and the store's timings cover the timed window only.
+      let metricsBefore: Map<string, number> | undefined;
+      let before!: { proxy?: number; runQueue?: number; sim?: number; bench: NodeJS.CpuUsage; machine: ReturnType<typeof machineTicks> };
+      const readBefore = async () => {
+        metricsBefore = target.name === "gateway" ? await gatewayMetrics(gateway.url) : undefined;
+        before = { proxy: target.pid === undefined ? undefined : cpuSecondsOf(target.pid), runQueue: target.pid === undefined ? undefined : runQueueSecondsOf(target.pid), sim: cpuSecondsOf(sim.pid), bench: process.cpuUsage(), machine: machineTicks() };
+      };
+      if (!job.leadIn) await readBefore();
+      const result = await runLoad({ ...job, origin: target.origin, requests: job.stream ? target.streamRequests : target.requests, modules }, readBefore);
+      const answered = result.ok;
       const perCall = (start: number | undefined, end: number | undefined) => (start === undefined || end === undefined ? undefined : ((end - start) * 1e6) / answered);
       const benchUsage = process.cpuUsage(before.bench);
       const cpu: CpuPerCall = {
@@ -446,7 +452,7 @@ async function main(): Promise<void> {
         totalTicks += total;
         maxStealPct = Math.max(maxStealPct, machine.steal);
       }
-      if (target.name === "gateway") gateway2xx += answered;
+      if (target.name === "gateway") gateway2xx += answered + (result.leadInOk ?? 0);
       if (result.non2xx > 0 || result.errors > 0) {
         failures.push(`${label} → ${target.label}: ${result.non2xx} non-2xx, ${result.errors} errors${result.badStreams ? ` (${result.badStreams} streams without a token or [DONE])` : ""}`);
       }

@@ -23,6 +23,8 @@ export interface LoadJob {
    * Paced only: requests sent first at the same rate and on the same pool, answered but not timed, so the
    * timed `amount` starts in steady state (connections open, the servers' caches warm) rather than measuring
    * a cold start of each target in turn. Their 2xx count is `leadInOk`, their slowest answer `leadInMaxMs`.
+   * The timed requests start only once every lead-in request is answered (and `runLoad`'s `betweenPhases` has
+   * run): a cold start's backlog would otherwise spill into the timed window and be measured as its tail.
    */
   leadIn?: number;
   /**
@@ -154,10 +156,10 @@ if (job.kind === "autocannon") {
     }
     return { firstMs, doneMs };
   };
+  let leadInDone = 0;
   const fire = (i) => {
     const r = job.requests[i % job.requests.length];
     const isLeadIn = i < leadIn;
-    if (i === leadIn) started = performance.now();
     const t0 = performance.now();
     pool
       .request({ method: r.method, path: r.path, headers: r.headers, body: r.body })
@@ -172,28 +174,57 @@ if (job.kind === "autocannon") {
       })
       // A refused connection, or a body that broke while being read.
       .catch(() => { errors++; lastAt = performance.now(); })
-      .finally(() => { if (++done === total) pool.close().then(finish); });
+      .finally(() => {
+        if (isLeadIn && ++leadInDone === leadIn) parentPort.postMessage({ leadInDone: true });
+        if (++done === total) pool.close().then(finish);
+      });
   };
   const total = leadIn + job.amount;
-  const firstFired = performance.now();
-  started = firstFired;
-  const tick = () => {
-    const due = Math.min(total, Math.floor(((performance.now() - firstFired) * job.rate) / 1000) + 1);
-    while (sent < due) fire(sent++);
-    if (sent < total) setTimeout(tick, 1);
+  // Sends requests [from, to) at the job's rate, counting from when the phase starts.
+  const phase = (from, to) => {
+    const phaseStart = performance.now();
+    const tick = () => {
+      const due = Math.min(to, from + Math.floor(((performance.now() - phaseStart) * job.rate) / 1000) + 1);
+      while (sent < due) fire(sent++);
+      if (sent < to) setTimeout(tick, 1);
+    };
+    tick();
   };
-  tick();
+  const timed = () => {
+    started = performance.now();
+    phase(leadIn, total);
+  };
+  if (leadIn > 0) {
+    // The parent answers "go" once the lead-in is all answered and it has read the servers' counters.
+    parentPort.on("message", (message) => { if (message === "go") timed(); });
+    started = performance.now();
+    phase(0, leadIn);
+  } else timed();
 }
 `;
 
-/** Runs one load job on a fresh worker thread; resolves once every request has been answered. */
-export function runLoad(job: LoadJob): Promise<LoadResult> {
+/**
+ * Runs one load job on a fresh worker thread; resolves once every request has been answered. With a paced
+ * `leadIn`, `betweenPhases` runs after the last lead-in answer and before the first timed request (the gateway
+ * bench reads the gateway's counters there, so they cover the timed window only).
+ */
+export function runLoad(job: LoadJob, betweenPhases?: () => Promise<void>): Promise<LoadResult> {
   if (job.receipts && job.kind !== "paced") return Promise.reject(new Error("receipts are read by the paced generator only"));
   if (job.stream && job.kind !== "paced") return Promise.reject(new Error("streams are read by the paced generator only"));
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: job });
-    worker.once("message", (result: LoadResult) => {
-      resolve(result);
+    worker.on("message", (message: LoadResult | { leadInDone: true }) => {
+      if ("leadInDone" in message) {
+        (betweenPhases ?? (async () => undefined))().then(
+          () => worker.postMessage("go"),
+          (error: unknown) => {
+            reject(error as Error);
+            void worker.terminate();
+          },
+        );
+        return;
+      }
+      resolve(message);
       void worker.terminate();
     });
     worker.once("error", reject);
