@@ -48,6 +48,11 @@ const fileSchema = z
       deploymentFile: z.string().min(1),
       /** How long a buyer's on-chain balance and credits are trusted before they are read again. */
       accountCacheMs: z.number().int().min(0).default(2_000),
+      /**
+       * After a buyer's last call, how long its balance is kept fresh in the background (re-read before it goes
+       * stale), so a buyer that pauses between calls does not wait for the chain on the next one. 0 turns it off.
+       */
+      keepWarmMs: z.number().int().min(0).default(60_000),
       /** How often model prices, pauses and the signer's authorization are refreshed. */
       registryRefreshMs: z.number().int().positive().default(15_000),
     }),

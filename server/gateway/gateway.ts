@@ -117,6 +117,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     signer: signer.address,
     models: config.models,
     accountCacheMs: config.chain.accountCacheMs,
+    keepWarmMs: config.chain.keepWarmMs,
     registryRefreshMs: config.chain.registryRefreshMs,
     ledger,
     logger,
