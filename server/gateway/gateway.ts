@@ -103,6 +103,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const checkpointer = new WalCheckpointer({
     path: config.store.path,
     durability: config.store.durability,
+    intervalMs: config.store.checkpointIntervalMs,
     onCheckpoint: ({ seconds }) => metrics.storeCheckpoint.observe(seconds),
     onError: (message) => logger.warn({ error: message }, "checkpointing the usage store's WAL failed; retrying"),
   });
