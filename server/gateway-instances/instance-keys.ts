@@ -12,7 +12,7 @@
  * (base, index) pairs encode to the same input. Whoever holds the base key can rebuild every instance key: it
  * is as secret as they are, and revoking a leaked instance key on-chain leaves its siblings working.
  */
-import { bytesToHex, concat, hexToBigInt, isHex, keccak256, numberToBytes, stringToBytes, type Hex } from "viem";
+import { concatHex, hexToBigInt, isHex, keccak256, numberToHex, stringToHex, type Hex } from "viem";
 import { ConfigError } from "../config";
 
 export const INSTANCE_KEY_LABEL = "tollgate/gateway-instance-signer/v1";
@@ -31,7 +31,7 @@ export function isPrivateKey(value: string | undefined): value is Hex {
 export function deriveInstanceSignerKey(baseKey: Hex, index: number): Hex {
   if (!isPrivateKey(baseKey)) throw new ConfigError("the base gateway key must be a 32-byte secp256k1 private key as 0x-prefixed hex");
   if (!Number.isInteger(index) || index < 1 || index > MAX_INDEX) throw new ConfigError(`instance index ${index} is not an integer from 1 to ${MAX_INDEX}`);
-  const key = keccak256(concat([stringToBytes(INSTANCE_KEY_LABEL), baseKey, bytesToHex(numberToBytes(index, { size: 4 }))]));
+  const key = keccak256(concatHex([stringToHex(INSTANCE_KEY_LABEL), baseKey, numberToHex(index, { size: 4 })]));
   // A hash at or above the group order (odds about 2^-128) is no key; say so rather than wrap it silently.
   if (!isPrivateKey(key)) throw new ConfigError(`the key derived for instance ${index} is not a valid secp256k1 key; use another base key`);
   return key;
