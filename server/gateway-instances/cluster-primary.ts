@@ -25,8 +25,8 @@ export interface ClusterPrimaryOptions {
   backoff?: RestartBackoffOptions;
   /** Machine-readable lines for scripts and tests (stdout), beside the JSON logs. */
   emit(event: Record<string, unknown>): void;
-  /** Once every instance listens, with the shared address. */
-  onAllListening(address: Pick<AddressInfo, "port">): void;
+  /** Once every instance listens, with the shared address and each instance's process id. */
+  onAllListening(address: Pick<AddressInfo, "port">, pids: ReadonlyMap<number, number | undefined>): void;
 }
 
 interface Slot {
@@ -114,7 +114,7 @@ export function runClusterPrimary(options: ClusterPrimaryOptions): Promise<numbe
         logger.info({ ...who(slot), pid: worker.process.pid, port: address.port }, "instance listening");
         if (phase === "starting" && slots.every((s) => s.listening)) {
           phase = "running";
-          options.onAllListening(address);
+          options.onAllListening(address, new Map(slots.map((s) => [s.instance.index, s.worker?.process.pid])));
         } else if (phase === "running") {
           options.emit({ event: "instance-restarted", index: slot.instance.index, instanceId: slot.instance.instanceId, signer: slot.instance.signer, pid: worker.process.pid });
         }

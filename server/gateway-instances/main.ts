@@ -65,9 +65,9 @@ async function main(): Promise<void> {
     logger,
     stopTimeoutMs: config.shutdownTimeoutMs + STOP_SLACK_MS,
     emit,
-    onAllListening: ({ port }) => {
+    onAllListening: ({ port }, pids) => {
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-      emit({ event: "listening", url, instances: instances.map(({ index, signer, instanceId }) => ({ index, signer, instanceId })) });
+      emit({ event: "listening", url, pid: process.pid, instances: instances.map(({ index, signer, instanceId }) => ({ index, signer, instanceId, pid: pids.get(index) })) });
     },
   });
   process.exit(code);
