@@ -81,7 +81,20 @@ function runTollgate(args: string[], env: Record<string, string>): Promise<{ cod
   let err = "";
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
-  return new Promise((resolve) => child.once("exit", (code) => resolve({ code, out, err })));
+  // A command still running after the limit is stopped (SIGTERM reaches what it started) and reported with its output.
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    child.kill("SIGTERM");
+  }, 90_000);
+  const killTimer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  return new Promise((resolve) =>
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      resolve({ code, out, err: late ? `${err}\n(still running after 90 s: stopped)` : err });
+    }),
+  );
 }
 
 interface Served {
@@ -277,6 +290,26 @@ describe("tollgate operator start-gateway --instances / start-oracle --instances
       const view = await client.readContract({ address: tollgate, abi: tollgateAbi, functionName: "signerOf", args: [signer] });
       expect([view.authorized, view.providerId]).to.deep.equal([true, Number(market.providerId)]);
     }
+  });
+
+  it("an instance that cannot start stops the others and the command exits non-zero, naming the instance", async () => {
+    // Instance 2's store path is a directory: that instance cannot open its store, and the fleet must not run with a hole.
+    const storePath = path.join(dir, "broken", "usage.sqlite");
+    fs.mkdirSync(instanceStorePath(storePath, 2), { recursive: true });
+    const result = await runTollgate(["operator", "start-gateway", "--instances", "2", "--config", fleetConfig], { ...gatewayEnv(), TOLLGATE_STORE_PATH: storePath });
+    expect(result.code, result.err).to.equal(1);
+    expect(result.err).to.contain(`instance 2 (signer ${signers[1]}) exited with code 1 before it listened`);
+    expect(result.err).to.contain("the gateway exited with code 1");
+    // No instance of it is left running: no process on this machine holds one of its store paths in its environment.
+    const holders = fs.readdirSync("/proc").filter((entry) => {
+      if (!/^\d+$/.test(entry)) return false;
+      try {
+        return fs.readFileSync(`/proc/${entry}/environ`, "utf8").includes(`${path.dirname(storePath)}${path.sep}usage.instance-`);
+      } catch {
+        return false;
+      }
+    });
+    expect(holders, "instances left running").to.deep.equal([]);
   });
 
   it("serves on one port from 2 instances, each signing with its own key into its own store; a SIGKILLed instance is restarted and serves again; SIGTERM drains all", async () => {

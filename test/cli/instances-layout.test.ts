@@ -10,6 +10,7 @@ import type { Hex } from "viem";
 import { ConfigError } from "../../server/config";
 import { deriveInstanceSignerKey, INSTANCE_KEY_LABEL, instanceSignerKeys } from "../../server/gateway-instances/instance-keys";
 import { instanceCountFromEnv, instanceIdOf, instanceStorePath, parseInstanceCount, planInstances } from "../../server/gateway-instances/instance-layout";
+import { RestartBackoff } from "../../server/gateway-instances/restart-backoff";
 import { requireAuthorizedSigners, requireSharedStore, signerProblem, type SignerStanding } from "../../server/gateway-instances/launch-checks";
 
 const BASE = `0x${"ab".repeat(32)}` as Hex;
@@ -101,5 +102,12 @@ describe("gateway instances: keys, stores and ids", function () {
     expect(message).to.contain("`tollgate operator authorize-signers --instances 4 --provider 1`");
     expect(signerProblem({ providerId: 1, authorized: false, compromised: true, nextSequence: 5n }, 1)).to.contain("compromised");
     expect(() => requireAuthorizedSigners([standing(0, 1, true)], 1, 1)).to.not.throw();
+  });
+
+  it("restarts a crash-looping instance ever later, up to the cap, and promptly again once it stayed up", () => {
+    const backoff = new RestartBackoff({ initialMs: 500, maxMs: 4_000, stableMs: 30_000 });
+    expect([100, 100, 100, 100, 100].map((uptime) => backoff.next(uptime))).to.deep.equal([500, 1_000, 2_000, 4_000, 4_000]);
+    expect(backoff.next(60_000)).to.equal(500);
+    expect(backoff.next(10)).to.equal(1_000);
   });
 });
