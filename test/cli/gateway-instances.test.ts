@@ -259,7 +259,9 @@ describe("tollgate operator start-gateway --instances / start-oracle --instances
     expect(result.err).to.contain("2 instances need a shared store");
     expect(result.err).to.contain("up to 2x its balance");
     expect(result.err).to.contain('"fleet": { "redisUrl"');
-    expect(fs.existsSync(storePaths()[0] + "-wal")).to.equal(false);
+    // Refused before any instance was planned or started.
+    expect(result.out).to.not.contain("instance 1: signer");
+    expect(result.out).to.not.contain('"event":"listening"');
   });
 
   it("refuses instance signers the provider has not authorized, naming each and the command; authorize-signers then authorizes both", async () => {
