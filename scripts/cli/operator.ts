@@ -13,6 +13,8 @@ import { testUsdAbi, tollgateAbi } from "../../server/chain/abis";
 import { formatDuration, formatTimestamp, parseAddress, parseInteger } from "./arguments";
 import { envValue, ENV, examples, loadPrivateKey, type CliContext, type ContextFactory } from "./context";
 import { CliError } from "./errors";
+import { instanceCountOption, registerOperatorInstances } from "./operator-instances";
+import { INSTANCES_ENV } from "../../server/gateway-instances/instance-layout";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
@@ -286,10 +288,23 @@ export function registerOperator(program: Command, context: ContextFactory): voi
     .description("run the metered gateway (server/gateway/main.ts) in the foreground; needs TOLLGATE_GATEWAY_SIGNER_KEY")
     .option("--config <file>", "gateway config file (default: TOLLGATE_CONFIG or tollgate.config.json)")
     .option("--port <port>", "listen port (TOLLGATE_PORT)")
-    .addHelpText("after", examples("TOLLGATE_GATEWAY_SIGNER_KEY=0x… tollgate operator start-gateway --config tollgate.config.json"))
-    .action(async (options: { config?: string; port?: string }, cmd: Command) => {
+    .option("--instances <n>", "run N instances sharing the port, each with its own key and store (needs the config's fleet section)", "1")
+    .addHelpText(
+      "after",
+      examples(
+        "TOLLGATE_GATEWAY_SIGNER_KEY=0x… tollgate operator start-gateway --config tollgate.config.json",
+        "TOLLGATE_GATEWAY_SIGNER_KEY=0x<base key> tollgate operator start-gateway --instances 4   # keys derived per instance",
+      ),
+    )
+    .action(async (options: { config?: string; port?: string; instances: string }, cmd: Command) => {
       const ctx = context(cmd);
-      const code = await runServer(ctx, "server/gateway/main.ts", serverEnv(ctx, { TOLLGATE_CONFIG: options.config, TOLLGATE_PORT: options.port }));
+      const instances = instanceCountOption(options.instances);
+      const env = serverEnv(ctx, { TOLLGATE_CONFIG: options.config, TOLLGATE_PORT: options.port });
+      // One instance is the plain gateway, exactly as without the flag.
+      const code =
+        instances === 1
+          ? await runServer(ctx, "server/gateway/main.ts", env)
+          : await runServer(ctx, "server/gateway-instances/main.ts", { ...env, [INSTANCES_ENV]: String(instances) });
       if (code !== 0) throw new CliError(`the gateway exited with code ${code}`, "its output above says why");
     });
 
@@ -297,12 +312,19 @@ export function registerOperator(program: Command, context: ContextFactory): voi
     .command("start-oracle")
     .description("run the settlement oracle (server/oracle/main.ts) in the foreground; needs TOLLGATE_ORACLE_KEY and the gateway signer key")
     .option("--config <file>", "config file (default: TOLLGATE_CONFIG or tollgate.config.json)")
-    .addHelpText("after", examples("TOLLGATE_ORACLE_KEY=0x… TOLLGATE_GATEWAY_SIGNER_KEY=0x… tollgate operator start-oracle"))
-    .action(async (options: { config?: string }, cmd: Command) => {
+    .option("--instances <n>", "settle every instance of `start-gateway --instances N` (same keys, same stores) with this one oracle key", "1")
+    .addHelpText(
+      "after",
+      examples("TOLLGATE_ORACLE_KEY=0x… TOLLGATE_GATEWAY_SIGNER_KEY=0x… tollgate operator start-oracle", "TOLLGATE_ORACLE_KEY=0x… TOLLGATE_GATEWAY_SIGNER_KEY=0x<base key> tollgate operator start-oracle --instances 4"),
+    )
+    .action(async (options: { config?: string; instances: string }, cmd: Command) => {
       const ctx = context(cmd);
-      const code = await runServer(ctx, "server/oracle/main.ts", serverEnv(ctx, { TOLLGATE_CONFIG: options.config }));
+      const instances = instanceCountOption(options.instances);
+      const code = await runServer(ctx, "server/oracle/main.ts", serverEnv(ctx, { TOLLGATE_CONFIG: options.config, [INSTANCES_ENV]: instances > 1 ? String(instances) : undefined }));
       if (code !== 0) throw new CliError(`the oracle exited with code ${code}`, "its output above says why");
     });
+
+  registerOperatorInstances(operator, context);
 
   operator
     .command("status")

@@ -11,7 +11,9 @@ import { createLogger } from "../logging/logger";
 
 async function main(): Promise<void> {
   const config = loadGatewayConfig();
-  const logger = createLogger("tollgate-gateway", config.log.level);
+  const base = createLogger("tollgate-gateway", config.log.level);
+  // One of several instances (fleet mode): every line says which.
+  const logger = config.fleet?.instanceId ? base.child({ instance: config.fleet.instanceId }) : base;
   const failpoints = (process.env.TOLLGATE_FAILPOINTS ?? "").split(",").map((name) => name.trim()).filter(Boolean);
   const gateway = await createGateway({ config, logger, defaultMetrics: true, failpoints });
   const url = await gateway.listen();

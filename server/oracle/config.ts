@@ -8,6 +8,7 @@ import { z } from "zod";
 import { isHex, type Hex } from "viem";
 import { ConfigError, describeIssues, readJsonFile } from "../config";
 import { deploymentSchema, type Deployment } from "../chain/deployment-schema";
+import { INSTANCES_ENV, instanceCountFromEnv, planInstances } from "../gateway-instances/instance-layout";
 
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -98,8 +99,30 @@ function isPrivateKey(value: string | undefined): value is Hex {
 }
 
 /**
+ * N gateway instances on one host (TOLLGATE_GATEWAY_INSTANCES, `start-oracle --instances N`): one stream per
+ * instance, each its store file and its key, named exactly as the launcher names them (gateway-instances/).
+ * Undefined when one gateway is asked for; a problem is added when instances and explicit streams are mixed.
+ */
+function instanceStreams(env: NodeJS.ProcessEnv, storePath: string, explicitStreams: boolean, problems: string[]): OracleStreamConfig[] | undefined {
+  let count: number;
+  try {
+    count = instanceCountFromEnv(env);
+    if (count < 2) return undefined;
+    if (explicitStreams) {
+      problems.push(`${INSTANCES_ENV}: oracle.streams already names the stores to settle; drop one of the two (instances settle every instance of this config's gateway)`);
+      return undefined;
+    }
+    return planInstances({ env, count, storePath }).instances.map((instance) => ({ storePath: instance.storePath, signerKey: instance.signerKey }));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(error.message);
+    return undefined;
+  }
+}
+
+/**
  * Environment: TOLLGATE_ORACLE_KEY (required, pays gas), TOLLGATE_GATEWAY_SIGNER_KEY (or each stream's
- * `signerKeyEnv`), TOLLGATE_RPC_URL, TOLLGATE_ORACLE_PORT, TOLLGATE_LOG_LEVEL, TOLLGATE_FAILPOINTS.
+ * `signerKeyEnv`), TOLLGATE_GATEWAY_INSTANCES with TOLLGATE_GATEWAY_SIGNER_KEY(S) (N instances), TOLLGATE_RPC_URL, TOLLGATE_ORACLE_PORT, TOLLGATE_LOG_LEVEL, TOLLGATE_FAILPOINTS.
  */
 export function parseOracleConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir: string, source = "config"): OracleConfig {
   const parsed = fileSchema.safeParse(raw);
@@ -118,8 +141,10 @@ export function parseOracleConfig(raw: unknown, env: NodeJS.ProcessEnv, baseDir:
   const logLevel = env.TOLLGATE_LOG_LEVEL ?? file.log.level;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) problems.push(`TOLLGATE_LOG_LEVEL: use one of ${LOG_LEVELS.join(", ")}`);
 
-  const streamSources = file.oracle.streams ?? [{ storePath: env.TOLLGATE_STORE_PATH ?? file.store.path, signerKeyEnv: "TOLLGATE_GATEWAY_SIGNER_KEY" }];
-  const streams: OracleStreamConfig[] = [];
+  const storePath = env.TOLLGATE_STORE_PATH ?? file.store.path;
+  const instances = instanceStreams(env, path.resolve(baseDir, storePath), file.oracle.streams !== undefined, problems);
+  const streamSources = instances ? [] : (file.oracle.streams ?? [{ storePath, signerKeyEnv: "TOLLGATE_GATEWAY_SIGNER_KEY" }]);
+  const streams: OracleStreamConfig[] = instances ?? [];
   streamSources.forEach((stream, index) => {
     const key = env[stream.signerKeyEnv];
     if (!isPrivateKey(key)) {
