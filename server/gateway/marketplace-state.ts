@@ -33,6 +33,8 @@ export interface MarketplaceStateOptions {
   registryRefreshMs: number;
   ledger: SpendLedger;
   logger: Logger;
+  /** Fleet mode: the signers whose next sequence every buyer snapshot reads at its block (fleet/fleet-ledger.ts). */
+  fleetSigners?: () => readonly Address[];
 }
 
 /** Start-up found the chain disagreeing with the configuration; the message says what to fix. */
@@ -170,7 +172,7 @@ export class MarketplaceState {
     let pending = this.inflight.get(buyer);
     if (!pending) {
       pending = this.reader
-        .buyerSnapshot(buyer, this.options.providerId, this.plans, this.options.signer)
+        .buyerSnapshot(buyer, this.options.providerId, this.plans, this.options.signer, this.options.fleetSigners?.())
         .then((snapshot) => {
           this.snapshots.set(buyer, snapshot);
           this.options.ledger.observeSnapshot(snapshot);
