@@ -119,6 +119,15 @@ describe("fleet ledger: the shared store's check-and-reserve (real redis-server)
     expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n }))).others).to.equal(20n);
   });
 
+  it("a record replaces the hold that covered it in one step: the others count its cost, not both, not neither", async () => {
+    const [a, b] = await fleetOf(2);
+    const held = await a.ledger.reserve(check({ amount: 600n }));
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 0n, cost: 150n }, [], (held as { hold: never }).hold);
+    a.ledger.release((held as { hold: never }).hold); // the meter's finally: already released, changes nothing
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n }))).others).to.equal(150n);
+  });
+
   it("a dead instance's holds vanish after its lease, its unsettled usage stays counted", async () => {
     const [a, b] = await fleetOf(2);
     expect(await a.ledger.reserve(check({ amount: 400n }))).to.have.property("hold");

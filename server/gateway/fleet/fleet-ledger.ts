@@ -186,9 +186,13 @@ export class FleetLedger {
     return { refused: { limit, budgetIndex: limit === "budget" ? index - 2 : undefined, others: BigInt(answer[2]) } };
   }
 
-  /** Publishes a durable record and this instance's spend on its key and budgets (absolute values); never throws. */
-  publishUsage(record: { buyer: Address; sequence: bigint; cost: bigint }, spent: readonly { part: string; spent: bigint }[]): void {
+  /**
+   * Publishes a durable record, this instance's spend on its key and budgets (absolute values), and releases the
+   * hold that covered the call, in one script; never throws (a failure makes the instance rejoin).
+   */
+  publishUsage(record: { buyer: Address; sequence: bigint; cost: bigint }, spent: readonly { part: string; spent: bigint }[], hold?: FleetHold): void {
     for (const { part, spent: value } of spent) this.spent.set(part, value);
+    const released = hold && !hold.released ? this.take(hold) : [];
     if (this.state !== "ready") {
       this.unpublished.push(record);
       return;
@@ -196,6 +200,7 @@ export class FleetLedger {
     const { prefix, instanceId, signer } = this.options;
     const args = [prefix, instanceId, lower(signer), lower(record.buyer), record.sequence.toString(), record.cost.toString(), String(spent.length)];
     for (const { part, spent: value } of spent) args.push(part, value.toString());
+    args.push(String(released.length / 2), ...released);
     const started = performance.now();
     this.redis.tgPublishUsage(...args).then(
       () => this.metrics.roundTrip.observe({ op: "publish" }, (performance.now() - started) / 1000),
@@ -227,17 +232,23 @@ export class FleetLedger {
     for (const part of parts) this.holdings.set(part, (this.holdings.get(part) ?? 0n) + amount);
   }
 
-  private undo(hold: FleetHold): void {
+  /** Takes a hold out of this instance's holdings; returns (hash key, holding left) pairs to publish. */
+  private take(hold: FleetHold): string[] {
     hold.released = true;
     this.add(hold.parts, -hold.amount);
-    const args = [this.options.prefix, this.options.instanceId, String(hold.parts.length)];
+    const pairs: string[] = [];
     for (const part of hold.parts) {
       const left = this.holdings.get(part)!;
       if (left === 0n) this.holdings.delete(part);
-      args.push(part, left.toString());
+      pairs.push(part, left.toString());
     }
+    return pairs;
+  }
+
+  private undo(hold: FleetHold): void {
+    const pairs = this.take(hold);
     if (this.state !== "ready") return; // rejoin publishes the holdings as they are then
-    this.redis.tgSetHeld(...args).catch((error: Error) => this.lost(error.message));
+    this.redis.tgSetHeld(this.options.prefix, this.options.instanceId, String(pairs.length / 2), ...pairs).catch((error: Error) => this.lost(error.message));
   }
 
   private lost(why: string): void {
@@ -277,7 +288,7 @@ export class FleetLedger {
         queued = 0;
       };
       for (const record of this.options.unsettledRecords()) {
-        void pipeline.tgPublishUsage(prefix, instanceId, lower(signer), lower(record.buyer), record.sequence.toString(), record.cost.toString(), "0");
+        void pipeline.tgPublishUsage(prefix, instanceId, lower(signer), lower(record.buyer), record.sequence.toString(), record.cost.toString(), "0", "0");
         published++;
         if (++queued === REPUBLISH_CHUNK) await flush();
       }
@@ -287,7 +298,7 @@ export class FleetLedger {
       }
       // Records that became durable while the pass above ran (it reads the store in pages, between round trips).
       for (const record of this.unpublished.splice(0)) {
-        void pipeline.tgPublishUsage(prefix, instanceId, lower(signer), lower(record.buyer), record.sequence.toString(), record.cost.toString(), "0");
+        void pipeline.tgPublishUsage(prefix, instanceId, lower(signer), lower(record.buyer), record.sequence.toString(), record.cost.toString(), "0", "0");
         queued++;
       }
       if (queued > 0) await flush();

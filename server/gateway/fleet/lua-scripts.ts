@@ -114,17 +114,21 @@ return {'ok'}
 `;
 
 /**
- * One durable record: ARGV prefix, instance, signer, buyer, sequence, cost, then n pairs (hash key, this instance's
- * absolute spend in it). Adding a sequence twice changes nothing, so re-publishing is safe.
+ * One durable record, and the release of the hold that covered it, in one step: the others never see both or
+ * neither. ARGV: prefix, instance, signer, buyer, sequence, cost, n pairs (hash key, this instance's absolute spend
+ * there), m pairs (hash key, its holding there now). Adding a sequence twice changes nothing: re-publishing is safe.
  */
-export const PUBLISH_USAGE_SCRIPT = `${LUA_DECIMAL}
+export const PUBLISH_USAGE_SCRIPT = `${LUA_DECIMAL}${OTHERS}
 local P, me, signer, buyer, sequence, cost = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('ZADD', P .. 'u:' .. buyer .. ':' .. signer, 'NX', sequence, sequence .. ':' .. cost) == 1 then
   local totalsKey = P .. 'ut:' .. buyer
   local total = redis.call('HGET', totalsKey, signer) or '0'
   redis.call('HSET', totalsKey, signer, dstr(dadd(dparse(total), dparse(cost))))
 end
-for j = 1, tonumber(ARGV[7]) do redis.call('HSET', ARGV[6 + 2 * j], 's:' .. me, ARGV[7 + 2 * j]) end
+local spent = tonumber(ARGV[7])
+for j = 1, spent do redis.call('HSET', ARGV[6 + 2 * j], 's:' .. me, ARGV[7 + 2 * j]) end
+local at = 8 + 2 * spent
+for j = 1, tonumber(ARGV[at] or '0') do setHeld(P, me, ARGV[at + 2 * j - 1], ARGV[at + 2 * j]) end
 return 1
 `;
 

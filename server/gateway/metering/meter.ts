@@ -217,7 +217,7 @@ export class Meter {
       const fleet = this.deps.fleet!;
       const spent = [{ part: fleet.keyPart(call.key.id), spent: call.key.spent }];
       for (const budget of call.fleet.budgets) spent.push({ part: fleet.budgetPart(budget.id, budget.periodStart), spent: this.deps.budgets!.budgetSpent(budget.id, budget.periodStart) });
-      fleet.publishUsage({ buyer: record.buyer, sequence: record.sequence, cost }, spent);
+      fleet.publishUsage({ buyer: record.buyer, sequence: record.sequence, cost }, spent, call.fleet.hold);
     }
     metrics.observeRecord(record, served, counts.capped);
     return { record, envelope: receiptEnvelope(record, this.deps.domain) };
