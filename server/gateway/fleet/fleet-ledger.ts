@@ -119,7 +119,8 @@ export class FleetLedger {
   /** Connects (in the background: until the first rejoin, paid calls get 503) and starts the heartbeat. */
   start(): void {
     this.redis.connect().catch(() => undefined);
-    this.heartbeat = setInterval(() => void this.beat(), Math.max(250, Math.floor(this.options.leaseMs / 3)));
+    // A failed beat has already marked the store lost (or the rejoin that awaits it retries): nothing to add here.
+    this.heartbeat = setInterval(() => this.beat().catch(() => undefined), Math.max(250, Math.floor(this.options.leaseMs / 3)));
     this.heartbeat.unref();
   }
 
