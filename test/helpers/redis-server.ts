@@ -35,7 +35,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** `appendfsync`: "always" for the tests (a SIGKILL loses nothing), "everysec" (Redis's default) for the bench. */
+export async function startRedisServer(options: { appendfsync?: "always" | "everysec" } = {}): Promise<RedisServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-redis-"));
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -43,7 +44,7 @@ export async function startRedisServer(): Promise<RedisServer> {
 
   const start = () =>
     new Promise<void>((resolve, reject) => {
-      const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"];
+      const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", options.appendfsync ?? "always", "--save", "", "--protected-mode", "no"];
       const proc = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
       child = proc;
       running.add(proc);
