@@ -33,7 +33,8 @@ import { gatewayConfigObject } from "../helpers/gateway-harness";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server";
 
 const INSTANCES = 3;
-const LEASE_MS = 2_000;
+/** Long enough that a heartbeat starved of CPU by the rest of the suite does not lose it; short enough to wait out in (b). */
+const LEASE_MS = 5_000;
 const MAX_TOKENS = 64;
 const MESSAGES = [{ role: "user", content: "Tell me about toll roads in one line." }];
 

@@ -160,7 +160,7 @@ export class FleetLedger {
     ];
     const hold: FleetHold = { parts: limits.map(([part]) => part), amount: check.amount, released: false };
     this.add(hold.parts, check.amount);
-    const args = [prefix, instanceId, lower(this.options.signer), check.amount.toString(), String(this.options.settledGraceMs), lower(check.buyer), String(limits.length)];
+    const args = [prefix, instanceId, lower(this.options.signer), check.amount.toString(), String(this.options.settledGraceMs), lower(check.buyer), String(this.options.leaseMs), String(limits.length)];
     for (const [part, left] of limits) args.push(part, left === null ? "" : left.toString(), this.holdings.get(part)!.toString());
     args.push(String(check.signerNext.size));
     for (const [signer, next] of check.signerNext) args.push(signer, next.toString());

@@ -88,7 +88,7 @@ end
 `;
 
 /**
- * ARGV: prefix, instance, its signer, amount, grace ms, buyer, n limits, then per limit (the buyer's first) its hash
+ * ARGV: prefix, instance, its signer, amount, grace ms, buyer, lease ms, n limits, then per limit (the buyer's first) its hash
  * key, what the local check left ('' when unlimited) and this instance's holding once the call is reserved; then n
  * signers and per signer its address and nextSequence in the snapshot.
  * Returns {'ok'}, {'lease'} (this instance's lease ran out: it must re-publish first) or {'refused', limit, others}.
@@ -98,18 +98,20 @@ local P, me, mySigner, amount, grace, buyer = ARGV[1], ARGV[2], ARGV[3], dparse(
 ${NOW}
 local lease = redis.call('ZSCORE', P .. 'leases', me)
 if not lease or tonumber(lease) <= now then return {'lease'} end
+-- A call is as good a sign of life as a heartbeat: a busy instance whose timer runs late keeps its lease.
+redis.call('ZADD', P .. 'leases', now + tonumber(ARGV[7]), me)
 local live = liveInstances(P, now)
-local nLimits = tonumber(ARGV[7])
-local at = 8 + nLimits * 3
+local nLimits = tonumber(ARGV[8])
+local at = 9 + nLimits * 3
 local signerNext = {}
 for j = 1, tonumber(ARGV[at]) do signerNext[ARGV[at + 2 * j - 1]] = ARGV[at + 2 * j] end
 for i = 1, nLimits do
-  local hashKey, left = ARGV[5 + 3 * i], ARGV[6 + 3 * i]
+  local hashKey, left = ARGV[6 + 3 * i], ARGV[7 + 3 * i]
   local others = othersOf(hashKey, me, live)
   if i == 1 then others = dadd(others, unsettledOthers(P, buyer, mySigner, signerNext, now, grace)) end
   if left ~= '' and dcmp(dadd(amount, others), dparse(left)) > 0 then return {'refused', tostring(i), dstr(others)} end
 end
-for i = 1, nLimits do setHeld(P, me, ARGV[5 + 3 * i], ARGV[7 + 3 * i]) end
+for i = 1, nLimits do setHeld(P, me, ARGV[6 + 3 * i], ARGV[8 + 3 * i]) end
 return {'ok'}
 `;
 
