@@ -139,6 +139,8 @@ const fileSchema = z
         leaseMs: z.number().int().min(1_000).default(30_000),
         /** How long a call waits for the shared store before it is refused with a 503. */
         timeoutMs: z.number().int().positive().default(1_000),
+        /** Prefix of every key in the store (default `tollgate:<chainId>:<contract>:<providerId>:`). */
+        keyPrefix: z.string().min(1).max(200).optional(),
       })
       .optional(),
     /** Model tiers and the aliases (`auto`, …) routed to the cheapest model good enough for each call (gateway/routing/). */

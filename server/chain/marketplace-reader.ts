@@ -90,6 +90,8 @@ export interface BuyerSnapshot {
   subscription: SubscriptionStatus | null;
   /** Wall-clock milliseconds when read, for cache expiry. */
   readAt: number;
+  /** Fleet mode: every fleet signer's next sequence at this same block (lower-case address → sequence). */
+  fleetNextSequences?: ReadonlyMap<string, bigint>;
 }
 
 /** The epoch in force at `servedAt`: the last one whose `effectiveFrom` is not after it. */
@@ -208,11 +210,11 @@ export class MarketplaceReader {
   }
 
   /** A buyer's spendable state at the latest block, with `signer`'s sequence at that same block. */
-  async buyerSnapshot(buyer: Address, providerId: number, plans: readonly CreditPlanTerms[], signer: Address): Promise<BuyerSnapshot> {
+  async buyerSnapshot(buyer: Address, providerId: number, plans: readonly CreditPlanTerms[], signer: Address, fleetSigners?: readonly Address[]): Promise<BuyerSnapshot> {
     const blockNumber = await this.client.getBlockNumber({ cacheTime: 0 });
     const [credits, subscriptions] = await Promise.all([this.creditsToken(), this.subscriptions()]);
     const read = { address: this.tollgate, abi: tollgateAbi, blockNumber } as const;
-    const [account, limit, signerView, balances, changes, sub] = await Promise.all([
+    const [account, limit, signerView, balances, changes, sub, fleetViews] = await Promise.all([
       this.client.readContract({ ...read, functionName: "accountOf", args: [buyer] }),
       this.client.readContract({ ...read, functionName: "spendingLimitOf", args: [buyer, providerId] }),
       this.client.readContract({ ...read, functionName: "signerOf", args: [signer] }),
@@ -227,6 +229,8 @@ export class MarketplaceReader {
           }),
       Promise.all(plans.map((plan) => this.client.readContract({ ...read, functionName: "creditChangeOf", args: [buyer, plan.planId] }))),
       this.client.readContract({ address: subscriptions, abi: tollgateSubscriptionsAbi, functionName: "subscriptionOf", args: [buyer, providerId], blockNumber }),
+      // Fleet mode: the other instances' sequences at the same block, so their settled usage is excluded exactly.
+      fleetSigners && Promise.all(fleetSigners.map((other) => this.client.readContract({ ...read, functionName: "signerOf", args: [other] }))),
     ]);
     // A second round trip for subscribers only: the plan (cached) and the included value the last paid period used.
     const subscription = sub.id === 0n ? null : await this.subscriptionStatus(sub, blockNumber);
@@ -246,6 +250,7 @@ export class MarketplaceReader {
       },
       subscription,
       readAt: Date.now(),
+      ...(fleetSigners && { fleetNextSequences: new Map(fleetSigners.map((other, index) => [other.toLowerCase(), fleetViews![index].nextSequence])) }),
     };
   }
 }

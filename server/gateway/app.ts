@@ -121,7 +121,7 @@ export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): Gat
   app.post("/v1/embeddings", routeLabel("embeddings"), drain, requireJson, json, auth, limit, metered(embeddingsHandler));
 
   app.get("/health", routeLabel("health"), (_req, res) => {
-    const ok = ctx.state.canSettle() && !options.isDraining?.();
+    const ok = ctx.state.canSettle() && !options.isDraining?.() && (!ctx.fleet || ctx.fleet.state === "ready");
     res.status(ok ? 200 : 503).json({
       status: ok ? "ok" : "degraded",
       signer: ctx.meter.signerAddress,
@@ -129,6 +129,7 @@ export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): Gat
       draining: options.isDraining?.() ?? false,
       next_sequence: ctx.store.nextSequence().toString(),
       open_reservations: ctx.ledger.openReservations(),
+      ...(ctx.fleet && { fleet_store: ctx.fleet.status() }),
     });
   });
   app.get(

@@ -11,6 +11,7 @@ import type { CompiledRouting } from "./routing/routing-config";
 import type { SpendLedger } from "./metering/spend-ledger";
 import type { Tokenizer } from "./metering/tokenizer";
 import type { GatewayMetrics } from "./metrics";
+import type { FleetLedger } from "./fleet/fleet-ledger";
 
 export interface GatewayContext {
   chainId: number;
@@ -33,4 +34,6 @@ export interface GatewayContext {
   webhookAllowPrivateNetworks: boolean;
   /** The provider's tiers and aliases (`auto`, …); undefined or empty when it routes nothing. */
   routing?: CompiledRouting;
+  /** Fleet mode (`config.fleet`): the shared store of the provider's instances; absent for a single instance. */
+  fleet?: FleetLedger;
 }

@@ -26,6 +26,8 @@ import { Tokenizer } from "./metering/tokenizer";
 import { GatewayMetrics } from "./metrics";
 import type { GatewayContext } from "./context";
 import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION } from "../chain/eip712";
+import { createFleetLedger } from "./fleet/create-fleet-ledger";
+import type { FleetLedger } from "./fleet/fleet-ledger";
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -100,6 +102,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics });
+  // Fleet mode: reservations and unsettled usage shared with the provider's other instances (fleet/fleet-ledger.ts).
+  const fleet: FleetLedger | undefined = config.fleet && createFleetLedger({ config, fleet: config.fleet, signer: signer.address, store, logger, registry: metrics.registry, chainNextSequence: (): bigint => state.signerStatus().nextSequence });
   const checkpointer = new WalCheckpointer({
     path: config.store.path,
     durability: config.store.durability,
@@ -122,6 +126,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     registryRefreshMs: config.chain.registryRefreshMs,
     ledger,
     logger,
+    fleetSigners: fleet ? () => fleet.signers() : undefined,
   });
   try {
     await state.start();
@@ -132,6 +137,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     store.close();
     throw error;
   }
+  fleet?.start();
   if (!state.canSettle()) {
     logger.warn({ signer: signer.address, providerId: config.providerId }, "the gateway key is not authorized by the provider: metered calls get 503 until it is");
   }
@@ -157,7 +163,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     state,
     ledger,
     store,
-    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent, budgets: store }),
+    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent, budgets: store, fleet }),
     tokenizer,
     keys: new ApiKeyCache(store),
     metrics,
@@ -167,6 +173,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     sessionLifetimeSeconds: config.limits.sessionLifetimeSeconds,
     upstreamFor: (model) => upstreams[model.config.upstream],
     routing: config.routing,
+    fleet,
     webhookAllowPrivateNetworks: config.budgets.webhookAllowPrivateNetworks,
   };
 
@@ -233,6 +240,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         await records.drained();
         await webhooks.stop();
         await checkpointer.stop();
+        await fleet?.close();
         store.close();
         logger.info({ nextSequence: store.nextSequence().toString() }, "gateway stopped; usage store closed");
       })();

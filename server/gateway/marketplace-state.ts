@@ -42,6 +42,8 @@ export interface MarketplaceStateOptions {
   clock?: () => number;
   ledger: SpendLedger;
   logger: Logger;
+  /** Fleet mode: the signers whose next sequence every buyer snapshot reads at its block (fleet/fleet-ledger.ts). */
+  fleetSigners?: () => readonly Address[];
 }
 
 /** Background reads a keep-warm sweep starts at most at once: the rest wait for the next sweep. */
@@ -228,7 +230,7 @@ export class MarketplaceState {
     if (!pending) {
       const at = this.clock();
       pending = this.reader
-        .buyerSnapshot(buyer, this.options.providerId, this.plans, this.options.signer)
+        .buyerSnapshot(buyer, this.options.providerId, this.plans, this.options.signer, this.options.fleetSigners?.())
         .then((snapshot) => {
           this.snapshots.set(buyer, { snapshot, at });
           this.options.ledger.observeSnapshot(snapshot);

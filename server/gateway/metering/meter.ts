@@ -29,6 +29,8 @@ import type { BudgetCheck, Reservation, SpendLedger } from "./spend-ledger";
 import { reservationCost } from "./reservation-cost";
 import { IncludedUsageExhaustedError, subscriptionTerms } from "./included-usage-exhausted";
 import { billedCounts } from "./usage-counts";
+import type { FleetHold, FleetLedger } from "../fleet/fleet-ledger";
+import { reserveInFleet } from "../fleet/reserve-in-fleet";
 
 export interface ReservedCall {
   key: ApiKeyRecord;
@@ -42,6 +44,8 @@ export interface ReservedCall {
   attribution?: CallAttribution;
   /** Set by the route when the buyer called an alias: kept with the record, with what the dearest candidate would have cost. */
   route?: RouteTaken;
+  /** Fleet mode: the call's share of the fleet's holdings, and the budget periods whose spend it publishes. */
+  fleet?: { hold: FleetHold; budgets: readonly { id: string; periodStart: number }[] };
 }
 
 /** The envelope of a stored record, in the one browser-safe shape of `server/chain/receipt-envelope.ts`. */
@@ -75,6 +79,8 @@ export class Meter {
       retainContent?: boolean;
       /** The buyer's budgets and their committed spend (the usage store, whose reads here are in memory). */
       budgets?: Pick<UsageStore, "applicableBudgets" | "budgetSpent">;
+      /** Fleet mode (`config.fleet`): the check against the other instances, after the local one. */
+      fleet?: FleetLedger;
     },
   ) {}
 
@@ -110,6 +116,8 @@ export class Meter {
     // From here to tryReserve nothing awaits: the budgets' spend read here is what the reservation is checked against.
     const budgets = this.deps.budgets?.applicableBudgets(key.buyer, key.tags, attribution?.traceId) ?? [];
     const checks: BudgetCheck[] = budgets.map((budget) => ({ id: budget.id, limit: budget.limit, spent: this.deps.budgets!.budgetSpent(budget.id, periodStart(budget.period, servedAt)) }));
+    // What the local check leaves each budget, for the fleet's (read before tryReserve adds this call).
+    const budgetsLeft = this.deps.fleet && checks.map((check) => check.limit - check.spent - ledger.budgetReserved(check.id));
     const { reservation, breakdown, keyRemaining, budgetRefusal } = ledger.tryReserve(snapshot, model.terms, servedAt, { id: key.id, spendCap: key.spendCap, spent: key.spent }, amount, checks);
     if (budgetRefusal) {
       this.deps.metrics.refusals.inc({ reason: "budget" });
@@ -142,7 +150,12 @@ export class Meter {
         "insufficient_funds",
       );
     }
-    return { key, model, reservation, servedAt, epoch, reservedInput, reservedOutput: maxOutputTokens, attribution };
+    const call: ReservedCall = { key, model, reservation, servedAt, epoch, reservedInput, reservedOutput: maxOutputTokens, attribution };
+    if (this.deps.fleet) {
+      const fleetBudgets = budgets.map((budget, index) => ({ id: budget.id, periodStart: periodStart(budget.period, servedAt), left: budgetsLeft![index] }));
+      call.fleet = await reserveInFleet(this.deps.fleet, { ...call, amount, breakdown, keyRemaining, budgets, fleetBudgets, signerNext: snapshot.fleetNextSequences }, this.deps);
+    }
+    return call;
   }
 
   /**
@@ -200,11 +213,18 @@ export class Meter {
     // The record is durable: count it as unsettled before the reservation that covered it goes away.
     ledger.addUnsettled(record.buyer, record.sequence, cost, call.reservation.cover);
     call.key.spent += cost;
+    if (call.fleet) {
+      const fleet = this.deps.fleet!;
+      const spent = [{ part: fleet.keyPart(call.key.id), spent: call.key.spent }];
+      for (const budget of call.fleet.budgets) spent.push({ part: fleet.budgetPart(budget.id, budget.periodStart), spent: this.deps.budgets!.budgetSpent(budget.id, budget.periodStart) });
+      fleet.publishUsage({ buyer: record.buyer, sequence: record.sequence, cost }, spent, call.fleet.hold);
+    }
     metrics.observeRecord(record, served, counts.capped);
     return { record, envelope: receiptEnvelope(record, this.deps.domain) };
   }
 
   release(call: ReservedCall): void {
     this.deps.ledger.release(call.reservation);
+    if (call.fleet) this.deps.fleet!.release(call.fleet.hold);
   }
 }

@@ -1,0 +1,12 @@
+/** The 503 a paid call gets while this instance cannot reach the fleet's shared store, or has not re-published to it. */
+import { GatewayError } from "../errors";
+
+export const sharedStoreUnavailable = (why: string) =>
+  new GatewayError(
+    503,
+    "server_error",
+    `This gateway cannot check your spending against the rest of its fleet right now (${why}), so it serves no paid call. Nothing was charged; retry shortly.`,
+    "shared_store_unavailable",
+    null,
+    { "retry-after": "2" },
+  );

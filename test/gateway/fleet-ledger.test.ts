@@ -1,0 +1,184 @@
+/**
+ * The fleet's shared-store logic (server/gateway/fleet/) against a real redis-server: two FleetLedger instances of
+ * one provider, as two gateway processes would hold them, checked without a chain (the snapshot's sequences are
+ * given). The end-to-end fleet, with three gateway processes and settlement on-chain, is fleet.test.ts.
+ */
+import { expect } from "chai";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { getAddress, type Address } from "viem";
+import { privateKeyToAddress, generatePrivateKey } from "viem/accounts";
+import { FleetLedger, type FleetCheck, type FleetReserveResult } from "../../server/gateway/fleet/fleet-ledger";
+import { GatewayError } from "../../server/gateway/errors";
+import { startRedisServer, type RedisServer } from "../helpers/redis-server";
+
+const BUYER = getAddress("0x00000000000000000000000000000000000b0b01");
+const LEASE_MS = 1_000;
+
+interface Instance {
+  ledger: FleetLedger;
+  signer: Address;
+  /** What this instance's store holds unsettled: re-published on rejoin. */
+  records: { buyer: Address; sequence: bigint; cost: bigint }[];
+}
+
+function check(overrides: Partial<FleetCheck> = {}): FleetCheck {
+  return { buyer: BUYER, amount: 100n, buyerLeft: 1_000n, key: { id: "key-1", left: null }, budgets: [], signerNext: new Map(), ...overrides };
+}
+
+function refusedOf(result: FleetReserveResult) {
+  expect(result, "the call was reserved").to.have.property("refused");
+  return (result as Extract<FleetReserveResult, { refused: unknown }>).refused;
+}
+
+describe("fleet ledger: the shared store's check-and-reserve (real redis-server)", function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let run = 0;
+  const open: FleetLedger[] = [];
+
+  before(async () => {
+    redis = await startRedisServer();
+  });
+  after(async () => {
+    for (const ledger of open) await ledger.close();
+    await redis?.stop();
+  });
+
+  /** Two instances under a fresh prefix: each test starts from an empty fleet. */
+  async function fleetOf(count: number, settledGraceMs = 60_000): Promise<Instance[]> {
+    const prefix = `test:${++run}:`;
+    const instances: Instance[] = [];
+    for (let i = 0; i < count; i++) {
+      const signer = privateKeyToAddress(generatePrivateKey());
+      const records: Instance["records"] = [];
+      const ledger = new FleetLedger({
+        redisUrl: redis.url,
+        instanceId: `gw-${i}`,
+        signer,
+        leaseMs: LEASE_MS,
+        timeoutMs: 1_000,
+        prefix,
+        settledGraceMs,
+        logger: pino({ level: "silent" }),
+        registry: new Registry(),
+        unsettledRecords: () => records,
+      });
+      open.push(ledger);
+      ledger.start();
+      await ledger.whenReady(5_000);
+      instances.push({ ledger, signer, records });
+    }
+    // Let each heartbeat learn every signer.
+    await new Promise((resolve) => setTimeout(resolve, LEASE_MS / 3 + 100));
+    return instances;
+  }
+
+  it("a call held on one instance counts against the buyer on another, and is refused with the others' share named", async () => {
+    const [a, b] = await fleetOf(2);
+    const held = await a.ledger.reserve(check({ amount: 600n, buyerLeft: 1_000n }));
+    expect(held).to.have.property("hold");
+    // b alone would see 1,000 spendable; a holds 600, so 500 does not fit, 400 does.
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 500n, buyerLeft: 1_000n })))).to.deep.equal({ limit: "buyer", budgetIndex: undefined, others: 600n });
+    const fits = await b.ledger.reserve(check({ amount: 400n, buyerLeft: 1_000n }));
+    expect(fits).to.have.property("hold");
+    // Released on a, the 600 is free again for b.
+    a.ledger.release((held as { hold: never }).hold);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await b.ledger.reserve(check({ amount: 600n, buyerLeft: 600n }))).to.have.property("hold");
+  });
+
+  it("unsettled usage of another signer counts until the snapshot shows that signer's sequence past it", async () => {
+    const [a, b] = await fleetOf(2);
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 0n, cost: 300n }, []);
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 1n, cost: 200n }, []);
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 1n, cost: 200n }, []); // published twice: counted once
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const signerA = a.signer.toLowerCase();
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 501n, buyerLeft: 1_000n }))).others).to.equal(500n);
+    // A snapshot where a's sequence 0 is settled: 300 is in its balance already, only 200 remains unsettled.
+    const settledOne = new Map([[signerA, 1n]]);
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 801n, buyerLeft: 1_000n, signerNext: settledOne }))).others).to.equal(200n);
+    // An older snapshot (taken before that settlement) still counts it: nothing was dropped for it.
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 501n, buyerLeft: 1_000n, signerNext: new Map([[signerA, 0n]]) }))).others).to.equal(500n);
+    // a's own unsettled usage is a's local ledger's business, never counted twice by a.
+    expect(await a.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n }))).to.have.property("hold");
+  });
+
+  it("settled entries are pruned only after the grace, and pruning never changes what a snapshot counts", async () => {
+    const [a, b] = await fleetOf(2, 300);
+    const signerA = a.signer.toLowerCase();
+    for (let sequence = 0n; sequence < 5n; sequence++) a.ledger.publishUsage({ buyer: BUYER, sequence, cost: 10n }, []);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const later = new Map([[signerA, 3n]]);
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n, signerNext: later }))).others).to.equal(20n);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // This call prunes sequences 0..2 (grace over) and still counts 20.
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n, signerNext: later }))).others).to.equal(20n);
+    // Pruned for good: even a snapshot without a's sequence now counts only what is left.
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n }))).others).to.equal(20n);
+  });
+
+  it("a record replaces the hold that covered it in one step: the others count its cost, not both, not neither", async () => {
+    const [a, b] = await fleetOf(2);
+    const held = await a.ledger.reserve(check({ amount: 600n }));
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 0n, cost: 150n }, [], (held as { hold: never }).hold);
+    a.ledger.release((held as { hold: never }).hold); // the meter's finally: already released, changes nothing
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n }))).others).to.equal(150n);
+  });
+
+  it("a dead instance's holds vanish after its lease, its unsettled usage stays counted", async () => {
+    const [a, b] = await fleetOf(2);
+    expect(await a.ledger.reserve(check({ amount: 400n }))).to.have.property("hold");
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 0n, cost: 100n }, []);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n }))).others).to.equal(500n);
+    await a.ledger.close(); // no release, no more heartbeats: as a SIGKILL leaves it
+    await new Promise((resolve) => setTimeout(resolve, LEASE_MS + 200));
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n }))).others).to.equal(100n);
+    expect(await b.ledger.reserve(check({ amount: 900n }))).to.have.property("hold");
+  });
+
+  it("a key's cap and a budget count what every instance spent and holds", async () => {
+    const [a, b] = await fleetOf(2);
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 0n, cost: 70n }, [{ part: a.ledger.keyPart("key-1"), spent: 70n }, { part: a.ledger.budgetPart("bud-1", 86_400), spent: 70n }]);
+    expect(await a.ledger.reserve(check({ amount: 20n, key: { id: "key-1", left: 1_000n } }))).to.have.property("hold");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 11n, key: { id: "key-1", left: 100n } })))).to.deep.equal({ limit: "key", budgetIndex: undefined, others: 90n });
+    const budgets = [{ id: "bud-0", periodStart: 86_400, left: 1_000n }, { id: "bud-1", periodStart: 86_400, left: 80n }];
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 11n, budgets })))).to.deep.equal({ limit: "budget", budgetIndex: 1, others: 70n });
+    // Another period of the same budget starts from nothing.
+    expect(await b.ledger.reserve(check({ amount: 11n, budgets: [{ id: "bud-1", periodStart: 172_800, left: 80n }] }))).to.have.property("hold");
+  });
+
+  it("amounts beyond 2^64 are added and compared exactly (18-decimal tokens)", async () => {
+    const [a, b] = await fleetOf(2);
+    const big = 10n ** 30n + 7n;
+    expect(await a.ledger.reserve(check({ amount: big, buyerLeft: big }))).to.have.property("hold");
+    a.ledger.publishUsage({ buyer: BUYER, sequence: 0n, cost: 2n ** 70n + 3n }, []);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const others = big + 2n ** 70n + 3n;
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1n, buyerLeft: others }))).others).to.equal(others);
+    expect(await b.ledger.reserve(check({ amount: 1n, buyerLeft: others + 1n }))).to.have.property("hold");
+  });
+
+  it("with the store down a reservation is refused with shared_store_unavailable; back up, the instance re-publishes first", async () => {
+    const [a, b] = await fleetOf(2);
+    a.records.push({ buyer: BUYER, sequence: 0n, cost: 250n });
+    a.ledger.publishUsage(a.records[0], []);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await redis.kill();
+    const error = await a.ledger.reserve(check()).then(() => undefined, (e: unknown) => e);
+    expect(error).to.be.instanceOf(GatewayError);
+    expect(error).to.include({ status: 503, code: "shared_store_unavailable" });
+    expect((error as GatewayError).headers).to.have.property("retry-after");
+    // A record made while the store is down is in the instance's own store: re-published on reconnect.
+    a.records.push({ buyer: BUYER, sequence: 1n, cost: 50n });
+    a.ledger.publishUsage(a.records[1], []);
+    await redis.start();
+    await a.ledger.whenReady(10_000);
+    await b.ledger.whenReady(10_000);
+    expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n }))).others).to.equal(300n);
+  });
+});
