@@ -44,7 +44,7 @@ import { merkleProof } from "../../server/chain/merkle";
 import { recordCost } from "../../server/chain/pricing";
 import { usageReceiptOf } from "../../server/chain/receipt-envelope";
 import { commitmentPrefix, type UsageBatch } from "../../server/chain/usage-batch";
-import { revertOf } from "../../server/chain/revert";
+import { decodeRevertData, revertOf } from "../../server/chain/revert";
 import type { StoredUsageRecord } from "../../server/store/usage-store";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { countTokens, startSimulatedUpstream, type SimulatedUpstream } from "../../server/upstream/simulated-upstream";
@@ -458,13 +458,14 @@ function describeMarketplace(target: ChainUnderTest): void {
         expect(call.functionName).to.equal("settleBatch");
         settledBatches.set(batch.firstSequence, (call.args as readonly [UsageBatch, Hex])[0]);
       }
-      // eth_call through the run's own client: the in-process node directly (through its JSON-RPC server a
-      // reverting call takes ~1 s), or the external node over HTTP.
+      // A raw eth_call to the node: the in-process one directly (through its JSON-RPC server a reverting call takes
+      // ~1 s, and viem would retry Hardhat's revert as an internal error), Anvil over HTTP.
       const refusal = async (functionName: "proveSettledRecordMismatch" | "proveContentMismatch" | "proveEquivocation", args: readonly unknown[]) => {
         const data = encodeFunctionData({ abi: tollgateAbi, functionName, args } as never);
-        return run.client.call({ to: tollgate, data }).then(
+        return run.devChain!.request({ method: "eth_call", params: [{ to: tollgate, data }, "latest"] }).then(
           () => "no revert",
-          (error: unknown) => revertOf(error)?.name ?? `not a contract revert: ${(error as Error).message}`,
+          (error: { data?: Hex | { data?: Hex } }) =>
+            revertOf(error)?.name ?? decodeRevertData((typeof error.data === "object" ? error.data?.data : error.data) ?? "0x").name,
         );
       };
       for (const record of records) {
