@@ -1,6 +1,7 @@
 /**
  * The pieces of a marketplace on this machine, for the demo (scripts/marketplace.ts) and the end-to-end
- * test: Hardhat's in-process chain served over JSON-RPC, a Tollgate deployment, and the services a provider
+ * test: Hardhat's in-process chain served over JSON-RPC (or, through the same `MarketplaceChain` interface, a
+ * chain reached by URL: scripts/lib/external-chain.ts), a Tollgate deployment, and the services a provider
  * runs (the simulated model server, the gateway and the oracle). What buyers and providers do on it is not
  * here: that is `client/`'s actions, which the callers compose.
  */
