@@ -333,6 +333,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
     step(1, `chain ${local.chain.id}: ${local.description}`);
 
     // 2. Tollgate, deployed with Ignition.
+    if (external) log(`      deploying: scripts/deploy.ts --network rpc as its own process, waiting for each transaction to be mined...`);
     const { deployment, lines: deployLines } = external
       ? await deployExternal(external, deploymentFile, options.deploy, { deploymentId: options.chain?.ignitionDeploymentId })
       : await deployLocal(inProcess!, deploymentFile, options.deploy);
