@@ -3,6 +3,7 @@
  *
  *   npm run demo                   # run it end to end, print the bill and the audit, exit
  *   npm run demo -- --serve        # ...then keep serving (or TOLLGATE_SERVE=1 npm run demo) until Ctrl-C
+ *   npm run demo -- --rpc-url http://127.0.0.1:8545 --deployer-key 0x…   # the same on any EVM chain (Anvil, a testnet)
  *   npx hardhat run scripts/marketplace.ts   # the same; options from the environment only
  *
  * The chain is served over JSON-RPC (127.0.0.1:8545) so the `tollgate` CLI and any wallet can use it; Tollgate
@@ -19,7 +20,8 @@
  * `runMarketplace` is shared with test/e2e/marketplace.test.ts.
  *
  * Options (flag, or environment for `hardhat run`): --serve (TOLLGATE_SERVE=1), --calls N (TOLLGATE_DEMO_CALLS),
- * --rpc-port N (TOLLGATE_RPC_PORT), --gateway-port N (TOLLGATE_GATEWAY_PORT), --data-dir DIR (TOLLGATE_DATA_DIR).
+ * --rpc-port N (TOLLGATE_RPC_PORT), --gateway-port N (TOLLGATE_GATEWAY_PORT), --data-dir DIR (TOLLGATE_DATA_DIR),
+ * --rpc-url URL (TOLLGATE_RPC_URL) with --deployer-key KEY (TOLLGATE_DEPLOYER_KEY): an external chain instead of the in-process one.
  * TOLLGATE_LOG_LEVEL sets the gateway's and oracle's JSON log level (default warn).
  */
 import path from "node:path";
@@ -73,11 +75,14 @@ import {
   startLocalChain,
   startProviderServices,
   type LogLevel,
+  type MarketplaceChain,
   type RecordedTransaction,
 } from "./lib/local-marketplace";
 import { describeRun, describeServing } from "./lib/marketplace-report";
 import { DEMO_USAGE, parseDemoOptions } from "./lib/marketplace-options";
 import type { RpcServer } from "./lib/rpc-server";
+import type { DevChain } from "./lib/dev-chain";
+import { connectExternalChain, deployExternal } from "./lib/external-chain";
 import { auditStoreAgainstChain } from "./lib/store-audit";
 import { ensureWebAppBuilt } from "./lib/web-app-build";
 
@@ -151,6 +156,12 @@ export interface MarketplaceOptions {
   providerBond?: string;
   /** Default: the Hardhat runtime this process loaded. It must be the in-process network. */
   hre?: HardhatRuntimeEnvironment;
+  /**
+   * Run on this chain instead of Hardhat's in-process one (Anvil, a Hardhat node, a testnet): Tollgate is deployed
+   * there by `scripts/deploy.ts --network rpc` with `deployerKey`, which owns the deployment and, on a real chain,
+   * pays the demo accounts' gas money. `rpcPort` is then unused.
+   */
+  chain?: { rpcUrl: string; deployerKey: Hex; ignitionDeploymentId?: string };
 }
 
 export interface CallOutcome {
@@ -210,10 +221,15 @@ export interface MarketplaceSummary {
 }
 
 export interface MarketplaceRun {
+  /** This process's Hardhat runtime; its network is the run's chain only when `external` is false. */
   hre: HardhatRuntimeEnvironment;
+  /** True when the run is on a chain given by `options.chain` rather than the in-process network. */
+  external: boolean;
   chain: Chain;
-  /** Reads the in-process chain directly. */
+  /** Reads the chain (in-process: directly; external: over HTTP). */
   client: PublicClient;
+  /** The development node's controls (mine, move the clock, set balances) on Hardhat or Anvil; undefined on a real chain. */
+  devChain: DevChain | undefined;
   deployment: TollgateDeployment;
   deploymentFile: string;
   rpcUrl: string;
@@ -227,12 +243,13 @@ export interface MarketplaceRun {
   gatewayConfig: GatewayConfig;
   oracle: Oracle;
   upstream: SimulatedUpstream;
-  rpc: RpcServer;
+  /** The JSON-RPC server in front of the in-process network; undefined on an external chain. */
+  rpc: RpcServer | undefined;
   token: { address: Address; symbol: string; decimals: number };
   providerId: number;
   models: { name: string; modelId: number; prices: ModelPrices }[];
   planId: bigint;
-  /** Hardhat's first account: deployer, owner and treasury. */
+  /** The deployer, owner and treasury: Hardhat's first account, or the external chain's deployer key. */
   operator: Address;
   provider: PrivateKeyAccount;
   /** The provider's throwaway private key: a browser test's injected wallet signs with it on the provider page. */
@@ -309,11 +326,17 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
 
   try {
     // 1. The chain, served over HTTP for everything outside this process.
-    const local = await startLocalChain(hre, { rpcPort: options.rpcPort, log, closers });
-    step(1, `chain ${local.chain.id}: Hardhat's in-process network, served over JSON-RPC at ${local.rpc.url}`);
+    // On an external chain, Tollgate is deployed by the deploy script as its own process, as an operator deploys it.
+    const external = options.chain ? await connectExternalChain(options.chain) : undefined;
+    const inProcess = external ? undefined : await startLocalChain(hre, { rpcPort: options.rpcPort, log, closers });
+    const local: MarketplaceChain = external ?? inProcess!;
+    step(1, `chain ${local.chain.id}: ${local.description}`);
 
     // 2. Tollgate, deployed with Ignition.
-    const { deployment, lines: deployLines } = await deployLocal(local, deploymentFile, options.deploy);
+    if (external) log(`      deploying: scripts/deploy.ts --network rpc as its own process, waiting for each transaction to be mined...`);
+    const { deployment, lines: deployLines } = external
+      ? await deployExternal(external, deploymentFile, options.deploy, { deploymentId: options.chain?.ignitionDeploymentId })
+      : await deployLocal(inProcess!, deploymentFile, options.deploy);
     let gatewayUrl: string | undefined;
     const as = async (who: PrivateKeyAccount | Hex, label?: string): Promise<TollgateClient> => {
       const key = typeof who === "string" ? who : keys.get(who.address);
@@ -338,7 +361,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
     const p = deployment.parameters;
     step(
       2,
-      `deployed with Ignition: Tollgate ${deployment.tollgate}, ${token.symbol} ${token.address} (test token, permit); ` +
+      `deployed with Ignition: Tollgate ${deployment.tollgate}, ${token.symbol} ${token.address} (${deployment.parameters.testToken ? "test token, permit" : "existing token"}); ` +
         `fee ${p.protocolFeeBps} bps, treasury ${p.treasury}, withdrawal delay ${p.withdrawalDelaySeconds}s, price notice ${p.priceNoticeSeconds}s; wrote ${displayPath(deploymentFile)}`,
     );
     for (const line of deployLines) log(`      ${line.trim()}`);
@@ -559,11 +582,13 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
 
     return {
       hre,
+      external: external !== undefined,
       chain: local.chain,
       client: local.client,
+      devChain: local.devChain,
       deployment,
       deploymentFile,
-      rpcUrl: local.rpc.url,
+      rpcUrl: local.rpcUrl,
       gatewayUrl,
       appUrl: `${gatewayUrl}/app/`,
       configFile: services.configFile,
@@ -573,7 +598,7 @@ export async function runMarketplace(options: MarketplaceOptions = {}): Promise<
       gatewayConfig: services.gatewayConfig,
       oracle,
       upstream: services.upstream,
-      rpc: local.rpc,
+      rpc: inProcess?.rpc,
       token,
       providerId,
       models,
@@ -619,6 +644,7 @@ async function main(): Promise<number> {
     gatewayPort: cli.gatewayPort,
     dataDir: cli.dataDir,
     logLevel: cli.logLevel,
+    chain: cli.rpcUrl ? { rpcUrl: cli.rpcUrl, deployerKey: cli.deployerKey! } : undefined,
   });
   let failed: string | undefined;
   try {

@@ -1,13 +1,14 @@
 /**
  * The pieces of a marketplace on this machine, for the demo (scripts/marketplace.ts) and the end-to-end
- * test: Hardhat's in-process chain served over JSON-RPC, a Tollgate deployment, and the services a provider
+ * test: Hardhat's in-process chain served over JSON-RPC (or, through the same `MarketplaceChain` interface, a
+ * chain reached by URL: scripts/lib/external-chain.ts), a Tollgate deployment, and the services a provider
  * runs (the simulated model server, the gateway and the oracle). What buyers and providers do on it is not
  * here: that is `client/`'s actions, which the callers compose.
  */
 import fs from "node:fs";
 import path from "node:path";
 import type { HardhatRuntimeEnvironment } from "hardhat/types";
-import { createPublicClient, createWalletClient, custom, defineChain, getAddress, toHex, type Address, type Chain, type Hex, type PublicClient, type TransactionReceipt } from "viem";
+import { createPublicClient, createWalletClient, custom, defineChain, getAddress, type Address, type Chain, type Hex, type PublicClient, type TransactionReceipt, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { createTollgateClient, type TollgateClient, type TransactionProgress } from "../../client";
 import { writeDeploymentFile } from "../../server/chain/deployment";
@@ -19,6 +20,7 @@ import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-com
 import { startSimulatedUpstream, type SimulatedUpstream, type SimulatedUpstreamOptions } from "../../server/upstream/simulated-upstream";
 import type { UpstreamAdapter } from "../../server/upstream/types";
 import { deployTollgate, type TollgateDeployment, type TollgateDeployParameters } from "./deploy-tollgate";
+import { devChain, type DevChain } from "./dev-chain";
 import { PortInUseError, startRpcServer, type RpcServer } from "./rpc-server";
 
 export const HOST = "127.0.0.1";
@@ -75,13 +77,23 @@ export interface RecordedTransaction {
   hash: Hex;
 }
 
-export interface LocalChain {
-  hre: HardhatRuntimeEnvironment;
+/**
+ * The chain a marketplace runs on, as everything here uses it: Hardhat's in-process network (`startLocalChain`)
+ * or any chain reached by JSON-RPC URL (`connectExternalChain`, scripts/lib/external-chain.ts).
+ */
+export interface MarketplaceChain {
   chain: Chain;
-  /** Reads the in-process chain directly. */
+  /** Reads the chain (in-process: directly; external: over HTTP). */
   client: PublicClient;
-  rpc: RpcServer;
-  /** Hardhat's first account: deployer, owner and treasury. */
+  /** Where everything outside this process reaches the chain. */
+  rpcUrl: string;
+  /** How this process's wallet clients send to the chain. */
+  transport: Transport;
+  /** Polling interval of clients on this chain (fast on a development node). */
+  pollingInterval: number;
+  /** What the chain is, for the log: "Hardhat's in-process network, served over JSON-RPC at …". */
+  description: string;
+  /** The deployer: owner and treasury (in-process: Hardhat's first account). */
   operator: Address;
   /** Every transaction sent through a client of `as`, in order, with what it did. */
   transactions: RecordedTransaction[];
@@ -89,6 +101,14 @@ export interface LocalChain {
   fundGas(address: Address): Promise<void>;
   /** Waits for a transaction sent some other way, throws if it reverted, and lists it under `label`. */
   mined(hash: Hex, label: string): Promise<TransactionReceipt>;
+  /** The development node's controls (clock, balances, mining), or undefined on a real chain. */
+  devChain: DevChain | undefined;
+}
+
+export interface LocalChain extends MarketplaceChain {
+  hre: HardhatRuntimeEnvironment;
+  rpc: RpcServer;
+  devChain: DevChain;
 }
 
 /**
@@ -132,16 +152,20 @@ export async function startLocalChain(hre: HardhatRuntimeEnvironment, options: {
   });
   const [operator] = (await provider.request({ method: "eth_accounts" })) as Address[];
   const transactions: RecordedTransaction[] = [];
+  const devChainControls = devChain("hardhat", (args) => provider.request(args));
   return {
     hre,
     chain,
     client,
     rpc,
+    rpcUrl: rpc.url,
+    transport: custom(provider),
+    pollingInterval: 50,
+    description: `Hardhat's in-process network, served over JSON-RPC at ${rpc.url}`,
     operator: getAddress(operator),
     transactions,
-    fundGas: async (address) => {
-      await provider.request({ method: "hardhat_setBalance", params: [address, toHex(10n ** 20n)] });
-    },
+    devChain: devChainControls,
+    fundGas: (address) => devChainControls.setBalance(address, 10n ** 20n),
     mined: async (hash, label) => {
       const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
       if (receipt.status !== "success") throw new Error(`${label}: transaction ${hash} reverted`);
@@ -164,18 +188,18 @@ export async function deployLocal(local: LocalChain, deploymentFile: string, par
  * A Tollgate client for `privateKey`'s account on the local chain. Each transaction it sends is listed in
  * `local.transactions` under `labels(description)` once confirmed.
  */
-export function localTollgateClient(local: LocalChain, base: TollgateClient, privateKey: Hex, label: (description: string) => string): TollgateClient {
+export function localTollgateClient(local: MarketplaceChain, base: TollgateClient, privateKey: Hex, label: (description: string) => string): TollgateClient {
   const account = privateKeyToAccount(privateKey);
-  const wallet = createWalletClient({ account, chain: local.chain, transport: custom(local.hre.network.provider), pollingInterval: 50 });
+  const wallet = createWalletClient({ account, chain: local.chain, transport: local.transport, pollingInterval: local.pollingInterval });
   const onTransaction = (progress: TransactionProgress) => {
     if (progress.stage === "confirmed") local.transactions.push({ label: label(progress.description), hash: progress.hash });
   };
-  return { ...base, wallet, onTransaction, pollingInterval: 50 };
+  return { ...base, wallet, onTransaction, pollingInterval: local.pollingInterval };
 }
 
 /** The read-only client of a deployment on the local chain; `localTollgateClient` adds a wallet. */
-export function readOnlyClient(local: LocalChain, deployment: TollgateDeployment, gatewayUrl?: string): Promise<TollgateClient> {
-  return createTollgateClient({ publicClient: local.client, deployment, pollingInterval: 50, gateway: gatewayUrl ? { url: gatewayUrl } : undefined });
+export function readOnlyClient(local: MarketplaceChain, deployment: TollgateDeployment, gatewayUrl?: string): Promise<TollgateClient> {
+  return createTollgateClient({ publicClient: local.client, deployment, pollingInterval: local.pollingInterval, gateway: gatewayUrl ? { url: gatewayUrl } : undefined });
 }
 
 export interface ServedModel {
@@ -186,7 +210,7 @@ export interface ServedModel {
 }
 
 export interface ProviderServicesOptions {
-  local: LocalChain;
+  local: MarketplaceChain;
   deploymentFile: string;
   providerId: number;
   models: readonly ServedModel[];
@@ -233,7 +257,7 @@ export async function startProviderServices(options: ProviderServicesOptions): P
   closers.add("simulated upstream", () => upstream.close());
   const configObject = {
     listen: { host: HOST, port: options.gatewayPort ?? 8787 },
-    chain: { rpcUrl: options.local.rpc.url, deploymentFile: path.relative(dataDir, options.deploymentFile), accountCacheMs: 1_000, registryRefreshMs: 2_000 },
+    chain: { rpcUrl: options.local.rpcUrl, deploymentFile: path.relative(dataDir, options.deploymentFile), accountCacheMs: 1_000, registryRefreshMs: 2_000 },
     providerId: options.providerId,
     store: { path: path.basename(storePath) },
     upstreams: { simulated: { baseUrl: upstream.url, timeoutMs: 30_000 } },
