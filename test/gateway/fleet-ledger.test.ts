@@ -23,7 +23,7 @@ interface Instance {
 }
 
 function check(overrides: Partial<FleetCheck> = {}): FleetCheck {
-  return { buyer: BUYER, amount: 100n, buyerLeft: 1_000n, key: { id: "key-1", left: null }, budgets: [], signerNext: new Map(), ...overrides };
+  return { buyer: BUYER, amount: 100n, buyerLeft: 1_000n, key: { id: "key-1", left: null }, budgets: [], signerNext: new Map(), definitions: "0", ...overrides };
 }
 
 function refusedOf(result: FleetReserveResult) {
