@@ -119,7 +119,8 @@ export function listKeys(ctx: GatewayContext) {
 
 /** The buyer's keys; in fleet mode every instance's (adopted first), with what each spent on all of them. */
 async function keysOf(ctx: GatewayContext, buyer: Address) {
-  const elsewhere = await ctx.fleetDefinitions?.syncBuyer(buyer);
+  // Redis down: this instance's keys, with its own spend (a listing is no reason to fail).
+  const elsewhere = await ctx.fleetDefinitions?.syncBuyer(buyer).catch(() => undefined);
   return { object: "list", data: ctx.store.listApiKeys(buyer).map((key) => describeKey(ctx, key, elsewhere?.get(key.id))) };
 }
 

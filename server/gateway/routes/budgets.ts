@@ -90,7 +90,8 @@ export function createBudget(ctx: GatewayContext) {
 }
 
 async function listOf(ctx: GatewayContext, buyer: Address) {
-  await ctx.fleetDefinitions?.syncBuyer(buyer);
+  // Redis down: the budgets this instance holds (a listing is no reason to fail).
+  await ctx.fleetDefinitions?.syncBuyer(buyer).catch(() => undefined);
   return { object: "list", data: ctx.store.listBudgets(buyer).map((budget) => budgetView(ctx, budget)) };
 }
 
