@@ -306,6 +306,13 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
       if (outcome.status === 503) expect(outcome.code).to.equal("shared_store_unavailable");
     }
     expect(first.some((outcome) => outcome.status === 503), "the kill landed mid-burst").to.equal(true);
+    // Keys an instance holds keep reading; a new key is refused, since only one instance would know it.
+    const known = (await getGatewayBalance(buyerClient(buyer, 1), { apiKey: key })) as { fleet?: { state: string } };
+    expect(known.fleet?.state).to.not.equal("ready");
+    await expectRefused(createApiKey(buyerClient(buyer, 1), { label: "during the outage" }), 503, "shared_store_unavailable");
+    const keysOn1 = openStore(sites[1]);
+    expect(keysOn1.listApiKeys(buyer).map((listed) => listed.label), "nothing made on instance 1").to.deep.equal(["fleet test"]);
+    keysOn1.close();
     const duringOutage = recordsOf(buyer);
 
     await redis.start();
