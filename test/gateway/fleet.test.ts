@@ -307,7 +307,7 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
     }
     expect(first.some((outcome) => outcome.status === 503), "the kill landed mid-burst").to.equal(true);
     // Keys an instance holds keep reading; a new key is refused, since only one instance would know it.
-    const known = (await getGatewayBalance(buyerClient(buyer, 1), { apiKey: key })) as { fleet?: { state: string } };
+    const known = await getGatewayBalance(buyerClient(buyer, 1), { apiKey: key });
     expect(known.fleet?.state).to.not.equal("ready");
     await expectRefused(createApiKey(buyerClient(buyer, 1), { label: "during the outage" }), 503, "shared_store_unavailable");
     const keysOn1 = openStore(sites[1]);
@@ -428,10 +428,13 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
     expect((await chat(1, key)).status).to.equal(200);
     const unsettled = recordsOf(buyer)[1][0].cost;
 
-    type FleetBalance = { balance: string; unsettled_usage: string; open_reservations: string; spendable_by_model: { model: string; spendable: string }[]; fleet: { state: string; other_instances_unsettled_usage: string; other_instances_open_reservations: string } };
-    const balanceOn0 = async () => (await getGatewayBalance(buyerClient(buyer, 0), { apiKey: key })) as unknown as FleetBalance;
+    const balanceOn0 = async () => {
+      const answer = await getGatewayBalance(buyerClient(buyer, 0), { apiKey: key });
+      expect(answer.fleet, "fleet mode names the other instances' share").to.not.equal(undefined);
+      return answer as typeof answer & { fleet: { state: string; other_instances_unsettled_usage: string; other_instances_open_reservations: string } };
+    };
     const slow = chat(2, key, "large-model");
-    let seen: FleetBalance | undefined;
+    let seen: Awaited<ReturnType<typeof balanceOn0>> | undefined;
     for (let tries = 0; tries < 100 && !seen; tries++) {
       const answer = await balanceOn0();
       if (answer.fleet.other_instances_open_reservations !== "0") seen = answer;
