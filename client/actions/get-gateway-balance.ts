@@ -17,6 +17,11 @@ export interface GatewayBalance {
   key?: { id: string; spend_cap: string | null; spent: string; remaining: string | null } | null;
   /** The budgets that bind the key (its tags'), or every budget of the buyer for a read session. */
   budgets?: GatewayBudget[];
+  /**
+   * Fleet mode: what the provider's other gateway instances hold for the buyer's calls in flight and served unsettled
+   * (already taken off every `spendable`); `state` other than "ready" means they could not be asked (see `note`).
+   */
+  fleet?: { state: string; instance: string; other_instances_unsettled_usage?: string; other_instances_open_reservations?: string; note?: string };
   [more: string]: unknown;
 }
 /** An API key, or a read session (`openSession`). */

@@ -80,7 +80,7 @@ export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): Gat
     next();
   };
   const auth = authenticate(ctx.keys);
-  const reader = authenticateReader(ctx.keys, ctx.store);
+  const reader = authenticateReader(ctx.keys, ctx.store, undefined, ctx.fleetSessions);
   const limiter = new RateLimiter(options.requestsPerMinute);
   const limit = rateLimit(limiter);
 
@@ -164,7 +164,7 @@ export function createGatewayHttp(ctx: GatewayContext, options: AppOptions): Gat
   app.post("/v1/budgets/list", routeLabel("budgets.list"), requireJson, json, handle(listBudgets(ctx)));
   app.post("/v1/budgets/delete", routeLabel("budgets.delete"), requireJson, json, handle(deleteBudget(ctx)));
   app.post("/v1/sessions", routeLabel("sessions.open"), requireJson, json, handle(openSession(ctx)));
-  app.delete("/v1/sessions/current", routeLabel("sessions.close"), authenticateSession(ctx.store), handle(closeSession(ctx)));
+  app.delete("/v1/sessions/current", routeLabel("sessions.close"), authenticateSession(ctx.store, undefined, ctx.fleetSessions), handle(closeSession(ctx)));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new GatewayError(404, "invalid_request_error", `Unknown request URL: ${req.method} ${req.path}. See the README for the gateway's endpoints.`, "unknown_url"));

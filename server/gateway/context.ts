@@ -12,6 +12,8 @@ import type { SpendLedger } from "./metering/spend-ledger";
 import type { Tokenizer } from "./metering/tokenizer";
 import type { GatewayMetrics } from "./metrics";
 import type { FleetLedger } from "./fleet/fleet-ledger";
+import type { FleetDefinitions } from "./fleet/fleet-definitions";
+import type { FleetSessions } from "./fleet/fleet-sessions";
 
 export interface GatewayContext {
   chainId: number;
@@ -36,4 +38,8 @@ export interface GatewayContext {
   routing?: CompiledRouting;
   /** Fleet mode (`config.fleet`): the shared store of the provider's instances; absent for a single instance. */
   fleet?: FleetLedger;
+  /** Fleet mode: keys and budgets made on any instance, adopted here (fleet/fleet-definitions.ts). */
+  fleetDefinitions?: FleetDefinitions;
+  /** Fleet mode: read sessions and signed messages' nonces, shared (fleet/fleet-sessions.ts). */
+  fleetSessions?: FleetSessions;
 }

@@ -28,6 +28,8 @@ import type { GatewayContext } from "./context";
 import { TOLLGATE_DOMAIN_NAME, TOLLGATE_DOMAIN_VERSION } from "../chain/eip712";
 import { createFleetLedger } from "./fleet/create-fleet-ledger";
 import type { FleetLedger } from "./fleet/fleet-ledger";
+import { FleetDefinitions } from "./fleet/fleet-definitions";
+import { FleetSessions } from "./fleet/fleet-sessions";
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -155,6 +157,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     ...options.upstreams,
   };
   const tokenizer = new Tokenizer({ workers: config.tokenizer.workers, inlineLimitChars: config.tokenizer.inlineLimitChars });
+  const keys = new ApiKeyCache(store);
+  // Fleet mode: keys, budgets and sessions made on any instance count on this one (fleet/fleet-definitions.ts).
+  const fleetDefinitions = fleet && new FleetDefinitions({ fleet, store, keys, logger, now: () => state.now() });
+  if (fleetDefinitions) keys.adopt = (keyHash) => fleetDefinitions.lookupKey(keyHash);
   const receiptDomain = { name: TOLLGATE_DOMAIN_NAME, version: TOLLGATE_DOMAIN_VERSION, chainId, verifyingContract: tollgate };
   const ctx: GatewayContext = {
     chainId,
@@ -163,9 +169,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     state,
     ledger,
     store,
-    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent, budgets: store, fleet }),
+    meter: new Meter({ state, ledger, records, signer, metrics, domain: receiptDomain, retainContent: config.store.retainContent, budgets: store, fleet, fleetDefinitions }),
     tokenizer,
-    keys: new ApiKeyCache(store),
+    keys,
     metrics,
     logger,
     receiptDomain,
@@ -174,6 +180,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     upstreamFor: (model) => upstreams[model.config.upstream],
     routing: config.routing,
     fleet,
+    fleetDefinitions,
+    fleetSessions: fleet && new FleetSessions({ fleet, store }),
     webhookAllowPrivateNetworks: config.budgets.webhookAllowPrivateNetworks,
   };
 

@@ -233,6 +233,11 @@ export class UsageStore {
     return this.budgets.listOf(buyer);
   }
 
+  /** A budget by id, live or deleted. */
+  budgetById(id: string): Budget | undefined {
+    return this.budgets.byId(id);
+  }
+
   /** False if the buyer has no live budget by that id. */
   deleteBudget(buyer: Address, id: string, at: number): boolean {
     return this.budgets.delete(buyer, id, at);

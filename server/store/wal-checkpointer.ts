@@ -88,6 +88,9 @@ export class WalCheckpointer {
   stop(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
       if (this.exited) return resolve();
+      // Held while it stops: an unref'd worker is no reason to stay alive, so a process with nothing else left (a
+      // gateway whose start failed) would end here, exit code 0 and no message, before its caller could report.
+      this.worker.ref();
       const done = () => resolve();
       this.worker.once("exit", done);
       this.worker.on("message", (message: { kind: string }) => {

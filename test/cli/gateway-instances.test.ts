@@ -24,7 +24,7 @@ import { startRpcServer, type RpcServer } from "../../scripts/lib/rpc-server";
 import { tollgateAbi } from "../../server/chain/abis";
 import { usageReceiptTypes } from "../../server/chain/eip712";
 import { parseReceiptHeader, usageReceiptFromEnvelope, type ReceiptEnvelope } from "../../server/chain/receipt-envelope";
-import { generateApiKey } from "../../server/gateway/api-keys/key-material";
+import { createApiKey } from "../../client";
 import { deriveInstanceSignerKey } from "../../server/gateway-instances/instance-keys";
 import { instanceStorePath } from "../../server/gateway-instances/instance-layout";
 import { UsageStore, type StoredUsageRecord } from "../../server/store/usage-store";
@@ -167,7 +167,8 @@ describe("tollgate operator start-gateway --instances / start-oracle --instances
   const instanceKeys = [1, 2].map((index) => deriveInstanceSignerKey(baseKey, index));
   const signers = instanceKeys.map((key) => privateKeyToAddress(key));
   const storePaths = () => [1, 2].map((index) => instanceStorePath(path.join(dir, "usage.sqlite"), index));
-  const apiKey = generateApiKey();
+  /** Made through the one port once the fleet runs (POST /v1/keys): whichever instance made it, both serve it. */
+  let apiKey = "";
   const served: { signer: Address; envelope: ReceiptEnvelope }[] = [];
 
   const providerKey = (): Hex => {
@@ -208,7 +209,7 @@ describe("tollgate operator start-gateway --instances / start-oracle --instances
 
   async function callUntil(url: string, done: () => boolean, maxCalls: number): Promise<void> {
     for (let i = 0; i < maxCalls && !done(); i++) {
-      const answer = await chatOnce(url, apiKey.key, `question ${served.length}`);
+      const answer = await chatOnce(url, apiKey, `question ${served.length}`);
       expect(answer.status, answer.body).to.equal(200);
       expect(answer.envelope, "a metered answer carries its receipt").to.not.equal(undefined);
       served.push({ signer: await checkedSigner(answer.envelope!), envelope: answer.envelope! });
@@ -234,12 +235,6 @@ describe("tollgate operator start-gateway --instances / start-oracle --instances
     const buyerSigner = market.buyers[0];
     buyer = getAddress(buyerSigner.address);
     await (await market.tollgate.connect(buyerSigner).deposit(buyer, USD(50))).wait();
-    // API keys live in each instance's own store (the fleet does not share them): the same key is put in both.
-    for (const [i, storePath] of storePaths().entries()) {
-      const store = UsageStore.open({ path: storePath, signer: signers[i], firstSequence: 0n, chain: { chainId, contract: tollgate } });
-      store.insertApiKey({ id: apiKey.id, buyer, keyHash: apiKey.keyHash, label: "fleet key", spendCap: null, models: null, tags: [], expiresAt: null, createdAt: Math.floor(Date.now() / 1000) });
-      store.close();
-    }
   });
 
   after(async () => {
@@ -330,6 +325,19 @@ describe("tollgate operator start-gateway --instances / start-oracle --instances
       [1, signers[0]],
       [2, signers[1]],
     ]);
+    // Each instance answers /health 200 only once it has joined the fleet store: wait until both have.
+    await waitFor("both instances joined the fleet store", async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const response = await fetch(`${ready.url}/health`, { headers: { connection: "close" } });
+        const body = (await response.json()) as { signer: string };
+        if (response.status !== 200) return false;
+        seen.add(body.signer);
+      }
+      return seen.size === 2;
+    });
+    // One key, made on whichever instance the port hands the request to: the fleet shares it (no copying of stores).
+    apiKey = (await createApiKey(market.clientOf(buyer, { url: ready.url }), { label: "fleet key" })).key;
 
     // Calls on the one port reach both instances; each receipt is signed by the instance that served it.
     await callUntil(ready.url, () => servedBy(signers[0]).length >= 2 && servedBy(signers[1]).length >= 2, 40);

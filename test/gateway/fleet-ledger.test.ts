@@ -23,7 +23,7 @@ interface Instance {
 }
 
 function check(overrides: Partial<FleetCheck> = {}): FleetCheck {
-  return { buyer: BUYER, amount: 100n, buyerLeft: 1_000n, key: { id: "key-1", left: null }, budgets: [], signerNext: new Map(), ...overrides };
+  return { buyer: BUYER, amount: 100n, buyerLeft: 1_000n, key: { id: "key-1", left: null }, budgets: [], signerNext: new Map(), definitions: "0", ...overrides };
 }
 
 function refusedOf(result: FleetReserveResult) {
@@ -86,6 +86,20 @@ describe("fleet ledger: the shared store's check-and-reserve (real redis-server)
     a.ledger.release((held as { hold: never }).hold);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await b.ledger.reserve(check({ amount: 600n, buyerLeft: 600n }))).to.have.property("hold");
+  });
+
+  it("a buyer whose keys or budgets changed since the instance adopted them is answered stale, and nothing is held", async () => {
+    const [a, b] = await fleetOf(2);
+    // A key revoked or a budget made on some instance bumps the buyer's version (fleet-definitions.ts).
+    await a.ledger.connection.incr(`${a.ledger.prefix}dv:${BUYER.toLowerCase()}`);
+    expect(await a.ledger.reserve(check({ amount: 600n, buyerLeft: 1_000n, definitions: "0" }))).to.deep.equal({ stale: "1" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The stale call held nothing: b can take the whole 1,000.
+    const whole = await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n, definitions: "1" }));
+    expect(whole).to.have.property("hold");
+    b.ledger.release((whole as { hold: never }).hold);
+    // Adopted (version 1): served as before.
+    expect(await a.ledger.reserve(check({ amount: 600n, buyerLeft: 1_000n, definitions: "1" }))).to.have.property("hold");
   });
 
   it("unsettled usage of another signer counts until the snapshot shows that signer's sequence past it", async () => {

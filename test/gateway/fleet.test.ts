@@ -1,7 +1,7 @@
 /**
  * Issue 14, a fleet with one view of what each buyer has spent: three gateway processes of one provider, each with
  * its own signer key (authorized on-chain) and its own SQLite store, share one real redis-server (started here, AOF
- * on). A buyer's API key works on all three, as behind a load balancer. Every test ends the same way: the buyer
+ * on). A buyer's API key, made on one instance (POST /v1/keys), works on all three, as behind a load balancer. Tests (a)-(c) end the same way: the buyer
  * spends until refused, then every instance's records are settled on-chain, and the chain must find every charge
  * paid in full (no ShortfallRecorded) with less than one reservation left: nothing overdrawn, nothing held for ever.
  *
@@ -9,6 +9,8 @@
  * (b) one instance SIGKILLed mid-burst: its holds vanish after the lease, its unsettled usage keeps counting;
  * (c) redis-server SIGKILLed mid-burst: new calls get 503 shared_store_unavailable and are not recorded, calls in
  *     flight keep their records, and after the restart every instance re-publishes before serving again.
+ * (d)-(h) what one instance knows, every instance knows: keys made or revoked, budgets, read sessions, and the
+ *     buyer's balance as the reserve check sees it (calls in flight and unsettled usage on the others).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -21,7 +23,7 @@ import { MarketplaceReader } from "../../server/chain/marketplace-reader";
 import { recordCost } from "../../server/chain/pricing";
 import { signUsageBatch } from "../../server/chain/sign-batch";
 import { encodeUsageBatch } from "../../server/chain/usage-batch";
-import { generateApiKey } from "../../server/gateway/api-keys/key-material";
+import { createApiKey, createBudget, closeSession, getGatewayBalance, listApiKeys, openSession, revokeApiKey, GatewayRequestError, type TollgateClient } from "../../client";
 import { Tokenizer } from "../../server/gateway/metering/tokenizer";
 import { reservedInputTokens } from "../../server/gateway/metering/usage-counts";
 import { UsageStore, type StoredUsageRecord } from "../../server/store/usage-store";
@@ -60,12 +62,14 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
   let tollgate: Address;
   let chainId: number;
   let sim: SimulatedUpstream;
+  /** Behind `large-model` only: slow enough that a call is still in flight while another instance is asked about it. */
+  let slowSim: SimulatedUpstream;
   let rpc: RpcServer;
   let redis: RedisServer;
   let reservation: bigint;
   const sites: Site[] = [];
   const gateways: GatewayProcess[] = [];
-  /** One API key per buyer, present in every instance's store. */
+  /** One API key per buyer of (a)-(c), made on instance 0 and adopted by the others when first presented. */
   const keys = new Map<Address, string>();
 
   before(async function () {
@@ -74,6 +78,7 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
     chainId = Number(market.chainId);
     client = createPublicClient({ transport: custom(hre.network.provider) }) as PublicClient;
     sim = await startSimulatedUpstream({ latencyMs: 40 });
+    slowSim = await startSimulatedUpstream({ latencyMs: 3_000 });
     rpc = await startRpcServer(hre.network.provider);
     redis = await startRedisServer();
     const tokenizer = new Tokenizer();
@@ -81,7 +86,6 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
     await tokenizer.close();
     reservation = recordCost({ inputTokens: reservedInputTokens(estimate), cachedInputTokens: 0, outputTokens: MAX_TOKENS }, { ...SMALL_PRICES, cachedInput: SMALL_PRICES.input });
 
-    const buyerKeys = market.buyers.slice(0, 3).map((buyer) => ({ buyer: getAddress(buyer.address), ...generateApiKey() }));
     for (let i = 0; i < INSTANCES; i++) {
       const signerKey = generatePrivateKey();
       const signer = privateKeyToAddress(signerKey);
@@ -90,30 +94,36 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
       fs.writeFileSync(path.join(dir, "deployment.json"), JSON.stringify({ chainId, tollgate }));
       const config = gatewayConfigObject(dir, sim.url, {
         listen: { host: "127.0.0.1", port: 0 },
-        models: [{ name: "small-model", modelId: 1, upstream: "sim", maxOutputTokens: 512 }],
+        models: [
+          { name: "small-model", modelId: 1, upstream: "sim", maxOutputTokens: 512 },
+          { name: "large-model", modelId: 2, upstream: "slow", maxOutputTokens: 512 },
+        ],
+        upstreams: { slow: { baseUrl: slowSim.url, timeoutMs: 10_000 } },
         chain: { deploymentFile: "deployment.json", accountCacheMs: 1_000, registryRefreshMs: 60_000 },
         fleet: { redisUrl: redis.url, instanceId: `gw-${i}`, leaseMs: LEASE_MS, timeoutMs: 5_000 },
         log: { level: "warn" },
       });
       const configPath = path.join(dir, "tollgate.config.json");
       fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
-      const site = { dir, configPath, storePath: path.join(dir, "usage.sqlite"), signerKey, signer };
-      // The same key in every instance's store, as an operator's key replication would leave it.
-      const store = openStore(site);
-      for (const { buyer, id, keyHash } of buyerKeys) {
-        store.insertApiKey({ id, buyer, keyHash, label: "fleet test", spendCap: null, models: null, tags: ["team:fleet"], expiresAt: null, createdAt: Math.floor(Date.now() / 1000) });
-      }
-      store.close();
-      sites.push(site);
+      sites.push({ dir, configPath, storePath: path.join(dir, "usage.sqlite"), signerKey, signer });
     }
-    for (const { buyer, key } of buyerKeys) keys.set(buyer, key);
     for (let i = 0; i < INSTANCES; i++) gateways[i] = await startInstance(i);
+    // Each key is made on instance 0 only; the others learn it from the fleet when it is first presented to them.
+    for (const signer of market.buyers.slice(0, 3)) {
+      const buyer = getAddress(signer.address);
+      keys.set(buyer, (await createApiKey(buyerClient(buyer, 0), { label: "fleet test", tags: ["team:fleet"] })).key);
+    }
   });
+
+  function buyerClient(buyer: Address, instance: number): TollgateClient {
+    return market.clientOf(buyer, { url: gateways[instance].url });
+  }
 
   after(async function () {
     await killAllProcesses();
     await rpc?.close();
     await sim?.close();
+    await slowSim?.close();
     await redis?.stop();
     for (const site of sites) fs.rmSync(site.dir, { recursive: true, force: true });
   });
@@ -296,6 +306,13 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
       if (outcome.status === 503) expect(outcome.code).to.equal("shared_store_unavailable");
     }
     expect(first.some((outcome) => outcome.status === 503), "the kill landed mid-burst").to.equal(true);
+    // Keys an instance holds keep reading; a new key is refused, since only one instance would know it.
+    const known = await getGatewayBalance(buyerClient(buyer, 1), { apiKey: key });
+    expect(known.fleet?.state).to.not.equal("ready");
+    await expectRefused(createApiKey(buyerClient(buyer, 1), { label: "during the outage" }), 503, "shared_store_unavailable");
+    const keysOn1 = openStore(sites[1]);
+    expect(keysOn1.listApiKeys(buyer).map((listed) => listed.label), "nothing made on instance 1").to.deep.equal(["fleet test"]);
+    keysOn1.close();
     const duringOutage = recordsOf(buyer);
 
     await redis.start();
@@ -309,5 +326,131 @@ describe("gateway fleet: three gateway processes share one redis-server and neve
       expect(records[i], `instance ${i}: one record per served call`).to.have.length(answered + more.filter((outcome) => outcome.instance === i && outcome.status === 200).length);
     }
     await expectSettledWithinDeposit(buyer, deposit, records);
+  });
+
+  /** The buyer's records on every instance, flattened. */
+  const allRecordsOf = (buyer: Address) => recordsOf(buyer).flat();
+
+  async function chat(instance: number, key: string, model = "small-model"): Promise<{ status: number; code?: string }> {
+    const response = await fetch(`${gateways[instance].url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model, messages: MESSAGES, max_tokens: MAX_TOKENS }),
+    });
+    const body = (await response.json()) as { error?: { code?: string } };
+    return { status: response.status, code: body.error?.code };
+  }
+
+  async function expectRefused(action: Promise<unknown>, status: number, code: string): Promise<void> {
+    const error = await action.then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error, `expected ${status} ${code}`).to.be.instanceOf(GatewayRequestError);
+    expect([(error as GatewayRequestError).status, (error as GatewayRequestError).code]).to.deep.equal([status, code]);
+  }
+
+  it("(d) a key made on instance 0 serves on 1 and 2 at once; its listing on 2 shows the fleet's spend on it", async function () {
+    const buyer = getAddress(market.buyers[3].address);
+    await fund(buyer, reservation * 50n);
+    const { key, id } = await createApiKey(buyerClient(buyer, 0), { label: "made on 0" });
+    expect(await chat(1, key)).to.deep.equal({ status: 200, code: undefined });
+    expect(await chat(2, key)).to.deep.equal({ status: 200, code: undefined });
+    expect(await chat(0, key)).to.deep.equal({ status: 200, code: undefined });
+    const records = recordsOf(buyer);
+    expect(records.map((list) => list.length), "one record on each instance").to.deep.equal([1, 1, 1]);
+    expect(records.flat().every((record) => record.keyId === id)).to.equal(true);
+
+    const listed = (await listApiKeys(buyerClient(buyer, 2))).find((candidate) => candidate.id === id);
+    expect(listed, "instance 2 lists the key made on 0").to.not.equal(undefined);
+    expect(listed!.spent, "spent counts every instance's calls").to.equal(records.flat().reduce((sum, record) => sum + record.cost, 0n).toString());
+
+    // A well-formed key nobody made is still a 401 everywhere (looked up in the fleet, not found).
+    const stranger = `tg_${"x".repeat(43)}`;
+    for (const instance of [0, 1, 2]) expect((await chat(instance, stranger)).status).to.equal(401);
+  });
+
+  it("(e) a key revoked on instance 1 (which never saw it) is refused on 0 and 2 on the very next call, and nothing is charged", async function () {
+    const buyer = getAddress(market.buyers[4].address);
+    await fund(buyer, reservation * 50n);
+    const { key, id } = await createApiKey(buyerClient(buyer, 0), { label: "to revoke" });
+    // Instances 0 and 2 hold it (cached, as for any call); 1 has never seen it.
+    expect((await chat(0, key)).status).to.equal(200);
+    expect((await chat(2, key)).status).to.equal(200);
+    const before = recordsOf(buyer).map((list) => list.length);
+
+    expect(await revokeApiKey(buyerClient(buyer, 1), { keyId: id })).to.deep.include({ id, revoked: true });
+    for (const instance of [0, 2, 1]) expect(await chat(instance, key), `instance ${instance}`).to.deep.equal({ status: 401, code: "invalid_api_key" });
+    expect(recordsOf(buyer).map((list) => list.length), "nothing recorded after the revocation").to.deep.equal(before);
+    // Revoking it again anywhere: it is no longer active.
+    await expectRefused(revokeApiKey(buyerClient(buyer, 2), { keyId: id }), 404, "key_not_found");
+  });
+
+  it("(f) a budget made on instance 0 binds instance 1's calls, and refuses on 2 once 1 has spent it", async function () {
+    const buyer = getAddress(market.buyers[5].address);
+    await fund(buyer, reservation * 50n);
+    const { key } = await createApiKey(buyerClient(buyer, 0), { label: "budgeted", tags: ["team:budget"] });
+    const limit = reservation * 3n;
+    await createBudget(buyerClient(buyer, 0), { scope: "tag", target: "team:budget", period: "month", limit });
+
+    let served = 0;
+    for (;;) {
+      const outcome = await chat(1, key);
+      if (outcome.status !== 200) {
+        expect(outcome).to.deep.equal({ status: 402, code: "budget_exceeded" });
+        break;
+      }
+      served++;
+      expect(served, "instance 1 kept serving past the budget").to.be.below(10);
+    }
+    expect(served, "the budget let instance 1 serve what it allows").to.be.at.least(3);
+    expect(await chat(2, key), "instance 2 counts what 1 spent").to.deep.equal({ status: 402, code: "budget_exceeded" });
+    expect(await chat(0, key), "and so does the instance that made it").to.deep.equal({ status: 402, code: "budget_exceeded" });
+    const records = recordsOf(buyer);
+    expect([records[0].length, records[2].length]).to.deep.equal([0, 0]);
+    const spent = records.flat().reduce((sum, record) => sum + record.cost, 0n);
+    expect(spent <= limit, `spent ${spent} of a ${limit} budget`).to.equal(true);
+  });
+
+  it("(g) a read session opened on instance 0 reads on 1 and 2; ended on 1, it reads nowhere", async function () {
+    const buyer = getAddress(market.buyers[6].address);
+    const { token } = await openSession(buyerClient(buyer, 0));
+    expect((await getGatewayBalance(buyerClient(buyer, 1), { session: token })).buyer).to.equal(buyer);
+    expect(await listApiKeys(buyerClient(buyer, 2), { session: token })).to.be.an("array");
+    await closeSession(buyerClient(buyer, 1), { session: token });
+    for (const instance of [0, 1, 2]) await expectRefused(getGatewayBalance(buyerClient(buyer, instance), { session: token }), 401, "invalid_api_key");
+  });
+
+  it("(h) /v1/balance on instance 0 counts a call in flight on 2 and usage unsettled on 1, as the reserve check does", async function () {
+    const buyer = getAddress(market.buyers[7].address);
+    await fund(buyer, reservation * 50n);
+    const { key } = await createApiKey(buyerClient(buyer, 0), { label: "balance" });
+    expect((await chat(1, key)).status).to.equal(200);
+    const unsettled = recordsOf(buyer)[1][0].cost;
+
+    const balanceOn0 = async () => {
+      const answer = await getGatewayBalance(buyerClient(buyer, 0), { apiKey: key });
+      expect(answer.fleet, "fleet mode names the other instances' share").to.not.equal(undefined);
+      return answer as typeof answer & { fleet: { state: string; other_instances_unsettled_usage: string; other_instances_open_reservations: string } };
+    };
+    const slow = chat(2, key, "large-model");
+    let seen: Awaited<ReturnType<typeof balanceOn0>> | undefined;
+    for (let tries = 0; tries < 100 && !seen; tries++) {
+      const answer = await balanceOn0();
+      if (answer.fleet.other_instances_open_reservations !== "0") seen = answer;
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(seen, "instance 0 saw the call in flight on 2").to.not.equal(undefined);
+    const held = BigInt(seen!.fleet.other_instances_open_reservations);
+    expect(seen!.fleet.state).to.equal("ready");
+    expect(BigInt(seen!.fleet.other_instances_unsettled_usage)).to.equal(unsettled);
+    expect([seen!.unsettled_usage, seen!.open_reservations], "instance 0's own figures").to.deep.equal(["0", "0"]);
+    const small = seen!.spendable_by_model.find((entry) => entry.model === "small-model")!;
+    expect(BigInt(small.spendable)).to.equal(BigInt(seen!.balance) - unsettled - held);
+
+    expect((await slow).status).to.equal(200);
+    const after = await balanceOn0();
+    expect(after.fleet.other_instances_open_reservations).to.equal("0");
+    expect(BigInt(after.fleet.other_instances_unsettled_usage)).to.equal(allRecordsOf(buyer).reduce((sum, record) => sum + record.cost, 0n));
   });
 });

@@ -17,7 +17,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Address } from "viem";
 import { FleetMetrics } from "./fleet-metrics";
-import { HEARTBEAT_SCRIPT, PUBLISH_USAGE_SCRIPT, REJOIN_SCRIPT, RESERVE_SCRIPT, SET_HELD_SCRIPT } from "./lua-scripts";
+import { BUYER_OTHERS_SCRIPT, HEARTBEAT_SCRIPT, PUBLISH_USAGE_SCRIPT, REJOIN_SCRIPT, RESERVE_SCRIPT, SET_HELD_SCRIPT } from "./lua-scripts";
 import { sharedStoreUnavailable } from "./store-unavailable";
 import { fleetKeys, lower } from "./store-layout";
 
@@ -55,10 +55,14 @@ export interface FleetCheck {
   budgets: readonly { id: string; periodStart: number; left: bigint }[];
   /** Each fleet signer's next sequence in the buyer's snapshot (lower-case address → sequence). */
   signerNext: ReadonlyMap<string, bigint>;
+  /** The version of the buyer's keys and budgets this instance adopted last ("0": none): fleet-definitions.ts. */
+  definitions: string;
 }
 
 export type FleetReserveResult =
   | { hold: FleetHold }
+  /** The buyer's keys or budgets changed on another instance since this one adopted them: nothing was reserved. */
+  | { stale: string }
   /** `limit`: which check refused (`budget` with its index in `budgets`); `others`: what the rest of the fleet counts there. */
   | { refused: { limit: "buyer" | "key" | "budget"; budgetIndex?: number; others: bigint } };
 
@@ -70,6 +74,7 @@ interface FleetCommands {
   tgSetHeld(...args: string[]): Promise<number>;
   tgRejoin(...args: string[]): Promise<number>;
   tgHeartbeat(...args: string[]): Promise<[number, string[]]>;
+  tgBuyerOthers(...args: string[]): Promise<[string, string]>;
 }
 
 export class FleetLedger {
@@ -104,6 +109,7 @@ export class FleetLedger {
     this.redis.defineCommand("tgSetHeld", { numberOfKeys: 0, lua: SET_HELD_SCRIPT });
     this.redis.defineCommand("tgRejoin", { numberOfKeys: 0, lua: REJOIN_SCRIPT });
     this.redis.defineCommand("tgHeartbeat", { numberOfKeys: 0, lua: HEARTBEAT_SCRIPT });
+    this.redis.defineCommand("tgBuyerOthers", { numberOfKeys: 0, lua: BUYER_OTHERS_SCRIPT });
     this.redis.on("ready", () => void this.rejoin());
     this.redis.on("close", () => this.lost("the connection to the shared store closed"));
     this.redis.on("error", (error: Error) => {
@@ -114,6 +120,15 @@ export class FleetLedger {
 
   get instanceId(): string {
     return this.options.instanceId;
+  }
+
+  get prefix(): string {
+    return this.options.prefix;
+  }
+
+  /** The shared connection, for what else the fleet shares (fleet-definitions.ts): one socket per instance. */
+  get connection(): Redis {
+    return this.redis;
   }
 
   /** Connects (in the background: until the first rejoin, paid calls get 503) and starts the heartbeat. */
@@ -164,6 +179,7 @@ export class FleetLedger {
     for (const [part, left] of limits) args.push(part, left === null ? "" : left.toString(), this.holdings.get(part)!.toString());
     args.push(String(check.signerNext.size));
     for (const [signer, next] of check.signerNext) args.push(signer, next.toString());
+    args.push(check.definitions);
     const started = performance.now();
     let answer: string[];
     try {
@@ -176,6 +192,7 @@ export class FleetLedger {
     this.metrics.roundTrip.observe({ op: "reserve" }, (performance.now() - started) / 1000);
     if (answer[0] === "ok") return { hold };
     this.undo(hold);
+    if (answer[0] === "stale") return { stale: answer[1] };
     if (answer[0] === "lease") {
       // The heartbeat could not renew in time: others stopped counting this instance's holdings, so re-publish first.
       this.lost("this instance's lease ran out");
@@ -222,6 +239,29 @@ export class FleetLedger {
 
   budgetPart(budgetId: string, periodStart: number): string {
     return fleetKeys.budget(this.options.prefix, budgetId, periodStart);
+  }
+
+  /**
+   * For GET /v1/balance: what the other instances hold against the buyer and served that the snapshot (its signers'
+   * sequences) does not show settled; undefined when the store cannot answer now.
+   */
+  async othersOf(buyer: Address, signerNext: ReadonlyMap<string, bigint>): Promise<{ held: bigint; unsettled: bigint } | undefined> {
+    if (this.state !== "ready") return undefined;
+    const args = [this.options.prefix, this.options.instanceId, lower(this.options.signer), String(this.options.settledGraceMs), lower(buyer), String(signerNext.size)];
+    for (const [signer, next] of signerNext) args.push(signer, next.toString());
+    try {
+      const [held, unsettled] = await this.redis.tgBuyerOthers(...args);
+      return { held: BigInt(held), unsettled: BigInt(unsettled) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Publishes this instance's spend on a key or budget period (a budget adopted mid-period brings what it counted). */
+  publishSpent(part: string, spent: bigint): void {
+    this.spent.set(part, spent);
+    if (this.state !== "ready") return; // rejoin publishes `spent`
+    this.redis.hset(part, `s:${this.options.instanceId}`, spent.toString()).catch((error: Error) => this.lost(error.message));
   }
 
   /** For /health: the store's state as this instance sees it. */

@@ -90,8 +90,10 @@ end
 /**
  * ARGV: prefix, instance, its signer, amount, grace ms, buyer, lease ms, n limits, then per limit (the buyer's first) its hash
  * key, what the local check left ('' when unlimited) and this instance's holding once the call is reserved; then n
- * signers and per signer its address and nextSequence in the snapshot.
- * Returns {'ok'}, {'lease'} (this instance's lease ran out: it must re-publish first) or {'refused', limit, others}.
+ * signers and per signer its address and nextSequence in the snapshot; then the version of the buyer's keys and budgets
+ * this instance adopted last (definition-scripts.ts).
+ * Returns {'ok'}, {'lease'} (this instance's lease ran out: it must re-publish first), {'stale', version} (the buyer's
+ * keys or budgets changed since: adopt them and check again; nothing was reserved) or {'refused', limit, others}.
  */
 export const RESERVE_SCRIPT = `${LUA_DECIMAL}${UNSETTLED}${OTHERS}
 local P, me, mySigner, amount, grace, buyer = ARGV[1], ARGV[2], ARGV[3], dparse(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -105,6 +107,9 @@ local nLimits = tonumber(ARGV[8])
 local at = 9 + nLimits * 3
 local signerNext = {}
 for j = 1, tonumber(ARGV[at]) do signerNext[ARGV[at + 2 * j - 1]] = ARGV[at + 2 * j] end
+-- A key revoked or a budget made on another instance binds this call: checked in the same step as the money.
+local definitions = redis.call('GET', P .. 'dv:' .. buyer) or '0'
+if definitions ~= ARGV[at + 2 * tonumber(ARGV[at]) + 1] then return {'stale', definitions} end
 for i = 1, nLimits do
   local hashKey, left = ARGV[6 + 3 * i], ARGV[7 + 3 * i]
   local others = othersOf(hashKey, me, live)
@@ -169,4 +174,18 @@ if lease and tonumber(lease) > now then
   alive = 1
 end
 return {alive, redis.call('HVALS', P .. 'instances')}
+`;
+
+/**
+ * For GET /v1/balance: what the other instances hold against the buyer (live leases) and served unsettled beyond the
+ * snapshot, as the reserve script counts them. ARGV: prefix, instance, its signer, grace ms, buyer, n signers and per
+ * signer its address and nextSequence. Returns {held, unsettled}.
+ */
+export const BUYER_OTHERS_SCRIPT = `${LUA_DECIMAL}${UNSETTLED}${OTHERS}
+local P, me, mySigner, grace, buyer = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+${NOW}
+local signerNext = {}
+for j = 1, tonumber(ARGV[6]) do signerNext[ARGV[6 + 2 * j - 1]] = ARGV[6 + 2 * j] end
+local held = othersOf(P .. 'b:' .. buyer, me, liveInstances(P, now))
+return {dstr(held), dstr(unsettledOthers(P, buyer, mySigner, signerNext, now, grace))}
 `;

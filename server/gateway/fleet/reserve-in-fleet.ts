@@ -20,13 +20,15 @@ export interface FleetReserveInput extends ReservedCall {
   budgets: readonly Budget[];
   fleetBudgets: readonly { id: string; periodStart: number; left: bigint }[];
   signerNext: ReadonlyMap<string, bigint> | undefined;
+  /** The version of the buyer's keys and budgets this instance adopted last (fleet-definitions.ts). */
+  definitions: string;
 }
 
 export async function reserveInFleet(
   fleet: FleetLedger,
   call: FleetReserveInput,
   deps: { ledger: SpendLedger; state: MarketplaceState; metrics: GatewayMetrics; budgets?: { budgetSpent(id: string, periodStart: number): bigint } },
-): Promise<{ hold: FleetHold; budgets: readonly { id: string; periodStart: number }[] }> {
+): Promise<{ hold: FleetHold; budgets: readonly { id: string; periodStart: number }[] } | "stale"> {
   const { key, amount, breakdown, servedAt } = call;
   let result;
   try {
@@ -38,6 +40,7 @@ export async function reserveInFleet(
       budgets: call.fleetBudgets,
       // A snapshot without the fleet's sequences (none joined yet when it was read): every other signer counts whole.
       signerNext: call.signerNext ?? new Map(),
+      definitions: call.definitions,
     });
   } catch (error) {
     deps.ledger.release(call.reservation);
@@ -46,6 +49,8 @@ export async function reserveInFleet(
   if ("hold" in result) return { hold: result.hold, budgets: call.fleetBudgets.map(({ id, periodStart }) => ({ id, periodStart })) };
 
   deps.ledger.release(call.reservation);
+  // The buyer's keys or budgets changed elsewhere: the caller adopts them and checks the call again.
+  if ("stale" in result) return "stale";
   const { limit, budgetIndex, others } = result.refused;
   const { state } = deps;
   const fmt = (value: bigint) => `${state.formatAmount(value)} ${state.token.symbol}`;

@@ -12,6 +12,12 @@
  *   ut:<buyer>             HASH  signer → the sum of that set
  *   uw:<buyer>             HASH  signer → "N:t": a snapshot showed nextSequence N at t; entries below N go after a grace
  *   held:<instance>        SET   the hashes holding r:<instance>, cleared when the instance re-publishes
+ *   kd:<key hash>          STRING an API key's definition (JSON, with revokedAt), fleet-definitions.ts
+ *   kb:<buyer>             SET   the buyer's key hashes
+ *   gd:<buyer>             HASH  budget id → its definition (JSON, with deletedAt)
+ *   dv:<buyer>             STRING the version of the buyer's keys and budgets, bumped by every change of them
+ *   rs:<token hash>        STRING a read session (JSON), expiring with it, fleet-sessions.ts
+ *   n:<buyer>:<nonce>      STRING a used nonce of a wallet-signed message, expiring with the message
  */
 import type { Address } from "viem";
 

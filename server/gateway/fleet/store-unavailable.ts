@@ -10,3 +10,14 @@ export const sharedStoreUnavailable = (why: string) =>
     null,
     { "retry-after": "2" },
   );
+
+/** The 503 a key, budget or session change gets when the fleet cannot take it: made on one instance only, it would mislead. */
+export const sharedStoreUnavailableForChange = (why: string) =>
+  new GatewayError(
+    503,
+    "server_error",
+    `This gateway cannot share this with the rest of its fleet right now (${why}), so it changed nothing. Retry shortly.`,
+    "shared_store_unavailable",
+    null,
+    { "retry-after": "2" },
+  );

@@ -15,6 +15,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError, gatewayErrorOf, invalidJson, requestTooLarge, sendGatewayError, shuttingDown } from "../errors";
 import { apiKeyOf, type ApiKeyCache } from "../middleware/authenticate";
+import type { ApiKeyRecord } from "../../store/usage-store";
 import type { RateLimiter } from "../middleware/rate-limit";
 import type { RequestObserver } from "../middleware/request-context";
 import type { RequestIds } from "./request-ids";
@@ -132,12 +133,17 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
           return fail(invalidJson((error as Error).message));
         }
       }
+      const serve = (apiKey: ApiKeyRecord | GatewayError) => {
+        if (apiKey instanceof GatewayError) return fail(apiKey);
+        const limited = limiter.take(apiKey.id);
+        if (limited) return fail(limited);
+        const call: MeteredRequest = { id, headers, body: parsed, rawBody: raw, apiKey, responseHeaders };
+        route.handler(call, res).then(finished, fail);
+      };
+      // A promise only in fleet mode, for a key this instance has not seen yet (looked up in the fleet's store).
       const apiKey = apiKeyOf(keys, headers.authorization);
-      if (apiKey instanceof GatewayError) return fail(apiKey);
-      const limited = limiter.take(apiKey.id);
-      if (limited) return fail(limited);
-      const call: MeteredRequest = { id, headers, body: parsed, rawBody: raw, apiKey, responseHeaders };
-      route.handler(call, res).then(finished, fail);
+      if (apiKey instanceof Promise) apiKey.then(serve, fail);
+      else serve(apiKey);
     });
     return true;
   };

@@ -18,7 +18,7 @@ import type { ApiKeyRecord, StoredUsageRecord, UsageStore } from "../../store/us
 import { BudgetExceededError } from "../budgets/budget-exceeded";
 import { budgetStanding } from "../budgets/budget-status";
 import { routingDecision, type RouteTaken } from "../routing/route-decision";
-import { GatewayError } from "../errors";
+import { GatewayError, invalidApiKey } from "../errors";
 import type { MarketplaceState, ModelOnSale } from "../marketplace-state";
 import type { GatewayMetrics } from "../metrics";
 import { commitContent } from "./content-hash";
@@ -31,6 +31,8 @@ import { IncludedUsageExhaustedError, subscriptionTerms } from "./included-usage
 import { billedCounts } from "./usage-counts";
 import type { FleetHold, FleetLedger } from "../fleet/fleet-ledger";
 import { reserveInFleet } from "../fleet/reserve-in-fleet";
+import type { FleetDefinitions } from "../fleet/fleet-definitions";
+import { sharedStoreUnavailable } from "../fleet/store-unavailable";
 
 export interface ReservedCall {
   key: ApiKeyRecord;
@@ -81,6 +83,8 @@ export class Meter {
       budgets?: Pick<UsageStore, "applicableBudgets" | "budgetSpent">;
       /** Fleet mode (`config.fleet`): the check against the other instances, after the local one. */
       fleet?: FleetLedger;
+      /** Fleet mode: the buyer's keys and budgets as the fleet has them, adopted when the reserve check finds them changed. */
+      fleetDefinitions?: Pick<FleetDefinitions, "adoptedVersion" | "syncBuyer" | "keyRevoked">;
     },
   ) {}
 
@@ -88,8 +92,24 @@ export class Meter {
     return this.deps.signer.address;
   }
 
-  /** Reserves the most this call can cost: its prompt estimate plus every output token it may produce. */
+  /**
+   * Reserves the most this call can cost: its prompt estimate plus every output token it may produce. In fleet mode,
+   * when the buyer's keys or budgets changed on another instance since this one adopted them, it adopts them (a
+   * revoked key is refused here) and checks the call again.
+   */
   async reserve(key: ApiKeyRecord, model: ModelOnSale, inputEstimate: number, maxOutputTokens: number, attribution?: CallAttribution): Promise<ReservedCall> {
+    for (let attempt = 1; ; attempt++) {
+      const call = await this.reserveOnce(key, model, inputEstimate, maxOutputTokens, attribution);
+      if (call !== "stale") return call;
+      const definitions = this.deps.fleetDefinitions!;
+      // Changes faster than a round trip, three times over: the buyer is scripting them; let the client retry.
+      if (attempt === 3) throw sharedStoreUnavailable("your keys and budgets are changing on its other instances as it checks");
+      await definitions.syncBuyer(key.buyer);
+      if (definitions.keyRevoked(key)) throw invalidApiKey();
+    }
+  }
+
+  private async reserveOnce(key: ApiKeyRecord, model: ModelOnSale, inputEstimate: number, maxOutputTokens: number, attribution?: CallAttribution): Promise<ReservedCall | "stale"> {
     const { state, ledger } = this.deps;
     if (!state.canSettle()) {
       throw new GatewayError(503, "server_error", "This gateway's signing key is not authorized by the provider right now, so it cannot serve metered calls. Try again later.", "gateway_not_authorized", null, { "retry-after": "60" });
@@ -153,7 +173,10 @@ export class Meter {
     const call: ReservedCall = { key, model, reservation, servedAt, epoch, reservedInput, reservedOutput: maxOutputTokens, attribution };
     if (this.deps.fleet) {
       const fleetBudgets = budgets.map((budget, index) => ({ id: budget.id, periodStart: periodStart(budget.period, servedAt), left: budgetsLeft![index] }));
-      call.fleet = await reserveInFleet(this.deps.fleet, { ...call, amount, breakdown, keyRemaining, budgets, fleetBudgets, signerNext: snapshot.fleetNextSequences }, this.deps);
+      const definitions = this.deps.fleetDefinitions?.adoptedVersion(key.buyer) ?? "0";
+      const held = await reserveInFleet(this.deps.fleet, { ...call, amount, breakdown, keyRemaining, budgets, fleetBudgets, signerNext: snapshot.fleetNextSequences, definitions }, this.deps);
+      if (held === "stale") return "stale";
+      call.fleet = held;
     }
     return call;
   }

@@ -25,15 +25,17 @@ import { readerOf } from "../middleware/authenticate";
 
 const MAX_UINT64 = 2n ** 64n - 1n;
 
-export function describeKey(ctx: GatewayContext, key: ApiKeyRecord) {
+/** `spentElsewhere`: fleet mode, what the provider's other instances served with the key (its `spent` is fleet-wide). */
+export function describeKey(ctx: GatewayContext, key: ApiKeyRecord, spentElsewhere = 0n) {
+  const spent = key.spent + spentElsewhere;
   return {
     id: key.id,
     object: "api_key",
     buyer: key.buyer,
     label: key.label,
     spend_cap: key.spendCap?.toString() ?? null,
-    spent: key.spent.toString(),
-    spent_formatted: ctx.state.formatAmount(key.spent),
+    spent: spent.toString(),
+    spent_formatted: ctx.state.formatAmount(spent),
     models: key.models,
     tags: key.tags,
     expires_at: key.expiresAt,
@@ -60,7 +62,12 @@ export async function authorize<M extends { buyer: Address; issuedAt: bigint; no
   if (!valid) {
     throw new GatewayError(401, "authentication_error", `The signature is not ${signed.message.buyer}'s signature of this ${primaryType} message for this gateway (domain "Tollgate Gateway", chain ${ctx.chainId}, contract ${ctx.tollgate}).`, "invalid_signature", "signature");
   }
-  if (!ctx.store.consumeNonce(signed.message.buyer, signed.message.nonce, Number(issuedAt + maxAge + 60n))) {
+  const nonceExpiresAt = Number(issuedAt + maxAge + 60n);
+  const fresh =
+    ctx.store.consumeNonce(signed.message.buyer, signed.message.nonce, nonceExpiresAt) &&
+    // Fleet mode: used on another instance counts as used (a replayed CreateApiKey would hand the replayer a key).
+    (!ctx.fleetSessions || (await ctx.fleetSessions.consumeNonce(signed.message.buyer, signed.message.nonce, nonceExpiresAt)));
+  if (!fresh) {
     throw new GatewayError(401, "authentication_error", "This signed message was already used. Sign a new one with a fresh nonce.", "nonce_reused", "message.nonce");
   }
 }
@@ -93,6 +100,8 @@ export function createKey(ctx: GatewayContext) {
       expiresAt: message.expiresAt === 0n ? null : Number(message.expiresAt),
       createdAt: now,
     };
+    // Fleet mode: shared first, so a key the fleet did not take exists nowhere (the buyer gets a 503 and retries).
+    await ctx.fleetDefinitions?.putKey({ ...record, revokedAt: null });
     ctx.store.insertApiKey(record);
     ctx.logger.info({ requestId: req.id, buyer: message.buyer, keyId: id }, "api key created");
     res.status(201).json({ ...describeKey(ctx, { ...record, revokedAt: null, spent: 0n }), key, note: "This is the only time the key is shown. Store it now." });
@@ -104,14 +113,21 @@ export function listKeys(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const signed = parseBody(schema, req.body) as { message: z.infer<typeof listApiKeysMessage>; signature: Hex };
     await authorize(ctx, "ListApiKeys", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
-    res.json({ object: "list", data: ctx.store.listApiKeys(signed.message.buyer).map((key) => describeKey(ctx, key)) });
+    res.json(await keysOf(ctx, signed.message.buyer));
   };
+}
+
+/** The buyer's keys; in fleet mode every instance's (adopted first), with what each spent on all of them. */
+async function keysOf(ctx: GatewayContext, buyer: Address) {
+  // Redis down: this instance's keys, with its own spend (a listing is no reason to fail).
+  const elsewhere = await ctx.fleetDefinitions?.syncBuyer(buyer).catch(() => undefined);
+  return { object: "list", data: ctx.store.listApiKeys(buyer).map((key) => describeKey(ctx, key, elsewhere?.get(key.id))) };
 }
 
 /** `GET /v1/keys` with a read session (or an API key): the same answer as `POST /v1/keys/list`, no signature. */
 export function listKeysOfReader(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
-    res.json({ object: "list", data: ctx.store.listApiKeys(readerOf(req)).map((key) => describeKey(ctx, key)) });
+    res.json(await keysOf(ctx, readerOf(req)));
   };
 }
 
@@ -121,10 +137,15 @@ export function revokeKey(ctx: GatewayContext) {
     const signed = parseBody(schema, req.body) as { message: z.infer<typeof revokeApiKeyMessage>; signature: Hex };
     await authorize(ctx, "RevokeApiKey", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
     const { buyer, keyId } = signed.message;
-    if (!ctx.store.revokeApiKey(buyer, keyId, Math.floor(Date.now() / 1000))) {
+    const at = Math.floor(Date.now() / 1000);
+    // Fleet mode: a key made on another instance is adopted first, and the revocation is shared before it is local.
+    await ctx.fleetDefinitions?.syncBuyer(buyer);
+    const key = ctx.store.listApiKeys(buyer).find((candidate) => candidate.id === keyId && candidate.revokedAt === null);
+    if (key) await ctx.fleetDefinitions?.putKey({ ...key, revokedAt: at });
+    if (!key || !ctx.store.revokeApiKey(buyer, keyId, at)) {
       throw new GatewayError(404, "not_found_error", `${buyer} has no active API key ${keyId}.`, "key_not_found", "message.keyId");
     }
-    ctx.keys.revoked(keyId);
+    ctx.keys.revoked(keyId, at);
     ctx.logger.info({ requestId: req.id, buyer, keyId }, "api key revoked");
     res.json({ id: keyId, object: "api_key", revoked: true });
   };

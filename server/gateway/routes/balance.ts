@@ -4,6 +4,11 @@
  * leave before settlement), the on-chain spending limit, the subscription to this provider (its period, included
  * value, what is used and left, overage rule, renewal, and that unused included usage does not roll over), and the budgets that bind the key (every budget of the
  * buyer for a read session) with this period's spend and reset. Amounts are base-unit strings.
+ *
+ * Fleet mode: `fleet` names what the provider's other instances hold for the buyer's calls in flight and served that the
+ * chain has not settled (as the reserve check counts them), and every `spendable` figure has both taken off, so it is
+ * what a call on this instance can reserve now. When the shared store cannot answer, `fleet.state` says so (and paid
+ * calls get 503 anyway).
  */
 import type { Request, Response } from "express";
 import { planCoversModel } from "../../chain/plan-eligibility";
@@ -19,12 +24,15 @@ export function balance(ctx: GatewayContext) {
     const snapshot = await ctx.state.snapshot(buyer);
     const now = ctx.state.now();
     const amount = (value: bigint) => value.toString();
+    const others = ctx.fleet && (await ctx.fleet.othersOf(buyer, snapshot.fleetNextSequences ?? new Map()));
+    const elsewhere = others ? others.held + others.unsettled : 0n;
     const models = ctx.state.models().map((model) => {
       const b = ctx.ledger.breakdown(snapshot, model.terms, now);
+      const spendable = b.spendable > elsewhere ? b.spendable - elsewhere : 0n;
       return {
         model: model.config.name,
-        spendable: amount(b.spendable),
-        spendable_formatted: ctx.state.formatAmount(b.spendable),
+        spendable: amount(spendable),
+        spendable_formatted: ctx.state.formatAmount(spendable),
         credit_value: amount(b.creditValue),
       };
     });
@@ -52,6 +60,11 @@ export function balance(ctx: GatewayContext) {
         })),
       unsettled_usage: amount(summary.unsettledUsage),
       open_reservations: amount(summary.openReservations),
+      ...(ctx.fleet && {
+        fleet: others
+          ? { state: "ready", instance: ctx.fleet.instanceId, other_instances_unsettled_usage: amount(others.unsettled), other_instances_open_reservations: amount(others.held) }
+          : { state: ctx.fleet.state, instance: ctx.fleet.instanceId, note: "The fleet's shared store cannot answer now: other instances' usage is not shown, and paid calls get 503 until it is back." },
+      }),
       spending_limit:
         summary.limitRemaining === null
           ? null

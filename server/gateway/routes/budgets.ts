@@ -59,11 +59,24 @@ export function createBudget(ctx: GatewayContext) {
       createdAt: now,
       deletedAt: null,
     };
+    // Fleet mode: the fleet's budgets are adopted first, so one made on another instance is a duplicate here too.
+    await ctx.fleetDefinitions?.syncBuyer(budget.buyer);
+    let spend;
     try {
-      ctx.store.createBudget(budget, now);
+      spend = ctx.store.createBudget(budget, now);
     } catch (error) {
       if (error instanceof BudgetExistsError) throw budgetExists(error.existingId);
       throw error;
+    }
+    if (ctx.fleet && ctx.fleetDefinitions) {
+      try {
+        await ctx.fleetDefinitions.putBudget(budget);
+      } catch (error) {
+        // Not shared, so not made: a budget only this instance enforces would mislead the buyer.
+        ctx.store.deleteBudget(budget.buyer, budget.id, now);
+        throw error;
+      }
+      ctx.fleet.publishSpent(ctx.fleet.budgetPart(budget.id, spend.periodStart), spend.spent);
     }
     ctx.logger.info({ requestId: req.id, buyer: budget.buyer, budgetId: budget.id, scope: budget.scope, target: budget.target, period: budget.period, limit: budget.limit.toString() }, "budget created");
     res.status(201).json({
@@ -76,7 +89,9 @@ export function createBudget(ctx: GatewayContext) {
   };
 }
 
-function listOf(ctx: GatewayContext, buyer: Address) {
+async function listOf(ctx: GatewayContext, buyer: Address) {
+  // Redis down: the budgets this instance holds (a listing is no reason to fail).
+  await ctx.fleetDefinitions?.syncBuyer(buyer).catch(() => undefined);
   return { object: "list", data: ctx.store.listBudgets(buyer).map((budget) => budgetView(ctx, budget)) };
 }
 
@@ -85,14 +100,14 @@ export function listBudgets(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const signed = parseBody(schema, req.body) as { message: z.infer<typeof listBudgetsMessage>; signature: Hex };
     await authorize(ctx, "ListBudgets", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
-    res.json(listOf(ctx, signed.message.buyer));
+    res.json(await listOf(ctx, signed.message.buyer));
   };
 }
 
 /** `GET /v1/budgets` with a read session (or an API key): the same answer as `POST /v1/budgets/list`, no signature. */
 export function listBudgetsOfReader(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
-    res.json(listOf(ctx, readerOf(req)));
+    res.json(await listOf(ctx, readerOf(req)));
   };
 }
 
@@ -102,7 +117,14 @@ export function deleteBudget(ctx: GatewayContext) {
     const signed = parseBody(schema, req.body) as { message: z.infer<typeof deleteBudgetMessage>; signature: Hex };
     await authorize(ctx, "DeleteBudget", signed, { ...rawMessageOf(req.body), issuedAt: signed.message.issuedAt });
     const { buyer, budgetId } = signed.message;
-    if (!ctx.store.deleteBudget(buyer, budgetId, ctx.state.now())) {
+    const at = ctx.state.now();
+    if (ctx.fleetDefinitions) {
+      // Fleet mode: adopted first (it may have been made elsewhere), the deletion shared before it is local.
+      await ctx.fleetDefinitions.syncBuyer(buyer);
+      const budget = ctx.store.listBudgets(buyer).find((candidate) => candidate.id === budgetId);
+      if (budget) await ctx.fleetDefinitions.putBudget({ ...budget, deletedAt: at });
+    }
+    if (!ctx.store.deleteBudget(buyer, budgetId, at)) {
       throw new GatewayError(404, "not_found_error", `${buyer} has no budget ${budgetId}.`, "budget_not_found", "message.budgetId");
     }
     ctx.logger.info({ requestId: req.id, buyer, budgetId }, "budget deleted");

@@ -21,6 +21,8 @@ export function openSession(ctx: GatewayContext) {
     const now = Math.floor(Date.now() / 1000);
     const { token, tokenHash } = generateSessionToken();
     const session = { tokenHash, buyer: signed.message.buyer, createdAt: now, expiresAt: now + ctx.sessionLifetimeSeconds };
+    // Fleet mode: shared first, so every instance reads with it (fleet/fleet-sessions.ts).
+    await ctx.fleetSessions?.open(session);
     ctx.store.insertReadSession(session, now);
     ctx.logger.info({ requestId: req.id, buyer: session.buyer, expiresAt: session.expiresAt }, "read session opened");
     res.status(201).json({ object: "session", token, buyer: session.buyer, expires_at: session.expiresAt });
@@ -30,6 +32,7 @@ export function openSession(ctx: GatewayContext) {
 export function closeSession(ctx: GatewayContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const session = req.readSession!;
+    await ctx.fleetSessions?.end(session.tokenHash);
     ctx.store.endReadSession(session.tokenHash);
     ctx.logger.info({ requestId: req.id, buyer: session.buyer }, "read session ended");
     res.json({ object: "session", buyer: session.buyer, ended: true });
