@@ -8,6 +8,7 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import { getAddress, type Address } from "viem";
 import { privateKeyToAddress, generatePrivateKey } from "viem/accounts";
+import Redis from "ioredis";
 import { FleetLedger, type FleetCheck, type FleetReserveResult } from "../../server/gateway/fleet/fleet-ledger";
 import { GatewayError } from "../../server/gateway/errors";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server";
@@ -131,6 +132,56 @@ describe("fleet ledger: the shared store's check-and-reserve (real redis-server)
     expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n, signerNext: later }))).others).to.equal(20n);
     // Pruned for good: even a snapshot without a's sequence now counts only what is left.
     expect(refusedOf(await b.ledger.reserve(check({ amount: 1_000n, buyerLeft: 1_000n }))).others).to.equal(20n);
+  });
+
+  it("a busy buyer's settled entries are summed once per snapshot sequence, not walked on every call, and the sums stay exact", async () => {
+    const [a, b] = await fleetOf(2, 300);
+    const signerA = a.signer.toLowerCase();
+    const cost = (sequence: bigint) => 1_000n + sequence;
+    const published = new Set<bigint>();
+    const publish = (sequence: bigint) => {
+      a.ledger.publishUsage({ buyer: BUYER, sequence, cost: cost(sequence) }, []);
+      published.add(sequence);
+    };
+    let prunedBelow = 0n;
+    /** What another instance must count: a's entries not pruned, from the snapshot's sequence on. */
+    const expected = (next: bigint) => [...published].filter((sequence) => sequence >= next && sequence >= prunedBelow).reduce((sum, sequence) => sum + cost(sequence), 0n);
+    // a's connection runs its commands in order: an answered call on it means every publish before it is in.
+    const flushed = async () => a.ledger.release((await a.ledger.reserve(check({ amount: 1n, buyer: getAddress("0x00000000000000000000000000000000000b0b02") })) as { hold: never }).hold);
+    const othersAt = async (next: bigint) => refusedOf(await b.ledger.reserve(check({ amount: 10n ** 12n, buyerLeft: 10n ** 12n, signerNext: new Map([[signerA, next]]) }))).others;
+
+    for (let sequence = 0n; sequence < 600n; sequence++) if (sequence !== 250n) publish(sequence);
+    await flushed();
+    const stats = new Redis(redis.url);
+    try {
+      // A refused call writes nothing but the sum it computes after walking the entries (HSET us:…): counting
+      // HSETs counts walks.
+      const walks = async () => Number(/cmdstat_hset:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0);
+      expect(await othersAt(400n)).to.equal(expected(400n));
+      const before = await walks();
+      for (let call = 0; call < 5; call++) expect(await othersAt(400n)).to.equal(expected(400n));
+      expect(await walks()).to.equal(before, "calls whose snapshot shows a sequence already summed walk no entries");
+      expect(await othersAt(410n)).to.equal(expected(410n));
+      expect(await walks()).to.equal(before + 1, "a sequence not seen before is walked once");
+      expect(await othersAt(410n)).to.equal(expected(410n));
+      expect(await walks()).to.equal(before + 1);
+
+      // A late entry below the summed sequence (re-published after a restart) joins its sum: still exact.
+      publish(250n);
+      await flushed();
+      expect(await othersAt(400n)).to.equal(expected(400n));
+      expect(await othersAt(300n)).to.equal(expected(300n));
+
+      // After the grace the entries below the first sequence seen (400) are pruned; every kept sum follows.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await othersAt(450n)).to.equal(expected(450n));
+      prunedBelow = 400n;
+      expect(await othersAt(450n)).to.equal(expected(450n));
+      expect(await othersAt(500n)).to.equal(expected(500n));
+      expect(await othersAt(0n)).to.equal(expected(0n));
+    } finally {
+      stats.disconnect();
+    }
   });
 
   it("a record replaces the hold that covered it in one step: the others count its cost, not both, not neither", async () => {

@@ -16,6 +16,12 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
  * nextSequence in that snapshot on; a signer the snapshot did not read counts whole), and the pruning of what the
  * chain settled. An entry goes only `grace` ms after a snapshot first showed it settled: every snapshot still in use
  * then (they live at most a few account-cache periods) was read after that settlement and excludes it too.
+ *
+ * Until then the settled entries stay in the set, and a busy buyer's can number thousands (its calls per second
+ * times the grace), so walking them on every call would make each reserve cost milliseconds of Redis's one thread.
+ * Instead `us:<buyer>:<signer>` keeps, per sequence a snapshot showed as the signer's next, the sum of the entries
+ * below it: computed once, kept exact by the publish of a late entry below it and by pruning, dropped with the
+ * entries it covered. Every snapshot with that sequence (all instances see the same chain) subtracts one number.
  */
 const UNSETTLED = `
 local function unsettledOthers(P, buyer, mySigner, signerNext, now, grace)
@@ -25,6 +31,7 @@ local function unsettledOthers(P, buyer, mySigner, signerNext, now, grace)
   for i = 1, #totals, 2 do
     local signer, total = totals[i], dparse(totals[i + 1])
     local setKey = P .. 'u:' .. buyer .. ':' .. signer
+    local belowKey = P .. 'us:' .. buyer .. ':' .. signer
     local mark = redis.call('HGET', marksKey, signer)
     if mark then
       local sep = string.find(mark, ':', 1, true)
@@ -36,7 +43,18 @@ local function unsettledOthers(P, buyer, mySigner, signerNext, now, grace)
           for _, member in ipairs(gone) do goneSum = dadd(goneSum, dparse(string.sub(member, string.find(member, ':', 1, true) + 1))) end
           total = dsub(total, goneSum)
           redis.call('ZREMRANGEBYSCORE', setKey, '-inf', '(' .. markSeq)
-          if redis.call('ZCARD', setKey) == 0 then redis.call('HDEL', totalsKey, signer) else redis.call('HSET', totalsKey, signer, dstr(total)) end
+          -- A kept sum below a sequence up to the mark covered pruned entries only; one above it loses them.
+          local kept = redis.call('HGETALL', belowKey)
+          for k = 1, #kept, 2 do
+            if tonumber(kept[k]) <= tonumber(markSeq) then redis.call('HDEL', belowKey, kept[k])
+            else redis.call('HSET', belowKey, kept[k], dstr(dsub(dparse(kept[k + 1]), goneSum))) end
+          end
+          if redis.call('ZCARD', setKey) == 0 then
+            redis.call('HDEL', totalsKey, signer)
+            redis.call('DEL', belowKey)
+          else
+            redis.call('HSET', totalsKey, signer, dstr(total))
+          end
         end
         redis.call('HDEL', marksKey, signer)
         mark = nil
@@ -49,9 +67,17 @@ local function unsettledOthers(P, buyer, mySigner, signerNext, now, grace)
     end
     if signer ~= mySigner then
       if nextSeq then
-        for _, member in ipairs(redis.call('ZRANGEBYSCORE', setKey, '-inf', '(' .. nextSeq)) do
-          total = dsub(total, dparse(string.sub(member, string.find(member, ':', 1, true) + 1)))
+        local kept = redis.call('HGET', belowKey, nextSeq)
+        local settled = {}
+        if kept then
+          settled = dparse(kept)
+        else
+          for _, member in ipairs(redis.call('ZRANGEBYSCORE', setKey, '-inf', '(' .. nextSeq)) do
+            settled = dadd(settled, dparse(string.sub(member, string.find(member, ':', 1, true) + 1)))
+          end
+          redis.call('HSET', belowKey, nextSeq, dstr(settled))
         end
+        total = dsub(total, settled)
       end
       sum = dadd(sum, total)
     end
@@ -131,6 +157,12 @@ if redis.call('ZADD', P .. 'u:' .. buyer .. ':' .. signer, 'NX', sequence, seque
   local totalsKey = P .. 'ut:' .. buyer
   local total = redis.call('HGET', totalsKey, signer) or '0'
   redis.call('HSET', totalsKey, signer, dstr(dadd(dparse(total), dparse(cost))))
+  -- A late entry (re-published after a restart) below a sequence whose sum is kept joins that sum.
+  local belowKey = P .. 'us:' .. buyer .. ':' .. signer
+  local kept = redis.call('HGETALL', belowKey)
+  for k = 1, #kept, 2 do
+    if tonumber(kept[k]) > tonumber(sequence) then redis.call('HSET', belowKey, kept[k], dstr(dadd(dparse(kept[k + 1]), dparse(cost)))) end
+  end
 end
 local spent = tonumber(ARGV[7])
 for j = 1, spent do redis.call('HSET', ARGV[6 + 2 * j], 's:' .. me, ARGV[7 + 2 * j]) end

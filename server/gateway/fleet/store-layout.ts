@@ -11,6 +11,7 @@
  *   u:<buyer>:<signer>     ZSET  sequence → "sequence:cost", the signer's records the chain had not settled when seen
  *   ut:<buyer>             HASH  signer → the sum of that set
  *   uw:<buyer>             HASH  signer → "N:t": a snapshot showed nextSequence N at t; entries below N go after a grace
+ *   us:<buyer>:<signer>    HASH  N → the sum of u:<buyer>:<signer>'s entries below N, for each N a snapshot showed
  *   held:<instance>        SET   the hashes holding r:<instance>, cleared when the instance re-publishes
  *   kd:<key hash>          STRING an API key's definition (JSON, with revokedAt), fleet-definitions.ts
  *   kb:<buyer>             SET   the buyer's key hashes
