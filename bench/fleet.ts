@@ -28,6 +28,7 @@ import { deployMarketplace, USD } from "../scripts/lib/marketplace-fixtures";
 import { killAllProcesses, startGatewayProcess, startSimulatedUpstreamProcess, type GatewayProcess } from "../scripts/lib/processes";
 import { startRpcServer } from "../scripts/lib/rpc-server";
 import { startRedisServer } from "../test/helpers/redis-server";
+import { writeBenchGatewaySite } from "./lib/gateway-site";
 import { loadModules, runLoad, type LoadJob, type LoadResult } from "./lib/load";
 import { stats } from "./lib/stats";
 
@@ -69,22 +70,15 @@ async function main(): Promise<void> {
     const signerKey: Hex = generatePrivateKey();
     const signer: Address = privateKeyToAddress(signerKey);
     await setSignerAuthorization(market.clientOf(market.provider.address as Address), { providerId: Number(market.providerId), signer, authorized: true });
-    const site = path.join(dir, name);
-    fs.mkdirSync(site);
-    fs.writeFileSync(path.join(site, "deployment.json"), JSON.stringify({ chainId, tollgate }));
-    const config = {
-      listen: { host: "127.0.0.1", port: 0 },
-      chain: { deploymentFile: "deployment.json", accountCacheMs: 2_000, registryRefreshMs: 15_000 },
+    const site = writeBenchGatewaySite({
+      folder: path.join(dir, name),
+      chainId,
+      tollgate,
       providerId: Number(market.providerId),
-      store: { path: "usage.sqlite", durability: "process-crash" },
-      upstreams: { sim: { baseUrl: sim.url, timeoutMs: 30_000, connections: 128 } },
-      models: [{ name: "small-model", modelId: 1, upstream: "sim", maxOutputTokens: 512 }],
-      limits: { requestsPerMinute: 0 },
-      log: { level: "warn" },
-      ...(fleet ? { fleet: { redisUrl: redis.url, instanceId: name } } : {}),
-    };
-    fs.writeFileSync(path.join(site, "tollgate.config.json"), JSON.stringify(config));
-    const gateway = await startGatewayProcess({ configPath: path.join(site, "tollgate.config.json"), signerKey, rpcUrl: rpc.url });
+      upstreamUrl: sim.url,
+      extra: fleet ? { fleet: { redisUrl: redis.url, instanceId: name } } : {},
+    });
+    const gateway = await startGatewayProcess({ configPath: site.configPath, signerKey, rpcUrl: rpc.url });
     for (let tries = 0; ; tries++) {
       const health = (await (await fetch(`${gateway.url}/health`)).json()) as { status: string };
       if (health.status === "ok") break;

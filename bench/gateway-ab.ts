@@ -21,6 +21,7 @@ import { createApiKey, deposit, setSignerAuthorization } from "../client";
 import { deployMarketplace, USD } from "../scripts/lib/marketplace-fixtures";
 import { killAllProcesses, spawnTsProcess, startSimulatedUpstreamProcess, type ManagedProcess } from "../scripts/lib/processes";
 import { startRpcServer } from "../scripts/lib/rpc-server";
+import { writeBenchGatewaySite } from "./lib/gateway-site";
 import { loadModules, runLoad, type LoadJob } from "./lib/load";
 import { cpuSecondsOf } from "./lib/machine";
 
@@ -64,25 +65,12 @@ async function main(): Promise<void> {
     ] as const) {
       const signerKey = generatePrivateKey();
       await setSignerAuthorization(market.clientOf(market.provider.address as Address), { providerId: Number(market.providerId), signer: privateKeyToAddress(signerKey), authorized: true });
-      const folder = path.join(dir, name);
-      fs.mkdirSync(folder);
-      fs.writeFileSync(path.join(folder, "deployment.json"), JSON.stringify({ chainId: Number(market.chainId), tollgate }));
-      const config = {
-        listen: { host: "127.0.0.1", port: 0 },
-        chain: { deploymentFile: "deployment.json", accountCacheMs: 2_000, registryRefreshMs: 15_000 },
-        providerId: Number(market.providerId),
-        store: { path: "usage.sqlite", durability: "process-crash" },
-        upstreams: { sim: { baseUrl: sim.url, timeoutMs: 30_000, connections: 128 } },
-        models: [{ name: "small-model", modelId: 1, upstream: "sim", maxOutputTokens: 512 }],
-        limits: { requestsPerMinute: 0 },
-        log: { level: "warn" },
-      };
-      fs.writeFileSync(path.join(folder, "tollgate.config.json"), JSON.stringify(config));
+      const { configPath } = writeBenchGatewaySite({ folder: path.join(dir, name), chainId: Number(market.chainId), tollgate, providerId: Number(market.providerId), upstreamUrl: sim.url });
       const gateway = await spawnTsProcess({
         script: path.join(root, "server/gateway/main.ts"),
         name: `gateway ${name}`,
         nodeArgs: NODE_ARGS,
-        env: { TOLLGATE_CONFIG: path.join(folder, "tollgate.config.json"), TOLLGATE_GATEWAY_SIGNER_KEY: signerKey, TOLLGATE_RPC_URL: rpc.url },
+        env: { TOLLGATE_CONFIG: configPath, TOLLGATE_GATEWAY_SIGNER_KEY: signerKey, TOLLGATE_RPC_URL: rpc.url },
         isReady: (line) => line.event === "listening" && typeof line.url === "string",
       });
       const keys: string[] = [];
