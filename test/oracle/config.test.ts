@@ -3,8 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { ConfigError } from "../../server/config";
 import { parseOracleConfig } from "../../server/oracle/config";
+import { configProblems } from "../helpers/config-problems";
 
 const SENDER = `0x${"22".repeat(32)}`;
 const SIGNER = `0x${"11".repeat(32)}`;
@@ -12,15 +12,7 @@ const SIGNER = `0x${"11".repeat(32)}`;
 describe("oracle configuration", function () {
   let dir: string;
   const valid = () => ({ chain: { rpcUrl: "http://127.0.0.1:8545", deploymentFile: "deployment.json" }, store: { path: "data/usage.sqlite" } });
-  const problems = (raw: unknown, env: NodeJS.ProcessEnv): string => {
-    try {
-      parseOracleConfig(raw, env, dir, "test.json");
-    } catch (error) {
-      expect(error).to.be.instanceOf(ConfigError);
-      return (error as Error).message;
-    }
-    throw new Error("expected a ConfigError");
-  };
+  const problems = (raw: unknown, env: NodeJS.ProcessEnv): string => configProblems(() => parseOracleConfig(raw, env, dir, "test.json"));
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-oracle-config-"));

@@ -7,10 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { generatePrivateKey } from "viem/accounts";
-import { ConfigError } from "../../server/config";
 import { deriveInstanceSignerKey } from "../../server/gateway-instances/instance-keys";
 import { planInstances } from "../../server/gateway-instances/instance-layout";
 import { parseOracleConfig } from "../../server/oracle/config";
+import { configProblems } from "../helpers/config-problems";
 
 const SENDER = `0x${"22".repeat(32)}`;
 const BASE = `0x${"11".repeat(32)}` as const;
@@ -18,15 +18,7 @@ const BASE = `0x${"11".repeat(32)}` as const;
 describe("oracle configuration for N gateway instances", function () {
   let dir: string;
   const valid = (extra: Record<string, unknown> = {}) => ({ chain: { rpcUrl: "http://127.0.0.1:8545", deploymentFile: "deployment.json" }, store: { path: "data/usage.sqlite" }, ...extra });
-  const problems = (raw: unknown, env: NodeJS.ProcessEnv): string => {
-    try {
-      parseOracleConfig(raw, env, dir, "test.json");
-    } catch (error) {
-      expect(error).to.be.instanceOf(ConfigError);
-      return (error as Error).message;
-    }
-    throw new Error("expected a ConfigError");
-  };
+  const problems = (raw: unknown, env: NodeJS.ProcessEnv): string => configProblems(() => parseOracleConfig(raw, env, dir, "test.json"));
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-oracle-instances-"));
