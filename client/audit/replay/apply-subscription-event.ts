@@ -11,7 +11,8 @@ import { protocolFeeOn } from "../../../server/chain/pricing";
 import type { AuditEvent } from "./decode-logs";
 import type { EventContext } from "./apply-event";
 import type { FindingLocation } from "./findings";
-import { buyerOf, includedUsedOf, paidUntil, subscriptionKey, type SubscriptionPlanTerms, type SubscriptionState } from "./ledger";
+import { overageRuleOf, type SubscriptionPlanTerms } from "../../../server/chain/subscription-plan";
+import { buyerOf, includedUsedOf, paidUntil, subscriptionKey, type SubscriptionState } from "./ledger";
 
 /** `EndReason.UNPAID` in `ITollgateSubscriptions`. */
 const END_UNPAID = 1;
@@ -53,7 +54,7 @@ export function applySubscriptionEvent(context: EventContext, event: AuditEvent)
     case "SubscriptionPlanDefined": {
       const { planId, providerId, period, price, includedValue, modelMask, overage } = event.args;
       if (!ledger.providers.has(providerId)) findings.add("event_mismatch", `subscription plan ${planId} names provider ${providerId}, which was never registered`, { ...where, providerId });
-      ledger.subscriptionPlans.set(planId, { planId, providerId, period: Number(period), price, includedValue, modelMask, refuse: overage === 1 });
+      ledger.subscriptionPlans.set(planId, { planId, providerId, period: Number(period), price, includedValue, modelMask, overage: overageRuleOf(overage) });
       return;
     }
     case "Subscribed": {

@@ -93,7 +93,7 @@ export function drawIncludedUsage(ledger: Ledger, input: IncludedDrawInput): Inc
       paidUntil: paidUntil(sub, plan),
       includedValue: plan.includedValue,
       modelMask: plan.modelMask,
-      refuse: plan.refuse,
+      refuse: plan.overage === "refuse",
       periodIndex: -1,
       used: 0n,
       drawn: 0n,

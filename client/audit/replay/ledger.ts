@@ -5,6 +5,7 @@
  */
 import type { Address } from "viem";
 import type { CreditPlanTerms, PriceEpoch } from "../../../server/chain/marketplace-reader";
+import type { SubscriptionPlanTerms } from "../../../server/chain/subscription-plan";
 
 /** `SpendingLimits.SpendingLimit`, as settlement leaves it. */
 export interface SpendingLimitState {
@@ -71,18 +72,6 @@ export interface SignerState {
   history: SignerAuthorization[];
 }
 
-/** `ITollgateSubscriptions.SubscriptionPlan`, as `SubscriptionPlanDefined` states it (plans never change). */
-export interface SubscriptionPlanTerms {
-  planId: bigint;
-  providerId: number;
-  /** Seconds. */
-  period: number;
-  price: bigint;
-  includedValue: bigint;
-  modelMask: bigint;
-  /** Overage rule REFUSE (else BILL_BALANCE). */
-  refuse: boolean;
-}
 
 /** `ITollgateSubscriptions.Subscription` of one buyer with one provider, as its events leave it. */
 export interface SubscriptionState {
