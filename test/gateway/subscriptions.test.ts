@@ -15,7 +15,7 @@ import { SMALL_PRICES, USD } from "../../scripts/lib/marketplace-fixtures";
 import { createGateway, type Gateway } from "../../server/gateway/gateway";
 import { createOpenAICompatibleUpstream } from "../../server/upstream/openai-compatible";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
-import { startOracleHarness } from "../helpers/oracle-harness";
+import { settleEverything } from "../helpers/oracle-harness";
 import { balanceOf, spendableOf, subscribeBuyer } from "../helpers/subscriptions";
 
 const DAY = 24 * 3600;
@@ -43,10 +43,6 @@ describe("gateway: subscriptions", function () {
       .filter((record) => model === undefined || record.modelId === model)
       .reduce((sum, record) => sum + record.cost, 0n);
 
-  /**
-   * Settles everything with the real oracle; returns what the chain says of `buyer`: the included value each
-   * period gave (`IncludedUsageDrawn`) and the batches' shortfall (`BatchSettled`).
-   */
   /** Calls until one is refused (at most 50); how many were served, and the refusal (undefined if none came). */
   async function callUntilRefused(key: string): Promise<{ served: number; refusal: any }> {
     for (let served = 0; served < 50; served++) {
@@ -58,14 +54,13 @@ describe("gateway: subscriptions", function () {
     }
     return { served: 50, refusal: undefined };
   }
-    async function settle(buyer: { address: string }) {
-    const { oracle, client } = await startOracleHarness(h);
-    const fromBlock = await client.getBlockNumber();
-    try {
-      await oracle.settleAll();
-    } finally {
-      await oracle.close();
-    }
+
+  /**
+   * Settles everything with the real oracle; returns what the chain says of `buyer`: the included value each
+   * period gave (`IncludedUsageDrawn`) and the batches' shortfall (`BatchSettled`).
+   */
+  async function settle(buyer: { address: string }) {
+    const { client, fromBlock } = await settleEverything(h);
     expect(h.gateway.ctx.store.unsettledRecords(0n, 10).length).to.equal(0);
     const subscriptions = (await h.market.tollgate.subscriptions()) as Address;
     const batches = await client.getContractEvents({ address: h.config.chain.deployment.tollgate, abi: tollgateAbi, eventName: "BatchSettled", fromBlock });

@@ -51,3 +51,15 @@ export async function startOracleHarness(harness: GatewayHarness, options: Oracl
   const oracle = await createOracle({ config, client });
   return { oracle, config, senderKey, client };
 }
+
+/** Runs a fresh oracle until every record of the gateway is settled, then stops it; `fromBlock` is where it began. */
+export async function settleEverything(harness: GatewayHarness): Promise<{ client: PublicClient; fromBlock: bigint }> {
+  const { oracle, client } = await startOracleHarness(harness);
+  const fromBlock = await client.getBlockNumber();
+  try {
+    await oracle.settleAll();
+  } finally {
+    await oracle.close();
+  }
+  return { client, fromBlock };
+}

@@ -12,7 +12,7 @@ import { MarketplaceReader } from "../../server/chain/marketplace-reader";
 import { SubscriptionRenewals } from "../../server/oracle/subscription-renewals";
 import { USD } from "../../scripts/lib/marketplace-fixtures";
 import { startGatewayHarness, type GatewayHarness } from "../helpers/gateway-harness";
-import { startOracleHarness } from "../helpers/oracle-harness";
+import { settleEverything, startOracleHarness } from "../helpers/oracle-harness";
 import { subscribeBuyer } from "../helpers/subscriptions";
 
 const DAY = 24 * 3600;
@@ -43,13 +43,7 @@ describe("oracle: subscriptions", function () {
   }
 
   async function settleAndRead(buyer: { address: string }) {
-    const { oracle, client } = await startOracleHarness(h);
-    const fromBlock = await client.getBlockNumber();
-    try {
-      await oracle.settleAll();
-    } finally {
-      await oracle.close();
-    }
+    const { client, fromBlock } = await settleEverything(h);
     const subscriptions = (await h.market.tollgate.subscriptions()) as Address;
     const args = { buyer: getAddress(buyer.address) };
     const read = { address: subscriptions, abi: tollgateSubscriptionsAbi, fromBlock, args } as const;
