@@ -7,6 +7,9 @@
 import type { Address, PublicClient } from "viem";
 import { tollgateAbi, tollgateCreditsAbi, tollgateSubscriptionsAbi } from "./abis";
 import type { ModelPrices } from "./pricing";
+import { overageRuleOf, type SubscriptionPlanTerms } from "./subscription-plan";
+
+export type { SubscriptionPlanTerms } from "./subscription-plan";
 
 export interface PriceEpoch extends ModelPrices {
   index: number;
@@ -45,19 +48,6 @@ export interface HeldCredits {
   change: bigint;
 }
 
-/** A subscription plan as `TollgateSubscriptions` stores it; plans never change once defined. */
-export interface SubscriptionPlanTerms {
-  planId: bigint;
-  providerId: number;
-  /** Period length in seconds. */
-  period: number;
-  price: bigint;
-  /** Usage value (token base units, at list prices) each paid period includes; unused value does not roll over. */
-  includedValue: bigint;
-  /** Bit i set: covers the provider's model of local index i. */
-  modelMask: bigint;
-  overage: "bill_balance" | "refuse";
-}
 
 /** A buyer's subscription with the gateway's provider, at the snapshot's block. */
 export interface SubscriptionStatus {
@@ -88,8 +78,6 @@ export interface BuyerSnapshot {
   spendingLimit: { limitPerPeriod: bigint; period: number; windowStart: number; spentInWindow: bigint };
   /** The buyer's subscription to this provider (the latest, even if ended), or null if it never subscribed. */
   subscription: SubscriptionStatus | null;
-  /** Wall-clock milliseconds when read, for cache expiry. */
-  readAt: number;
   /** Fleet mode: every fleet signer's next sequence at this same block (lower-case address → sequence). */
   fleetNextSequences?: ReadonlyMap<string, bigint>;
 }
@@ -180,7 +168,7 @@ export class MarketplaceReader {
       price: plan.price,
       includedValue: plan.includedValue,
       modelMask: plan.modelMask,
-      overage: plan.overage === 1 ? "refuse" : "bill_balance",
+      overage: overageRuleOf(plan.overage),
     };
     this.subscriptionPlans.set(planId, terms);
     return terms;
@@ -249,7 +237,6 @@ export class MarketplaceReader {
         spentInWindow: limit.spentInWindow,
       },
       subscription,
-      readAt: Date.now(),
       ...(fleetSigners && { fleetNextSequences: new Map(fleetSigners.map((other, index) => [other.toLowerCase(), fleetViews![index].nextSequence])) }),
     };
   }
