@@ -7,23 +7,15 @@ import { expect } from "chai";
 import { ethers } from "ethers";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import type { Hex } from "viem";
-import { ConfigError } from "../../server/config";
 import { deriveInstanceSignerKey, INSTANCE_KEY_LABEL, instanceSignerKeys } from "../../server/gateway-instances/instance-keys";
 import { instanceCountFromEnv, instanceIdOf, instanceStorePath, parseInstanceCount, planInstances } from "../../server/gateway-instances/instance-layout";
 import { RestartBackoff } from "../../server/gateway-instances/restart-backoff";
 import { requireAuthorizedSigners, requireSharedStore, signerProblem, type SignerStanding } from "../../server/gateway-instances/launch-checks";
+import { configProblems } from "../helpers/config-problems";
 
 const BASE = `0x${"ab".repeat(32)}` as Hex;
 
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-}
+const configError = configProblems;
 
 describe("gateway instances: keys, stores and ids", function () {
   it("derives the same key for the same base and index, a different one per index, and none equal to the base", () => {
